@@ -1,0 +1,53 @@
+# dnnbench: `make run` sets up and runs the quickstart; `make test` sets up and runs the tests.
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONFIG ?= config/quickstart.yaml
+# pip prints one warning per package for the offline mirror's missing folders
+PIP_FILTER := grep -v -e 'is ignored: it is neither a file nor a directory' || true
+
+.PHONY: setup run test test-fast perf s3-up s3-down s3-status lock clean
+
+$(STAMP): requirements.txt requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing requirements into $(VENV) (pinned by requirements.lock) ..."
+	@$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -c requirements.lock 2>&1 | $(PIP_FILTER)
+	@$(PY) -c "import torch, cv2, pandas, pydantic, rich, boto3, s3fs" 
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) benchmark.py --config $(CONFIG)
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest tests/unit
+
+perf: setup
+	$(PY) scripts/perf.py
+
+s3-up:
+	scripts/s3-server.sh start
+
+s3-down:
+	scripts/s3-server.sh stop
+
+s3-status:
+	scripts/s3-server.sh status
+
+# regenerate the exact pins after changing requirements.txt
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -r requirements.txt 2>&1 | $(PIP_FILTER)
+	.venv-lock/bin/pip freeze > requirements.lock && rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache data

@@ -1,0 +1,75 @@
+"""User-facing errors: a reference (what), a message, and a hint (how to fix).
+
+The CLI is the one place that renders them and turns them into exit codes.
+Every class can also be built from a single string, so an error raised inside a
+loader worker survives being re-raised by the framework in the main process.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_REGRESSION = 3
+EXIT_INTERRUPTED = 130
+
+
+class BenchError(Exception):
+    """Base of all errors meant for the user.
+
+    Args:
+        message: what went wrong, one sentence.
+        reference: the config field path, file, key or endpoint it concerns.
+        hint: what the user can do about it.
+    """
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, reference: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reference = reference
+        self.hint = hint
+
+    def __str__(self) -> str:
+        head = f"{self.reference}: {self.message}" if self.reference else self.message
+        return f"{head} (hint: {self.hint})" if self.hint else head
+
+
+class ConfigError(BenchError):
+    """The configuration is invalid; nothing has run yet."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, *, reference: str | None = None, hint: str | None = None,
+                 details: list[str] | None = None):
+        super().__init__(message, reference=reference, hint=hint)
+        self.details = details or []
+
+
+class PluginError(ConfigError):
+    """An unknown or broken plugin name."""
+
+
+class DataError(BenchError):
+    """The dataset is missing, empty or unreadable (bad input: exit 2)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class StorageError(BenchError):
+    """Storage is unreachable, refuses access, or a request failed."""
+
+    exit_code = EXIT_FAILED
+
+
+class SampleError(BenchError):
+    """A sample could not be read or decoded."""
+
+    exit_code = EXIT_FAILED
+
+
+class RunFailed(BenchError):
+    """The run started but could not finish."""
+
+    exit_code = EXIT_FAILED

@@ -1,0 +1,1 @@
+"""PyTorch adapters: map-style datasets, models, trainers and the epoch runner."""

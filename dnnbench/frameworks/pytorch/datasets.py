@@ -1,0 +1,237 @@
+"""Map-style datasets reading through dnnbench's storage layer.
+
+``__getitem__`` takes ``(epoch, index)`` from :class:`EpochSampler` (a plain
+index works too) and returns ``(sample, label, nbytes)``; a sample that cannot
+be read or decoded comes back as a :class:`Failure` so the main process can
+name the key without a worker traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from dnnbench.data.decode import DecodeError, decode_image
+from dnnbench.data.index import SampleIndex
+from dnnbench.metrics.requests import get_recorder
+from dnnbench.registry import DATASETS
+from dnnbench.storage.base import Storage
+
+
+class Failure:
+    """A sample that could not be read or decoded (picklable)."""
+
+    __slots__ = ("key", "reason")
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+
+    def __reduce__(self):
+        return Failure, (self.key, self.reason)
+
+
+@DATASETS.register("image_folder", framework="pytorch",
+                   aliases=("TorchImageClassificationDataset", "MapStyleDataset"))
+class ImageFolderDataset(Dataset):
+    """Map-style: one storage read per sample, decoded with OpenCV to image_dimension.
+
+    Subclass and override :meth:`transform` to change what happens to the bytes.
+    """
+
+    def __init__(self, index: SampleIndex, storage: Storage, config: Any):
+        self.keys = index.keys
+        self.labels = index.labels.tolist()
+        self.sizes = index.sizes.tolist()
+        self.storage = storage
+        self.config = config
+        self.decode = config.decode
+        self.size = tuple(config.image_dimension)
+        # raw bytes with the built-in transform: read a whole batch straight into one
+        # shared-memory buffer (no per-sample copies); subclasses that override
+        # transform() get the per-sample path
+        self._raw_batches = (self.decode == "none" or isinstance(self, RawBytesDataset)) and \
+            type(self).transform in (ImageFolderDataset.transform, RawBytesDataset.transform)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def transform(self, data: bytes) -> np.ndarray:
+        """Bytes -> array. Default: decode to (H, W, C) uint8, or raw bytes for decode none."""
+        if self.decode == "none":
+            return np.frombuffer(data, dtype=np.uint8)
+        return decode_image(data, self.decode, self.size)
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, tuple):
+            epoch, i = item
+            rec = get_recorder(self.storage.recorder_spec)
+            if rec is not None:
+                rec.epoch = epoch
+        else:
+            i = item
+        key = self.keys[i]
+        try:
+            data, row = self.storage.get(key)
+        except Exception as e:  # named in the main process, no worker traceback
+            return Failure(key, f"read failed: {type(e).__name__}: {e}")
+        t0 = time.perf_counter()
+        try:
+            sample = self.transform(data)
+        except DecodeError as e:
+            return Failure(key, f"decode failed: {e}")
+        if row is not None:
+            row[9] = time.perf_counter() - t0
+        return sample, self.labels[i], len(data)
+
+    def __getitems__(self, items: list[Any]) -> Any:
+        """Batched fetch (the DataLoader calls this when it exists)."""
+        if not self._raw_batches:
+            return [self[item] for item in items]
+        if items and isinstance(items[0], tuple):
+            rec = get_recorder(self.storage.recorder_spec)
+            if rec is not None:
+                rec.epoch = items[0][0]
+            idx = [i for _, i in items]
+        else:
+            idx = list(items)
+        return self._read_raw_batch(idx)
+
+    #: raw batches are views into a ring of shared buffers reused round-robin; a
+    #: worker has at most prefetch_factor batches in flight plus the one being
+    #: consumed, so prefetch_factor + 2 slots are never overwritten while in use
+    ring_slots = 4
+
+    def _ring_buffer(self, nbytes: int) -> torch.Tensor:
+        pid = os.getpid()
+        ring = self.__dict__.get("_ring")
+        if ring is None or ring[0] != pid:
+            ring = self._ring = [pid, 0, [None] * self.ring_slots]
+        slot = ring[1] % self.ring_slots
+        ring[1] += 1
+        buf = ring[2][slot]
+        if buf is None or buf.numel() < nbytes:
+            buf = ring[2][slot] = _empty((max(nbytes, 1) * 5 // 4 + 4096,), torch.uint8)
+        return buf[:nbytes]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_ring", None)
+        return state
+
+    def _read_raw_batch(self, idx: list[int]) -> "Batch":
+        sizes = [self.sizes[i] for i in idx]
+        out = self._ring_buffer(sum(sizes))
+        view = memoryview(out.numpy())
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        labels = []
+        failures = []
+        pos = 0
+        get_into = self.storage.get_into
+        for i, size in zip(idx, sizes):
+            key = self.keys[i]
+            try:
+                n, _ = get_into(key, view[pos:pos + size])
+            except Exception as e:  # named in the main process, no worker traceback
+                failures.append(Failure(key, f"read failed: {type(e).__name__}: {e}"))
+                continue
+            pos += n
+            labels.append(self.labels[i])
+            offsets[len(labels)] = pos
+        if failures:
+            out = out[:pos]
+            offsets = offsets[: len(labels) + 1]
+        return Batch(out, np.asarray(labels, dtype=np.int64), pos, len(labels), failures, offsets)
+
+
+@DATASETS.register("raw", framework="pytorch", aliases=("PythonReadDataset",))
+class RawBytesDataset(ImageFolderDataset):
+    """Map-style: one storage read per sample; the bytes are passed on undecoded."""
+
+    def transform(self, data: bytes) -> np.ndarray:
+        return np.frombuffer(data, dtype=np.uint8)
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)``: a fresh seeded permutation per epoch (or listing order)."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int, limit: int | None = None):
+        self.n = n
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.limit = limit
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n if self.limit is None else min(self.n, self.limit)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        epoch = self.epoch
+        for i in order[: len(self)].tolist():
+            yield epoch, i
+
+
+class Batch:
+    """One collated batch: data (a tensor), labels and offsets (numpy: sent inline,
+    not as extra shared-memory tensors), bytes read, and failed samples."""
+
+    __slots__ = ("data", "labels", "nbytes", "samples", "failures", "offsets")
+
+    def __init__(self, data, labels, nbytes, samples, failures, offsets=None):
+        self.data = data
+        self.labels = labels
+        self.nbytes = nbytes
+        self.samples = samples
+        self.failures = failures
+        self.offsets = offsets
+
+    def pin_memory(self) -> "Batch":
+        self.data = self.data.pin_memory()
+        return self
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Allocate in shared memory inside a loader worker (saves a copy when sent back)."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape)) if shape else 1
+    storage = torch.UntypedStorage._new_shared(numel * torch.empty((), dtype=dtype).element_size())
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
+
+
+def collate(samples: list[Any]) -> Batch:
+    """Stack decoded images (N, H, W, C) or concatenate raw bytes (with offsets)."""
+    if isinstance(samples, Batch):  # built by __getitems__ already
+        return samples
+    failures = [s for s in samples if isinstance(s, Failure)]
+    good = [s for s in samples if not isinstance(s, Failure)] if failures else samples
+    labels = np.asarray([s[1] for s in good], dtype=np.int64)
+    nbytes = sum(s[2] for s in good)
+    arrays = [s[0] for s in good]
+    if not arrays:
+        return Batch(torch.empty(0, dtype=torch.uint8), labels, 0, 0, failures)
+    first = arrays[0]
+    if first.ndim == 1 or any(a.shape != first.shape for a in arrays):
+        sizes = [a.size for a in arrays]
+        out = _empty((sum(sizes),), torch.uint8)
+        buf = out.numpy()
+        offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        for a, off, size in zip(arrays, offsets[:-1].tolist(), sizes):
+            buf[off:off + size] = a.reshape(-1)
+        return Batch(out, labels, nbytes, len(good), failures, offsets)
+    out = _empty((len(arrays), *first.shape), torch.from_numpy(first[:0]).dtype)
+    np.stack(arrays, out=out.numpy())
+    return Batch(out, labels, nbytes, len(good), failures)

@@ -1,0 +1,1 @@
+"""Recorders (requests, steps, system), aggregation and CSV reports."""

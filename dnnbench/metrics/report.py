@@ -1,0 +1,207 @@
+"""Aggregate the recorders into the run's CSVs and its one summary row.
+
+Definitions (DESIGN §6): bytes are payload bytes returned by storage; MiB is
+2^20 and MB is 10^6 bytes; AU = sum(compute_s) / wall time of the measured
+steps, the first ``warmup_steps`` excluded. A figure that cannot be measured is
+left empty and its reason goes to ``unmeasured``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnnbench.metrics.requests import COLUMNS as REQUEST_COLUMNS
+from dnnbench.metrics.steps import STEP_COLUMNS, EpochRecord
+from dnnbench.metrics.system import SYSTEM_COLUMNS
+
+SUMMARY_COLUMNS = [
+    "run_id", "status", "failed_phase", "reason", "started_at", "config", "framework", "storage",
+    "client", "access", "decode", "dataset", "model", "trainer", "workers", "batch_size", "epochs",
+    "steps", "samples", "bytes", "wall_s", "samples_per_s", "MiB_per_s", "MB_per_s",
+    "steady_MiB_per_s", "au_percent", "time_to_first_batch_s", "list_s", "objects_listed",
+    "bytes_listed", "objects_listed_per_s", "requests", "request_p50_ms", "request_p90_ms",
+    "request_p99_ms", "request_p999_ms", "request_max_ms", "request_ttfb_p50_ms",
+    "request_ttfb_p99_ms", "decode_p50_ms", "read_share_percent", "first_epoch_MiB_per_s",
+    "last_epoch_MiB_per_s", "cpu_percent", "peak_rss_MiB", "errors", "retries", "cache",
+    "byte_check",
+]
+EPOCH_COLUMNS = ["epoch", "complete", "steps", "samples", "bytes", "wall_s", "samples_per_s",
+                 "MiB_per_s", "MB_per_s", "first_batch_s", "wait_s", "compute_s", "au_percent",
+                 "requests", "request_p50_ms", "request_p99_ms", "failed_samples", "cache"]
+MiB = 2**20
+
+
+@dataclass
+class RunFacts:
+    """Everything the report needs, gathered by the executor."""
+
+    run_id: str
+    run_dir: Path
+    started_at: str
+    identity: dict[str, Any]
+    t0: float
+    status: str = "ok"
+    failed_phase: str | None = None
+    reason: str | None = None
+    listing: Any = None
+    train_start: float | None = None
+    train_end: float | None = None
+    steps: list[list] = field(default_factory=list)
+    epochs: list[EpochRecord] = field(default_factory=list)
+    warmup_steps: int = 0
+    system: Any = None
+    bytes_listed_per_epoch: int | None = None
+    full_epochs: bool = False
+    ttfb_reason: str = ""
+    request_mode: str = "all"
+    unmeasured: dict[str, str] = field(default_factory=dict)
+
+
+def merge_requests(run_dir: Path, t0: float) -> pd.DataFrame:
+    """Merge the per-process request files into one frame with relative times in ms."""
+    parts = sorted(glob.glob(str(run_dir / ".requests" / "requests-*.csv")))
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in parts if os.path.getsize(p)]
+    if not frames:
+        df = pd.DataFrame(columns=REQUEST_COLUMNS)
+    else:
+        df = pd.concat(frames, ignore_index=True)
+    df = df.sort_values("start", kind="stable").reset_index(drop=True)
+    out = pd.DataFrame({
+        "op": df["op"], "key": df["key"], "pid": df["pid"], "worker": df["worker"],
+        "epoch": df["epoch"],
+        "start_s": (df["start"].astype(float) - t0).round(6),
+        "latency_ms": ((df["end"].astype(float) - df["start"].astype(float)) * 1e3).round(4),
+        "ttfb_ms": ((df["ttfb"].astype(float) - df["start"].astype(float)) * 1e3).round(4),
+        "bytes": df["bytes"], "decode_ms": (df["decode_s"].astype(float) * 1e3).round(4),
+        "error": df["error"], "retries": df["retries"],
+    })
+    return out
+
+
+def _pct(values: pd.Series, q: float) -> float | None:
+    v = values.dropna()
+    return float(np.percentile(v, q)) if len(v) else None
+
+
+def _rate(n: float, seconds: float | None, unit: float = 1.0) -> float | None:
+    return n / unit / seconds if seconds and seconds > 0 else None
+
+
+def build_reports(f: RunFacts) -> dict[str, Any]:
+    """Write epochs/steps/requests/system CSVs into the run dir; return the summary row."""
+    steps = pd.DataFrame(f.steps, columns=STEP_COLUMNS)
+    steps_out = steps.assign(t_s=(steps["start"] - f.t0).round(6)).drop(columns=["start"])
+    steps_out = steps_out[["epoch", "step", "t_s", "wait_s", "compute_s", "samples", "bytes", "loss",
+                           "failed_samples"]]
+    steps_out.to_csv(f.run_dir / "steps.csv", index=False, float_format="%.6g")
+
+    requests = merge_requests(f.run_dir, f.t0)
+    requests.to_csv(f.run_dir / "requests.csv", index=False, float_format="%.6g")
+    gets = requests[requests["op"].isin(["get", "get_range"])]
+
+    epochs = _epochs_frame(f, steps, gets)
+    epochs.to_csv(f.run_dir / "epochs.csv", index=False, float_format="%.6g")
+
+    system = pd.DataFrame(f.system.rows if f.system else [], columns=SYSTEM_COLUMNS)
+    system.assign(t=(system["t"] - f.t0).round(3)).rename(columns={"t": "t_s"}).drop(
+        columns=["cpu_s"]).to_csv(f.run_dir / "system.csv", index=False)
+    return _summary(f, steps, epochs, gets)
+
+
+def _epochs_frame(f: RunFacts, steps: pd.DataFrame, gets: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for e in f.epochs:
+        s = steps[steps["epoch"] == e.epoch]
+        g = gets[gets["epoch"] == e.epoch]
+        wall = (e.end - e.start) if e.end else None
+        busy = float(s["wait_s"].sum() + s["compute_s"].sum())
+        rows.append({
+            "epoch": e.epoch, "complete": e.complete, "steps": e.steps, "samples": e.samples,
+            "bytes": e.bytes, "wall_s": wall, "samples_per_s": _rate(e.samples, wall),
+            "MiB_per_s": _rate(e.bytes, wall, MiB), "MB_per_s": _rate(e.bytes, wall, 1e6),
+            "first_batch_s": e.first_batch_s, "wait_s": float(s["wait_s"].sum()),
+            "compute_s": float(s["compute_s"].sum()),
+            "au_percent": 100.0 * float(s["compute_s"].sum()) / busy if busy > 0 else None,
+            "requests": len(g), "request_p50_ms": _pct(g["latency_ms"], 50),
+            "request_p99_ms": _pct(g["latency_ms"], 99), "failed_samples": e.failed_samples,
+            "cache": e.cache,
+        })
+    return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
+
+
+def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.DataFrame) -> dict[str, Any]:
+    why = f.unmeasured
+    row: dict[str, Any] = {c: None for c in SUMMARY_COLUMNS}
+    row.update(run_id=f.run_id, status=f.status, failed_phase=f.failed_phase, reason=f.reason,
+               started_at=f.started_at, **f.identity)
+    if f.listing is not None:
+        row.update(list_s=f.listing.seconds, objects_listed=f.listing.objects,
+                   bytes_listed=f.listing.bytes, objects_listed_per_s=f.listing.objects_per_s)
+    wall = (f.train_end - f.train_start) if f.train_start and f.train_end else None
+    samples, nbytes = int(steps["samples"].sum()), int(steps["bytes"].sum())
+    row.update(steps=len(steps), samples=samples, bytes=nbytes, wall_s=wall,
+               samples_per_s=_rate(samples, wall), MiB_per_s=_rate(nbytes, wall, MiB),
+               MB_per_s=_rate(nbytes, wall, 1e6))
+    measured = steps.iloc[f.warmup_steps:]
+    busy = float(measured["wait_s"].sum() + measured["compute_s"].sum())
+    if len(measured) and busy > 0:
+        row["au_percent"] = 100.0 * float(measured["compute_s"].sum()) / busy
+        row["steady_MiB_per_s"] = _rate(float(measured["bytes"].sum()), busy, MiB)
+    elif len(steps):
+        why["au_percent"] = why["steady_MiB_per_s"] = f"no steps after the {f.warmup_steps} warm-up steps"
+    if f.epochs and f.epochs[0].first_batch_s is not None:
+        row["time_to_first_batch_s"] = f.epochs[0].first_batch_s
+    ok = gets[gets["error"].isna()] if len(gets) else gets
+    row["requests"] = len(gets) if f.request_mode == "all" else None
+    if f.request_mode != "all":
+        why["requests"] = f"metrics.requests is {f.request_mode}: request rows are a sample"
+    if len(ok):
+        lat = ok["latency_ms"]
+        row.update(request_p50_ms=_pct(lat, 50), request_p90_ms=_pct(lat, 90),
+                   request_p99_ms=_pct(lat, 99), request_p999_ms=_pct(lat, 99.9),
+                   request_max_ms=float(lat.max()))
+        if ok["ttfb_ms"].notna().any():
+            row.update(request_ttfb_p50_ms=_pct(ok["ttfb_ms"], 50), request_ttfb_p99_ms=_pct(ok["ttfb_ms"], 99))
+        else:
+            why["request_ttfb_p50_ms"] = why["request_ttfb_p99_ms"] = f.ttfb_reason
+        dec = ok[ok["decode_ms"].notna()]
+        if len(dec) and dec["decode_ms"].sum() > 0:
+            row["decode_p50_ms"] = _pct(dec["decode_ms"], 50)
+            read_ms, dec_ms = float(dec["latency_ms"].sum()), float(dec["decode_ms"].sum())
+            row["read_share_percent"] = 100.0 * read_ms / (read_ms + dec_ms)
+        else:
+            why["decode_p50_ms"] = why["read_share_percent"] = "no decode step (dataset.decode none or a custom dataset)"
+    elif f.request_mode == "off":
+        for c in ("request_p50_ms", "request_p90_ms", "request_p99_ms", "request_p999_ms", "request_max_ms",
+                  "request_ttfb_p50_ms", "request_ttfb_p99_ms", "decode_p50_ms", "read_share_percent"):
+            why[c] = "metrics.requests is off"
+    complete = epochs[epochs["complete"] == True]  # noqa: E712
+    if len(complete):
+        row["first_epoch_MiB_per_s"] = complete.iloc[0]["MiB_per_s"]
+        row["last_epoch_MiB_per_s"] = complete.iloc[-1]["MiB_per_s"]
+    if f.system is not None and wall:
+        row["cpu_percent"] = f.system.cpu_percent_between(f.train_start, f.train_end)
+        row["peak_rss_MiB"] = round(f.system.peak_rss / MiB, 1)
+    row["errors"] = int(gets["error"].notna().sum()) if len(gets) else 0
+    row["retries"] = int(gets["retries"].fillna(0).sum()) if len(gets) else 0
+    caches = {e.cache for e in f.epochs}
+    row["cache"] = caches.pop() if len(caches) == 1 else "unknown"
+    row["byte_check"] = _byte_check(f, epochs)
+    return row
+
+
+def _byte_check(f: RunFacts, epochs: pd.DataFrame) -> str:
+    """Did each complete epoch read exactly the bytes listing reported?"""
+    if not f.full_epochs or f.bytes_listed_per_epoch is None:
+        return "n/a"
+    complete = epochs[epochs["complete"] == True]  # noqa: E712
+    if not len(complete) or (complete["failed_samples"] > 0).any():
+        return "n/a"
+    return "ok" if (complete["bytes"] == f.bytes_listed_per_epoch).all() else "mismatch"

@@ -1,0 +1,105 @@
+"""Per-request records, written by whichever process made the request.
+
+The hot path takes no lock and shares nothing: each process (main or loader
+worker) appends rows to its own list and flushes them to its own CSV file
+(``requests-<pid>.csv``) when the list grows, when the process exits (a
+multiprocessing finalizer, which runs for fork, spawn and forkserver workers),
+or when the main process asks. The report merges the files at the end.
+
+Timestamps are ``time.perf_counter()`` values: CLOCK_MONOTONIC on Linux, one
+clock for every process on the machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from dataclasses import dataclass
+from multiprocessing import util as mp_util
+from pathlib import Path
+
+COLUMNS = ["op", "key", "pid", "worker", "epoch", "start", "ttfb", "end", "bytes",
+           "decode_s", "error", "retries"]
+_FLUSH_EVERY = 20_000
+
+
+@dataclass(frozen=True)
+class RecorderSpec:
+    """What crosses into loader workers: where and how to record, no live state."""
+
+    directory: str
+    mode: str = "all"  # all | sampled | off
+    rate: float = 0.1
+    seed: int = 0
+
+
+class RequestRecorder:
+    """Buffers request rows for the current process."""
+
+    def __init__(self, spec: RecorderSpec):
+        self.spec = spec
+        self.epoch = 0
+        self.worker = -1
+        self._pid = os.getpid()
+        self._rows: list[list] = []
+        self._finalizer = None
+        self._rng = random.Random(spec.seed ^ self._pid)
+        self._keep_all = spec.mode == "all"
+        self._off = spec.mode == "off"
+        self.count = 0
+        self.errors = 0
+        self.bytes = 0
+
+    def add(self, op: str, key: str, start: float, ttfb: float | None, end: float, nbytes: int,
+            error: str | None = None, retries: int = 0) -> list | None:
+        """Record one request; returns the row (to attach decode time) or None if not kept."""
+        self.count += 1
+        self.bytes += nbytes
+        if error is not None:
+            self.errors += 1
+        elif self._off or (not self._keep_all and self._rng.random() >= self.spec.rate):
+            return None
+        row = [op, key, self._pid, self.worker, self.epoch, start, ttfb, end, nbytes, None, error, retries]
+        self._rows.append(row)
+        if self._finalizer is None:
+            self._finalizer = mp_util.Finalize(self, self.flush, exitpriority=10)
+        if len(self._rows) >= _FLUSH_EVERY:
+            self.flush()
+        return row
+
+    def flush(self) -> None:
+        """Append buffered rows to this process's CSV file."""
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        directory = Path(self.spec.directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"requests-{self._pid}.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(COLUMNS)
+            w.writerows(rows)
+
+
+_CURRENT: RequestRecorder | None = None
+
+
+def get_recorder(spec: RecorderSpec | None) -> RequestRecorder | None:
+    """The recorder of this process for ``spec``; a new one after a fork (pid change)."""
+    global _CURRENT
+    if spec is None:
+        return None
+    rec = _CURRENT
+    if rec is None or rec._pid != os.getpid() or rec.spec != spec:
+        if rec is not None and rec._pid == os.getpid():
+            rec.flush()
+        rec = _CURRENT = RequestRecorder(spec)
+    return rec
+
+
+def flush_current() -> None:
+    if _CURRENT is not None and _CURRENT._pid == os.getpid():
+        _CURRENT.flush()

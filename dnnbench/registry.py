@@ -1,0 +1,235 @@
+"""Plugin registries: register by decorator, look up by name, list with origins.
+
+Built-in entries are declared lazily as ``"module:attr"`` strings so listing
+plugins or validating a config imports no framework. A module that defines a
+built-in may still use the decorator: registering the very object a lazy entry
+points to fills that entry in instead of clashing with it.
+
+Third-party code arrives through the ``plugins:`` config key (module names or
+``.py`` paths) or the ``dnnbench.plugins`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from dnnbench.errors import PluginError
+
+ENTRY_POINT_GROUP = "dnnbench.plugins"
+
+
+@dataclass
+class Entry:
+    """One registered plugin."""
+
+    name: str
+    target: Any  # the object, or "module:attr" until first use
+    framework: str | None = None
+    origin: str = "builtin"
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    _loaded: bool = field(default=False, repr=False)
+
+    @property
+    def location(self) -> str:
+        if isinstance(self.target, str):
+            return self.target
+        return f"{getattr(self.target, '__module__', '?')}:{getattr(self.target, '__qualname__', '?')}"
+
+    def load(self) -> Any:
+        if isinstance(self.target, str):
+            module_name, _, attr = self.target.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as e:
+                raise PluginError(
+                    f"cannot import {module_name} for plugin {self.name!r}: {e}",
+                    hint="install the project's requirements (make setup)") from e
+            self.target = getattr(module, attr)
+        return self.target
+
+
+class Registry:
+    """A named table of plugins of one kind (storage, dataset, model, trainer)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[tuple[str, str | None], Entry] = {}
+        self._aliases: dict[tuple[str, str | None], str] = {}
+
+    # -- registration ---------------------------------------------------
+    def register(self, name: str, *, framework: str | None = None, aliases: tuple[str, ...] = (),
+                 description: str = "", origin: str | None = None) -> Callable[[Any], Any]:
+        """Decorator: ``@MODELS.register("convnet", framework="pytorch")``.
+
+        Raises:
+            PluginError: the name is already taken by a different object.
+        """
+
+        def decorate(obj: Any) -> Any:
+            self.add(name, obj, framework=framework, aliases=aliases,
+                     description=description or (obj.__doc__ or "").strip().split("\n")[0],
+                     origin=origin or _origin_of(obj))
+            return obj
+
+        return decorate
+
+    def add(self, name: str, target: Any, *, framework: str | None = None,
+            aliases: tuple[str, ...] = (), description: str = "", origin: str = "builtin") -> None:
+        key = (name, framework)
+        old = self._entries.get(key)
+        if old is not None:
+            if isinstance(old.target, str) and not isinstance(target, str) and \
+                    old.target == f"{target.__module__}:{target.__qualname__}":
+                old.target = target  # the lazy built-in has just been imported
+                return
+            if old.target is target:
+                return
+            raise PluginError(
+                f"{self.kind} {name!r}{_fw(framework)} is already registered by {old.location}",
+                hint="choose another name for your plugin")
+        self._entries[key] = Entry(name, target, framework, origin, tuple(aliases), description)
+        for alias in aliases:
+            self._aliases[(alias, framework)] = name
+
+    # -- lookup -----------------------------------------------------------
+    def resolve(self, name: str, framework: str | None = None) -> Entry:
+        """Find the entry for ``name`` (or an alias), preferring the framework's own.
+
+        Raises:
+            PluginError: unknown name; the message lists close matches.
+        """
+        for fw in ((framework, None) if framework else (None,)):
+            real = self._aliases.get((name, fw), name)
+            entry = self._entries.get((real, fw))
+            if entry is not None:
+                return entry
+        raise self._unknown(name, framework)
+
+    def get(self, name: str, framework: str | None = None) -> Any:
+        return self.resolve(name, framework).load()
+
+    def names(self, framework: str | None = None) -> list[str]:
+        return sorted({n for (n, fw) in self._entries if framework is None or fw in (framework, None)})
+
+    def entries(self) -> list[Entry]:
+        return sorted(self._entries.values(), key=lambda e: (e.name, e.framework or ""))
+
+    def _unknown(self, name: str, framework: str | None) -> PluginError:
+        known = self.names(framework)
+        aliases = sorted(a for (a, fw) in self._aliases if framework is None or fw in (framework, None))
+        close = difflib.get_close_matches(name, known + aliases, n=3, cutoff=0.5)
+        close += [k for k in known if name.lower() == k.lower() and k not in close]
+        msg = f"unknown {self.kind} {name!r}{_fw(framework)}"
+        if close:
+            msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        return PluginError(msg, hint=f"registered: {', '.join(known) or 'none'}; "
+                                     "add your own with the `plugins:` config key")
+
+
+def _fw(framework: str | None) -> str:
+    return f" for {framework}" if framework else ""
+
+
+def _origin_of(obj: Any) -> str:
+    module = getattr(obj, "__module__", "") or ""
+    if module.startswith("dnnbench."):
+        return "builtin"
+    return _CURRENT_ORIGIN[-1] if _CURRENT_ORIGIN else f"module {module}"
+
+
+_CURRENT_ORIGIN: list[str] = []
+
+STORAGE = Registry("storage client")
+DATASETS = Registry("dataset")
+MODELS = Registry("model")
+TRAINERS = Registry("trainer")
+REGISTRIES = {"storage": STORAGE, "dataset": DATASETS, "model": MODELS, "trainer": TRAINERS}
+
+
+def _builtins() -> None:
+    pt = "dnnbench.frameworks.pytorch"
+    STORAGE.add("fs", "dnnbench.storage.fs:FileSystemStorage", aliases=("file", "local"),
+                description="local or network filesystem (POSIX files)")
+    DATASETS.add("image_folder", f"{pt}.datasets:ImageFolderDataset", framework="pytorch",
+                 aliases=("TorchImageClassificationDataset", "MapStyleDataset"),
+                 description="map-style: one read per sample, decoded with OpenCV")
+    DATASETS.add("raw", f"{pt}.datasets:RawBytesDataset", framework="pytorch",
+                 aliases=("PythonReadDataset",),
+                 description="map-style: one read per sample, bytes not decoded")
+    MODELS.add("convnet", f"{pt}.models:ConvNet", framework="pytorch", aliases=("ConvNet",),
+               description="small CNN for any image size, channel and class count")
+    MODELS.add("resnet", f"{pt}.models:ResNet", framework="pytorch", aliases=("ResNet",),
+               description="small ResNet (basic blocks), no torchvision needed")
+    TRAINERS.add("train", f"{pt}.trainers:TrainTrainer", framework="pytorch",
+                 aliases=("RandomAccessDatasetTrain", "DNNTrain"),
+                 description="real forward, backward and optimizer step")
+    TRAINERS.add("read", f"{pt}.trainers:ReadTrainer", framework="pytorch",
+                 description="drains batches, no compute: measures the loader alone")
+    TRAINERS.add("emulate", f"{pt}.trainers:EmulateTrainer", framework="pytorch",
+                 description="sleeps training.compute_time_s per step in place of an accelerator")
+
+
+_builtins()
+_loaded_sources: set[str] = set()
+
+
+def load_plugin_module(spec: str, base_dir: Path | None = None) -> None:
+    """Import user plugin code named by a module name or a ``.py`` path.
+
+    Raises:
+        PluginError: the module cannot be found or fails to import.
+    """
+    if spec in _loaded_sources:
+        return
+    _CURRENT_ORIGIN.append(f"plugins: {spec}")
+    try:
+        if spec.endswith(".py") or "/" in spec:
+            path = Path(spec)
+            if not path.is_absolute() and base_dir is not None and not path.exists():
+                path = base_dir / path
+            if not path.is_file():
+                raise PluginError(f"plugin file {spec} not found", reference="plugins",
+                                  hint="give a module name on sys.path or a .py path "
+                                       "(relative to the working directory or the config file)")
+            name = f"dnnbench_user_{path.stem}_{abs(hash(str(path.resolve())))}"
+            mod_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[name] = module
+            mod_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except PluginError:
+        raise
+    except Exception as e:  # a broken plugin is named, not fatal in a confusing way
+        raise PluginError(f"plugin {spec!r} failed to load: {type(e).__name__}: {e}",
+                          reference="plugins", hint="fix or remove the plugin") from e
+    finally:
+        _CURRENT_ORIGIN.pop()
+    _loaded_sources.add(spec)
+
+
+def load_entry_points() -> list[str]:
+    """Load every ``dnnbench.plugins`` entry point once; return warnings for broken ones."""
+    if "<entry-points>" in _loaded_sources:
+        return []
+    _loaded_sources.add("<entry-points>")
+    problems = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        _CURRENT_ORIGIN.append(f"entry point {ep.name} ({ep.value})")
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type):
+                obj()
+        except Exception as e:
+            problems.append(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {e}")
+        finally:
+            _CURRENT_ORIGIN.pop()
+    return problems

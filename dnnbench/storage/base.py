@@ -1,0 +1,213 @@
+"""The storage interface: a backend writes a few primitives, the base class
+adds instrumentation and helpers.
+
+Backends implement ``_list``, ``_get``, ``_put`` and ``_delete`` (and
+``_get_range`` when they can do better than slicing) and raise builtin
+exceptions (``FileNotFoundError(key)``, ``PermissionError``, ``ConnectionError``)
+so callers never catch a library's type. Every public call is recorded with
+start, first byte (where the client can tell), end, bytes and error.
+
+A Storage object holds configuration only: clients and recorders are created
+lazily in the process that uses them and rebuilt when the pid changes, so the
+object can be pickled into loader workers under any start method.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from dnnbench.errors import StorageError
+from dnnbench.metrics.requests import RecorderSpec, get_recorder
+
+
+class SizeMismatch(OSError):
+    """An object's size differs from the size listing reported."""
+
+    def __init__(self, key: str, expected: int, actual: int):
+        super().__init__(f"{key}: listed with {expected} bytes, now {actual} (changed since listing?)")
+        self.key, self.expected, self.actual = key, expected, actual
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class Storage(ABC):
+    """Base class of storage backends."""
+
+    #: whether ``_get`` can report time to first byte, and why not if it cannot
+    ttfb_supported: bool = False
+    ttfb_reason: str = "the client does not expose the moment the first byte arrives"
+
+    def __init__(self, config: Any, recorder: RecorderSpec | None = None):
+        self.config = config
+        self.recorder_spec = recorder
+        self._pid: int | None = None
+        self._client: Any = None
+
+    # -- pickling: configuration only ---------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_pid"] = None
+        return state
+
+    @property
+    def client(self) -> Any:
+        """The live client of this process, created on first use after a fork."""
+        pid = os.getpid()
+        if self._client is None or self._pid != pid:
+            self._client = self._connect()
+            self._pid = pid
+        return self._client
+
+    def _connect(self) -> Any:
+        return None
+
+    # -- primitives -------------------------------------------------------
+    @abstractmethod
+    def _list(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
+        """Objects under ``prefix``; with ``delimiter`` only direct children plus sub-prefixes."""
+
+    @abstractmethod
+    def _get(self, key: str) -> tuple[bytes, float | None]:
+        """Whole object and the perf_counter time its first byte arrived (None if unknown)."""
+
+    def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, float | None]:
+        data, ttfb = self._get(key)
+        return data[start:start + length], ttfb
+
+    def _get_into(self, key: str, buffer: memoryview) -> tuple[int, float | None]:
+        """Read a whole object into ``buffer``; return its size and first-byte time.
+
+        Raises:
+            SizeMismatch: the object does not have ``len(buffer)`` bytes (it changed since listing).
+        """
+        data, ttfb = self._get(key)
+        if len(data) != len(buffer):
+            raise SizeMismatch(key, len(buffer), len(data))
+        buffer[:] = data
+        return len(data), ttfb
+
+    @abstractmethod
+    def _put(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+    # -- instrumented public API ---------------------------------------
+    def get(self, key: str) -> tuple[bytes, list | None]:
+        """Read a whole object. Returns the bytes and the request's record row (or None)."""
+        rec = get_recorder(self.recorder_spec)
+        start = time.perf_counter()
+        try:
+            data, ttfb = self._get(key)
+        except Exception as e:
+            if rec is not None:
+                rec.add("get", key, start, None, time.perf_counter(), 0, error=_short(e))
+            raise
+        end = time.perf_counter()
+        row = rec.add("get", key, start, ttfb, end, len(data)) if rec is not None else None
+        return data, row
+
+    def get_into(self, key: str, buffer: memoryview) -> tuple[int, list | None]:
+        """Read a whole object of known size straight into ``buffer`` (no extra copy)."""
+        rec = get_recorder(self.recorder_spec)
+        start = time.perf_counter()
+        try:
+            n, ttfb = self._get_into(key, buffer)
+        except Exception as e:
+            if rec is not None:
+                rec.add("get", key, start, None, time.perf_counter(), 0, error=_short(e))
+            raise
+        row = rec.add("get", key, start, ttfb, time.perf_counter(), n) if rec is not None else None
+        return n, row
+
+    def get_range(self, key: str, start_byte: int, length: int) -> bytes:
+        rec = get_recorder(self.recorder_spec)
+        start = time.perf_counter()
+        try:
+            data, ttfb = self._get_range(key, start_byte, length)
+        except Exception as e:
+            if rec is not None:
+                rec.add("get_range", key, start, None, time.perf_counter(), 0, error=_short(e))
+            raise
+        if rec is not None:
+            rec.add("get_range", key, start, ttfb, time.perf_counter(), len(data))
+        return data
+
+    def list(self, prefix: str = "", delimiter: bool = False) -> tuple[list[ObjectInfo], list[str]]:
+        rec = get_recorder(self.recorder_spec)
+        start = time.perf_counter()
+        try:
+            objects, prefixes = self._list(prefix, delimiter)
+        except Exception as e:
+            if rec is not None:
+                rec.add("list", prefix, start, None, time.perf_counter(), 0, error=_short(e))
+            raise
+        if rec is not None:
+            rec.add("list", prefix, start, None, time.perf_counter(), 0)
+        return objects, prefixes
+
+    def put(self, key: str, data: bytes) -> None:
+        rec = get_recorder(self.recorder_spec)
+        start = time.perf_counter()
+        try:
+            self._put(key, data)
+        except Exception as e:
+            if rec is not None:
+                rec.add("put", key, start, None, time.perf_counter(), 0, error=_short(e))
+            raise
+        if rec is not None:
+            rec.add("put", key, start, None, time.perf_counter(), len(data))
+
+    def delete(self, key: str) -> None:
+        self._delete(key)
+
+    # -- helpers ------------------------------------------------------------
+    def exists(self, prefix: str = "") -> bool:
+        """True when anything is stored under ``prefix``."""
+        objects, prefixes = self._list(prefix, True)
+        return bool(objects or prefixes)
+
+    def check(self) -> None:
+        """Raise a :class:`StorageError` with a hint when the storage cannot be used."""
+
+    def describe(self) -> dict[str, Any]:
+        """What environment.json says about this storage (never credentials)."""
+        return {"client": type(self).__name__}
+
+    def label(self) -> str:
+        return getattr(self.config, "name", None) or type(self).__name__
+
+    def local_path(self, key: str) -> str | None:
+        """A local file path for ``key`` when the backend has one (page-cache checks)."""
+        return None
+
+
+def _short(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def create_storage(config: Any, recorder: RecorderSpec | None = None) -> Storage:
+    """Build the storage backend named by ``config.client`` from the registry.
+
+    Raises:
+        PluginError: unknown client name.
+        StorageError: the backend rejects its configuration.
+    """
+    from dnnbench.registry import STORAGE
+
+    cls = STORAGE.get(config.client)
+    try:
+        return cls(config, recorder=recorder)
+    except TypeError as e:
+        raise StorageError(f"storage client {config.client!r} could not be created: {e}",
+                           reference="storage.client") from e

@@ -1,0 +1,104 @@
+"""Parallel listing of a dataset: prefixes -> class prefixes -> objects.
+
+Each configured prefix is listed with a delimiter to discover its class
+directories; then every (prefix, class) is listed in full on a thread pool of
+``execution.listing_workers``. The result is a :class:`SampleIndex` in a
+deterministic order (prefix, class, key).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnnbench.data.index import SampleIndex
+from dnnbench.errors import DataError, StorageError
+from dnnbench.storage.base import ObjectInfo, Storage
+
+
+@dataclass
+class ListingStats:
+    seconds: float
+    objects: int
+    bytes: int
+    requests: int
+    skipped_objects: int
+    classes: int
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.objects / self.seconds if self.seconds > 0 else 0.0
+
+
+def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions: list[str],
+                 labels: list[str] | None = None) -> tuple[SampleIndex, ListingStats]:
+    """List every sample of the dataset in parallel.
+
+    Raises:
+        DataError: a prefix is missing, no class directories, or no samples.
+        StorageError: the storage refused a listing request.
+    """
+    t0 = time.perf_counter()
+    requests = 0
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="list") as pool:
+        tops = list(pool.map(lambda p: _list_one(storage, p, True), prefixes))
+        requests += len(prefixes)
+        jobs: list[tuple[int, str, str]] = []  # (prefix index, class name, class prefix)
+        for i, (prefix, (objects, subs)) in enumerate(zip(prefixes, tops)):
+            if not subs:
+                raise DataError(f"no class directories under {prefix or 'the root'!r}",
+                                reference="storage.prefixes",
+                                hint="the layout is <root>/<prefix>/<class>/<file>; check the prefix")
+            for sub in subs:
+                jobs.append((i, posixpath.basename(sub.rstrip("/")), sub))
+        wanted = set(labels) if labels else None
+        if wanted is not None:
+            found = {name for _, name, _ in jobs}
+            missing = sorted(wanted - found)
+            if missing:
+                raise DataError(f"class directories {missing} not found (found: {sorted(found)})",
+                                reference="dataset.labels", hint="fix the label list or the prefixes")
+            jobs = [j for j in jobs if j[1] in wanted]
+        listed = list(pool.map(lambda j: _list_one(storage, j[2], False)[0], jobs))
+        requests += len(jobs)
+    classes = list(labels) if labels else sorted({name for _, name, _ in jobs})
+    class_id = {c: i for i, c in enumerate(classes)}
+    keys: list[str] = []
+    label_list: list[int] = []
+    sizes: list[int] = []
+    skipped = 0
+    order = sorted(range(len(jobs)), key=lambda k: (jobs[k][0], jobs[k][2]))
+    for k in order:
+        cls = class_id[jobs[k][1]]
+        for obj in listed[k]:
+            if posixpath.splitext(obj.key)[1].lower() in extensions:
+                keys.append(obj.key)
+                label_list.append(cls)
+                sizes.append(obj.size)
+            else:
+                skipped += 1
+    seconds = time.perf_counter() - t0
+    if not keys:
+        raise DataError(f"no samples with extensions {extensions} under prefixes {prefixes}",
+                        reference="storage.prefixes",
+                        hint="check the prefixes and dataset.extensions, or run `benchmark.py prepare`")
+    index = SampleIndex(keys, np.asarray(label_list, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
+                        classes)
+    return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes))
+
+
+def _list_one(storage: Storage, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
+    try:
+        return storage.list(prefix, delimiter=delimiter)
+    except FileNotFoundError:
+        raise DataError(f"prefix {prefix or '(root)'!r} does not exist in {storage.label()}",
+                        reference="storage.prefixes",
+                        hint="fix storage.root / storage.prefixes, or create the dataset with "
+                             "`python3 benchmark.py prepare --config FILE`") from None
+    except PermissionError as e:
+        raise StorageError(f"access denied listing {prefix!r}: {e}", reference="storage",
+                           hint="check permissions or credentials") from None

@@ -1,0 +1,1 @@
+"""Terminal output: rich console, progress bars, summary table, error rendering."""
