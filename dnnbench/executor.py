@@ -23,7 +23,7 @@ from dnnbench import __version__
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.config.redact import redact, secret_values
 from dnnbench.data import synthetic
-from dnnbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, PluginError, SampleError
+from dnnbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, DataError, PluginError, SampleError
 from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
 from dnnbench.metrics.report import RunFacts, build_reports
@@ -140,6 +140,11 @@ class Executor:
             self.events.notice("dataset not found: generating it (prepare.auto is on)")
             prepare_dataset(self.loaded, self.events)
         storage.check()
+        missing = [p for p in cfg.storage.prefixes if not _exists(storage, p)]
+        if missing:
+            raise DataError(f"nothing stored under prefix {missing[0] or '(root)'!r} in {storage.label()}",
+                            reference="storage.prefixes",
+                            hint="fix the prefix, or create the dataset with `benchmark.py prepare --config FILE`")
         run_dir = create_run_dir(cfg.metrics.output_dir, self.run_id, self.loaded.stem)
         spec = RecorderSpec(str(run_dir / ".requests"), cfg.metrics.requests, cfg.metrics.request_sample_rate,
                             cfg.execution.seed)
@@ -273,11 +278,14 @@ class Executor:
     # -- report ---------------------------------------------------------------
     def _identity(self, storage: Storage) -> dict[str, Any]:
         cfg = self.cfg
-        needs_model = cfg.training.trainer not in ("read", "emulate")
-        return {"config": self.loaded.stem, "framework": cfg.framework.name, "storage": storage.label(),
-                "client": cfg.storage.client, "access": cfg.dataset.access, "decode": cfg.dataset.decode,
-                "dataset": cfg.dataset.name, "model": cfg.model.name if needs_model else None,
-                "trainer": cfg.training.trainer, "workers": cfg.framework.num_workers,
+        trainer = TRAINERS.resolve(cfg.training.trainer, cfg.framework.name).name  # canonical, not alias
+        needs_model = trainer not in ("read", "emulate")
+        fw = cfg.framework.name
+        return {"config": self.loaded.stem, "framework": fw, "storage": storage.label(),
+                "client": STORAGE.resolve(cfg.storage.client).name, "access": cfg.dataset.access,
+                "decode": cfg.dataset.decode, "dataset": DATASETS.resolve(cfg.dataset.name, fw).name,
+                "model": MODELS.resolve(cfg.model.name, fw).name if needs_model else None,
+                "trainer": trainer, "workers": cfg.framework.num_workers,
                 "batch_size": cfg.framework.batch_size, "epochs": cfg.training.epochs}
 
     def _report(self, facts: RunFacts, storage: Storage, runner) -> dict[str, Any]:

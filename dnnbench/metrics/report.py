@@ -144,7 +144,7 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
     if f.listing is not None:
         row.update(list_s=f.listing.seconds, objects_listed=f.listing.objects,
                    bytes_listed=f.listing.bytes, objects_listed_per_s=f.listing.objects_per_s)
-    wall = (f.train_end - f.train_start) if f.train_start and f.train_end else None
+    wall = (f.train_end - f.train_start) if f.train_start is not None and f.train_end is not None else None
     samples, nbytes = int(steps["samples"].sum()), int(steps["bytes"].sum())
     row.update(steps=len(steps), samples=samples, bytes=nbytes, wall_s=wall,
                samples_per_s=_rate(samples, wall), MiB_per_s=_rate(nbytes, wall, MiB),
@@ -200,8 +200,8 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
 def _byte_check(f: RunFacts, epochs: pd.DataFrame) -> str:
     """Did each complete epoch read exactly the bytes listing reported?"""
     if not f.full_epochs or f.bytes_listed_per_epoch is None:
-        return "n/a"
+        return "not_checked"
     complete = epochs[epochs["complete"] == True]  # noqa: E712
     if not len(complete) or (complete["failed_samples"] > 0).any():
-        return "n/a"
+        return "not_checked"
     return "ok" if (complete["bytes"] == f.bytes_listed_per_epoch).all() else "mismatch"

@@ -36,8 +36,10 @@ class RateColumn(ProgressColumn):
 class RichEvents:
     """Draws phases, progress bars and the final table on a rich console."""
 
-    def __init__(self, console: Console | None = None, quiet: bool = False, get_time=None):
+    def __init__(self, console: Console | None = None, quiet: bool = False, get_time=None,
+                 err_console: Console | None = None):
         self.console = console or Console(stderr=False)
+        self.err_console = err_console or self.console
         self.quiet = quiet
         self._get_time = get_time
         self._progress: Progress | None = None
@@ -46,10 +48,10 @@ class RichEvents:
 
     def notice(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(f"[cyan]note[/] {message}", highlight=False)
+            self.err_console.print(f"[cyan]note[/] {_escape(message)}", highlight=False)
 
     def warning(self, message: str) -> None:
-        self.console.print(f"[yellow]warning[/] {message}", highlight=False)
+        self.err_console.print(f"[yellow]warning[/] {_escape(message)}", highlight=False)
 
     def phase_start(self, name: str) -> None:
         if not self.quiet:

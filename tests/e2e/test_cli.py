@@ -1,0 +1,219 @@
+"""End to end: the CLI on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dnnbench.cli import main
+from dnnbench.metrics.report import EPOCH_COLUMNS, SUMMARY_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+ISSUE_COLUMNS = ("run_id, status, framework, storage, client, access, workers, batch_size, epochs, samples, bytes, "
+                 "wall_s, samples_per_s, MiB_per_s, MB_per_s, au_percent, time_to_first_batch_s, list_s, "
+                 "objects_listed, bytes_listed, request_p50_ms, request_p90_ms, request_p99_ms, request_max_ms, "
+                 "first_epoch_MiB_per_s, last_epoch_MiB_per_s, cpu_percent, peak_rss_MiB, errors, "
+                 "decode_p50_ms, read_share_percent, cache").split(", ")
+
+
+def run_dirs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if p.is_dir()) if out.exists() else []
+
+
+def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "benchmark.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_read_epoch_reads_exactly_the_listed_bytes(tiny_root, write_config, tmp_path, workers, capsys):
+    cfg = write_config(tiny_root, dataset={"decode": "none"}, framework={"num_workers": workers},
+                       training={"trainer": "read", "epochs": 2})
+    assert main(["--config", str(cfg)]) == 0
+    out = tmp_path / "results"
+    (run,) = run_dirs(out)
+    summary = pd.read_csv(run / "summary.csv").iloc[0]
+    assert summary["status"] == "ok" and summary["byte_check"] == "ok"
+    assert summary["bytes"] == 2 * summary["bytes_listed"] and summary["objects_listed"] == 36
+    epochs = pd.read_csv(run / "epochs.csv")
+    assert list(epochs["bytes"]) == [summary["bytes_listed"]] * 2
+    requests = pd.read_csv(run / "requests.csv")
+    gets = requests[requests["op"] == "get"]
+    assert len(gets) == 72 and gets["bytes"].sum() == summary["bytes"]
+    assert sorted(gets["epoch"].unique()) == [0, 1]
+    if workers:
+        assert gets["pid"].nunique() >= 2 and set(gets["worker"]) <= {0, 1}
+    assert "MiB_per_s" in capsys.readouterr().out
+
+
+def test_every_csv_has_its_columns(tiny_root, write_config, tmp_path):
+    cfg = write_config(tiny_root, framework={"num_workers": 2}, training={"trainer": "train", "epochs": 2,
+                                                                            "warmup_steps": 1})
+    assert main(["-q", "--config", str(cfg), "--run-id", "full"]) == 0
+    run = tmp_path / "results" / "full"
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["summary.csv", "epochs.csv", "steps.csv", "requests.csv", "system.csv", "config.yaml", "environment.json"])
+    summary = pd.read_csv(run / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS and set(ISSUE_COLUMNS) <= set(summary.columns)
+    row = summary.iloc[0]
+    assert row["framework"] == "pytorch" and row["trainer"] == "train" and row["model"] == "convnet"
+    for col in ("samples_per_s", "MiB_per_s", "MB_per_s", "au_percent", "time_to_first_batch_s", "list_s",
+                "request_p50_ms", "request_p99_ms", "decode_p50_ms", "read_share_percent", "cpu_percent",
+                "peak_rss_MiB", "first_epoch_MiB_per_s", "last_epoch_MiB_per_s"):
+        assert pd.notna(row[col]) and row[col] > 0, col
+    assert row["cache"] in ("warm", "cold", "unknown") and row["errors"] == 0
+    assert list(pd.read_csv(run / "epochs.csv").columns) == EPOCH_COLUMNS
+    steps = pd.read_csv(run / "steps.csv")
+    assert list(steps.columns) == ["epoch", "step", "t_s", "wait_s", "compute_s", "samples", "bytes", "loss",
+                                   "failed_samples"]
+    assert len(steps) == 2 * 5 and steps["loss"].notna().all() and steps["samples"].sum() == 72
+    assert list(pd.read_csv(run / "system.csv").columns) == ["t_s", "cpu_percent", "rss_MiB", "processes",
+                                                             "read_MiB", "system_cpu_percent"]
+    env = json.loads((run / "environment.json").read_text())
+    assert env["versions"]["torch"] and "request_ttfb_p50_ms" in env["unmeasured"]
+    assert "torch" in env["versions"] and env["framework"]["device"] == "cpu"
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["framework"]["num_workers"] == 2
+    agg = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert list(agg["run_id"]) == ["full"]
+
+
+def test_runs_append_and_never_overwrite(tiny_root, write_config, tmp_path):
+    cfg = write_config(tiny_root, dataset={"max_samples": 8})
+    assert main(["-q", "--config", str(cfg), "--run-id", "a"]) == 0
+    assert main(["-q", "--config", str(cfg)]) == 0
+    assert main(["-q", "--config", str(cfg)]) == 0
+    assert main(["-q", "--config", str(cfg), "--run-id", "a"]) == 2  # exists: refused
+    agg = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert len(agg) == 3 and agg["run_id"].nunique() == 3
+    assert (agg["samples"] == 8).all()
+
+
+def test_emulate_trainer_reports_high_au(tiny_root, write_config, tmp_path):
+    cfg = write_config(tiny_root, training={"trainer": "emulate", "compute_time_s": 0.02, "warmup_steps": 1})
+    assert main(["-q", "--config", str(cfg), "--run-id", "emu"]) == 0
+    row = pd.read_csv(tmp_path / "results" / "emu" / "summary.csv").iloc[0]
+    assert row["au_percent"] > 50 and pd.isna(row["model"])
+
+
+def test_max_steps_and_partial_epoch_byte_check(tiny_root, write_config, tmp_path):
+    cfg = write_config(tiny_root, training={"trainer": "read", "max_steps": 2})
+    assert main(["-q", "--config", str(cfg), "--run-id", "ms"]) == 0
+    row = pd.read_csv(tmp_path / "results" / "ms" / "summary.csv").iloc[0]
+    assert row["steps"] == 2 and row["samples"] == 16 and row["byte_check"] == "not_checked"
+
+
+def test_prepare_and_quickstart_style_auto(tmp_path, write_config):
+    data = tmp_path / "data"
+    cfg = write_config(data, prepare={"auto": True, "classes": 2, "images_per_class": 5, "width": [16, 20],
+                                      "height": [16, 20]})
+    assert main(["prepare", "--config", str(cfg)]) == 0
+    assert len(list((data / "train").rglob("*.jpg"))) == 10
+    assert main(["-q", "--config", str(cfg)]) == 0  # present now: no regeneration
+    other = write_config(tmp_path / "auto", name="auto.yaml", prepare={"auto": True, "classes": 2,
+                                                                       "images_per_class": 3})
+    assert main(["-q", "--config", str(other)]) == 0
+    assert len(list((tmp_path / "auto" / "train").rglob("*.jpg"))) == 6
+
+
+def test_legacy_config_and_example_plugins_run(tmp_path):
+    out = tmp_path / "res"
+    r = cli("--config", "config/legacy-dss-fs.json", "--set", f"metrics.output_dir={out}",
+            "--set", f"storage.root={tmp_path / 'legacy'}", "--set", "prepare.images_per_class=8")
+    assert r.returncode == 0, r.stderr
+    assert "dss-style layout recognised" in r.stderr
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row["trainer"] == "train" and row["dataset"] == "image_folder" and row["objects_listed"] == 48
+    r = cli("--config", "examples/plugins/config.yaml", "-q", "--set", f"metrics.output_dir={out}",
+            "--set", f"storage.root={tmp_path / 'plug'}")
+    assert r.returncode == 0, r.stderr
+    row = pd.read_csv(out / "summary.csv").iloc[-1]
+    assert row["dataset"] == "flipped_images" and row["model"] == "tiny_mlp" and row["status"] == "ok"
+    r = cli("plugins", "--config", "examples/plugins/config.yaml", env={"COLUMNS": "200"})
+    assert r.returncode == 0 and "flipped_images" in r.stdout and "plugins: ./my_plugins.py" in r.stdout
+
+
+def test_help_and_validate_do_not_import_frameworks(tmp_path):
+    probe = ("import sys, runpy; sys.argv = ['benchmark.py'] + sys.argv[1:]; "
+             "code = 0\ntry:\n    runpy.run_path('benchmark.py', run_name='__main__')\n"
+             "except SystemExit as e:\n    code = e.code\n"
+             "print('IMPORTED', sorted(m for m in ('torch', 'tensorflow') if m in sys.modules), file=sys.stderr)\n"
+             "sys.exit(code)")
+    for args in (["--help"], ["validate", "--config", "config/quickstart.yaml"], ["plugins"]):
+        r = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "IMPORTED []" in r.stderr, (args, r.stderr)
+    r = cli("validate", "--config", "config/quickstart.yaml")
+    assert yaml.safe_load(r.stdout)["framework"]["name"] == "pytorch"
+
+
+@pytest.mark.parametrize("sections,expect", [
+    ({"framework": {"num_workrs": 2}}, "framework.num_workrs"),
+    ({"framework": {"batch_size": "big"}}, "framework.batch_size"),
+    ({"model": {"name": "convnett"}}, "did you mean 'convnet'"),
+    ({"training": {"trainer": "trian"}}, "training.trainer"),
+    ({"storage": {"client": "nfs"}}, "storage.client"),
+    ({"storage": {"root": "/nonexistent/dnnbench-data"}}, "storage.root"),
+    ({"storage": {"prefixes": ["no-such-prefix"]}}, "storage.prefixes"),
+    ({"dataset": {"extensions": [".tiff"]}}, "no samples"),
+    ({"plugins": ["./missing_plugin.py"]}, "plugins"),
+])
+def test_bad_input_exits_2_with_one_clear_message(tiny_root, write_config, tmp_path, sections, expect):
+    cfg = write_config(tiny_root, **sections)
+    r = cli("--config", str(cfg))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert expect in r.stderr and "Traceback" not in r.stderr + r.stdout
+    assert r.stderr.count("error") == 1
+    for run in run_dirs(tmp_path / "results"):  # found while listing: recorded as a failed run
+        row = pd.read_csv(run / "summary.csv").iloc[0]
+        assert row["status"] == "failed" and row["failed_phase"] == "list"
+
+
+def test_debug_shows_the_traceback(write_config, tmp_path):
+    cfg = write_config(tmp_path / "missing")
+    r = cli("--config", str(cfg), "--debug")
+    assert r.returncode == 2 and "Traceback" in r.stderr and "storage.root" in r.stderr
+
+
+def test_corrupt_sample_fails_the_run_naming_the_key(tmp_path, write_config):
+    from dnnbench.config.schema import StorageConfig
+    from dnnbench.data.synthetic import generate
+    from dnnbench.storage.fs import FileSystemStorage
+
+    root = tmp_path / "data"
+    generate(FileSystemStorage(StorageConfig(root=str(root))), "train", 2, 6, width=(16, 20), height=(16, 20))
+    (root / "train" / "class_001" / "000003.jpg").write_bytes(b"this is not a jpeg")
+    cfg = write_config(root, framework={"num_workers": 2, "shuffle": False})
+    r = cli("--config", str(cfg))
+    assert r.returncode == 1 and "train/class_001/000003.jpg" in r.stderr and "Traceback" not in r.stderr
+    (run,) = run_dirs(tmp_path / "results")
+    row = pd.read_csv(run / "summary.csv").iloc[0]
+    assert row["status"] == "failed" and row["failed_phase"] == "train" and "000003.jpg" in row["reason"]
+    assert pd.read_csv(run / "steps.csv")["samples"].sum() > 0  # what was measured is kept
+
+
+def test_sigint_writes_partial_results(tmp_path, write_config, tiny_root):
+    cfg = write_config(tiny_root, framework={"num_workers": 2},
+                       training={"trainer": "emulate", "compute_time_s": 0.5, "epochs": 20})
+    p = subprocess.Popen([sys.executable, "benchmark.py", "-q", "--config", str(cfg)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = tmp_path / "results"
+    deadline = time.time() + 120
+    while time.time() < deadline and not any((d / ".requests").exists() for d in run_dirs(out)):
+        time.sleep(0.2)
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    (run,) = run_dirs(out)
+    row = pd.read_csv(run / "summary.csv").iloc[0]
+    assert row["status"] == "interrupted" and row["steps"] >= 1

@@ -1,0 +1,83 @@
+"""Metric definitions: AU, throughput units, percentiles, byte check, unmeasured reasons."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pandas as pd
+import pytest
+
+from dnnbench.metrics.report import SUMMARY_COLUMNS, RunFacts, build_reports
+from dnnbench.metrics.requests import COLUMNS
+from dnnbench.metrics.steps import EpochRecord
+
+
+def facts(tmp_path, steps, epochs, **kw):
+    (tmp_path / ".requests").mkdir(exist_ok=True)
+    return RunFacts(run_id="r", run_dir=tmp_path, started_at="now", identity={}, t0=0.0, steps=steps,
+                    epochs=epochs, **kw)
+
+
+def write_requests(tmp_path, rows):
+    (tmp_path / ".requests").mkdir(exist_ok=True)
+    with open(tmp_path / ".requests" / "requests-1.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        w.writerows(rows)
+
+
+def test_throughput_au_and_units(tmp_path):
+    mib = 2**20
+    # 4 steps of 1 MiB: wait 0.1 s + compute 0.4 s each; first step is warm-up
+    steps = [[0, i, i * 0.5, 0.1, 0.4, 10, mib, None, 0] for i in range(4)]
+    ep = EpochRecord(0, start=0.0, end=2.0, first_batch_s=0.1, steps=4, samples=40, bytes=4 * mib, complete=True)
+    write_requests(tmp_path, [["get", f"k{i}", 1, 0, 0, 0.0, None, (i + 1) / 1000, 100, 0.001, None, 0]
+                              for i in range(100)])
+    f = facts(tmp_path, steps, [ep], warmup_steps=1, train_start=0.0, train_end=2.0, ttfb_reason="no ttfb")
+    row = build_reports(f)
+    assert row["MiB_per_s"] == pytest.approx(2.0)
+    assert row["MB_per_s"] == pytest.approx(4 * mib / 1e6 / 2.0)
+    assert row["samples_per_s"] == pytest.approx(20.0)
+    assert row["au_percent"] == pytest.approx(80.0)
+    assert row["steady_MiB_per_s"] == pytest.approx(3 / 1.5)
+    assert row["time_to_first_batch_s"] == pytest.approx(0.1)
+    assert row["request_p50_ms"] == pytest.approx(50.5)
+    assert row["request_max_ms"] == pytest.approx(100.0)
+    assert row["request_ttfb_p50_ms"] is None and f.unmeasured["request_ttfb_p50_ms"] == "no ttfb"
+    assert row["decode_p50_ms"] == pytest.approx(1.0)
+    assert row["read_share_percent"] == pytest.approx(100 * 5050 / (5050 + 100))
+    assert row["requests"] == 100 and row["errors"] == 0
+    assert set(SUMMARY_COLUMNS) <= set(row)
+    for name in ("steps", "epochs", "requests", "system"):
+        assert (tmp_path / f"{name}.csv").exists()
+    assert list(pd.read_csv(tmp_path / "requests.csv").columns) == [
+        "op", "key", "pid", "worker", "epoch", "start_s", "latency_ms", "ttfb_ms", "bytes", "decode_ms",
+        "error", "retries"]
+
+
+@pytest.mark.parametrize("epoch_bytes,failed,full,expected", [
+    (1000, 0, True, "ok"), (999, 0, True, "mismatch"), (1000, 0, False, "not_checked"), (1000, 2, True, "not_checked")])
+def test_byte_check(tmp_path, epoch_bytes, failed, full, expected):
+    ep = EpochRecord(0, start=0.0, end=1.0, steps=1, samples=1, bytes=epoch_bytes, failed_samples=failed,
+                     complete=True)
+    write_requests(tmp_path, [])
+    f = facts(tmp_path, [[0, 0, 0.0, 0.5, 0.5, 1, epoch_bytes, None, failed]], [ep], train_start=0.0,
+              train_end=1.0, bytes_listed_per_epoch=1000, full_epochs=full)
+    assert build_reports(f)["byte_check"] == expected
+
+
+def test_errors_and_retries_counted(tmp_path):
+    write_requests(tmp_path, [["get", "a", 1, 0, 0, 0.0, 0.0005, 0.001, 10, None, None, 2],
+                              ["get", "b", 1, 0, 0, 0.0, None, 0.001, 0, None, "OSError: x", 3]])
+    f = facts(tmp_path, [], [], train_start=0.0, train_end=1.0)
+    row = build_reports(f)
+    assert row["errors"] == 1 and row["retries"] == 5
+    assert row["request_ttfb_p50_ms"] == pytest.approx(0.5)
+
+
+def test_empty_run_has_columns(tmp_path):
+    write_requests(tmp_path, [])
+    row = build_reports(facts(tmp_path, [], [], status="failed", reason="x"))
+    assert row["status"] == "failed" and row["samples"] == 0 and row["MiB_per_s"] is None
+    assert os.path.getsize(tmp_path / "steps.csv") > 0
