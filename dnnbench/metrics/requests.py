@@ -93,6 +93,8 @@ def get_recorder(spec: RecorderSpec | None) -> RequestRecorder | None:
     if spec is None:
         return None
     rec = _CURRENT
+    if rec is not None and rec.spec is spec and rec._pid == os.getpid():
+        return rec  # the hot path: same spec object, same process
     if rec is None or rec._pid != os.getpid() or rec.spec != spec:
         if rec is not None and rec._pid == os.getpid():
             rec.flush()

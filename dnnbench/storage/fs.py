@@ -18,7 +18,7 @@ def safe_join(root: str, key: str) -> str:
     Raises:
         ValueError: the key would leave the root.
     """
-    if key.startswith(("/", "\\")) or ".." in key.split("/") or "\x00" in key:
+    if key.startswith(("/", "\\")) or "\x00" in key or (".." in key and ".." in key.split("/")):
         raise ValueError(f"unsafe object key {key!r}: it would leave the storage root")
     return os.path.join(root, key) if key else root
 

@@ -170,4 +170,5 @@ def _escape(text: str) -> str:
 
 
 def make_console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, file=sys.stderr if stderr else sys.stdout)
+    # messages are never hard-wrapped (they stay greppable in logs); tables still fit the terminal
+    return Console(stderr=stderr, file=sys.stderr if stderr else sys.stdout, soft_wrap=stderr)

@@ -105,3 +105,17 @@ def test_dataloader_reads_every_sample_once(index_and_storage, method, decode):
         assert samples == len(index) and nbytes == index.total_bytes
         assert labels == collections.Counter(index.labels.tolist())
     loader._iterator._shutdown_workers()
+
+
+@pytest.mark.parametrize("n,b,drop,limit", [(10, 3, False, None), (10, 3, True, None), (10, 4, False, 6),
+                                            (9, 3, True, None)])
+def test_batch_sampler_covers_each_sample_once(n, b, drop, limit):
+    from dnnbench.frameworks.pytorch.datasets import EpochBatchSampler
+
+    s = EpochBatchSampler(n, b, shuffle=True, seed=2, limit=limit, drop_last=drop)
+    s.set_epoch(3)
+    batches = list(s)
+    flat = [i for batch in batches for _, i in batch]
+    assert len(batches) == len(s) and len(flat) == s.num_samples() == len(set(flat))
+    assert all(e == 3 for batch in batches for e, _ in batch)
+    assert all(len(batch) == b for batch in batches[:-1])

@@ -183,6 +183,37 @@ class EpochSampler(Sampler):
             yield epoch, i
 
 
+class EpochBatchSampler(Sampler):
+    """Batches of ``(epoch, index)`` straight from one permutation per epoch (cheaper in the
+    main process than a sampler wrapped in a BatchSampler)."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, limit: int | None = None,
+                 drop_last: bool = False):
+        self.samples = EpochSampler(n, shuffle, seed, limit)
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.samples.set_epoch(epoch)
+
+    def num_samples(self) -> int:
+        n = len(self.samples)
+        return n - n % self.batch_size if self.drop_last else n
+
+    def __len__(self) -> int:
+        n, b = len(self.samples), self.batch_size
+        return n // b if self.drop_last else (n + b - 1) // b
+
+    def __iter__(self):
+        s = self.samples
+        order = (np.random.default_rng([s.seed, s.epoch]).permutation(s.n) if s.shuffle
+                 else np.arange(s.n))[: len(s)].tolist()
+        epoch, b = s.epoch, self.batch_size
+        stop = self.num_samples()
+        for start in range(0, stop, b):
+            yield [(epoch, i) for i in order[start:min(start + b, stop)]]
+
+
 class Batch:
     """One collated batch: data (a tensor), labels and offsets (numpy: sent inline,
     not as extra shared-memory tensors), bytes read, and failed samples."""

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError, PluginError
-from dnnbench.frameworks.pytorch.datasets import Batch, EpochSampler, collate
+from dnnbench.frameworks.pytorch.datasets import Batch, EpochBatchSampler, collate
 from dnnbench.metrics.requests import get_recorder
 from dnnbench.registry import DATASETS, MODELS, TRAINERS
 from dnnbench.storage.base import Storage
@@ -97,24 +97,21 @@ class PyTorchRunner:
         limit = None
         if self.config.training.max_steps is not None:
             limit = self.config.training.max_steps * fw.batch_size
-        self.sampler = EpochSampler(len(self.dataset), fw.shuffle, self.config.execution.seed, limit)
+        self.sampler = EpochBatchSampler(len(self.dataset), fw.batch_size, fw.shuffle, self.config.execution.seed,
+                                         limit, fw.drop_last)
         kwargs: dict[str, Any] = {}
         if workers > 0:
             kwargs.update(prefetch_factor=fw.prefetch_factor, persistent_workers=fw.persistent_workers,
                           multiprocessing_context=fw.multiprocessing_context,
                           worker_init_fn=_WorkerInit(self.config.execution.seed, self.storage))
-        return DataLoader(self.dataset, batch_size=fw.batch_size, sampler=self.sampler,
-                          num_workers=workers, collate_fn=collate, pin_memory=pin,
-                          drop_last=fw.drop_last, **kwargs)
+        return DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=workers, collate_fn=collate,
+                          pin_memory=pin, **kwargs)
 
     def steps_per_epoch(self) -> int:
         return len(self.loader)
 
     def samples_per_epoch(self) -> int:
-        n = len(self.sampler)
-        if self.config.framework.drop_last:
-            n -= n % self.config.framework.batch_size
-        return n
+        return self.sampler.num_samples()
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         """Batches of one epoch; the executor times every ``next``."""
