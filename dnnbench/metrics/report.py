@@ -29,7 +29,7 @@ SUMMARY_COLUMNS = [
     "bytes_listed", "objects_listed_per_s", "requests", "request_p50_ms", "request_p90_ms",
     "request_p99_ms", "request_p999_ms", "request_max_ms", "request_ttfb_p50_ms",
     "request_ttfb_p99_ms", "decode_p50_ms", "read_share_percent", "first_epoch_MiB_per_s",
-    "last_epoch_MiB_per_s", "cpu_percent", "peak_rss_MiB", "errors", "retries", "cache",
+    "last_epoch_MiB_per_s", "cpu_percent", "peak_rss_MiB", "errors", "retries", "skipped_samples", "cache",
     "byte_check",
 ]
 EPOCH_COLUMNS = ["epoch", "complete", "steps", "samples", "bytes", "wall_s", "samples_per_s",
@@ -191,6 +191,7 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
         row["peak_rss_MiB"] = round(f.system.peak_rss / MiB, 1)
     row["errors"] = int(gets["error"].notna().sum()) if len(gets) else 0
     row["retries"] = int(gets["retries"].fillna(0).sum()) if len(gets) else 0
+    row["skipped_samples"] = int(steps["failed_samples"].sum())
     caches = {e.cache for e in f.epochs}
     row["cache"] = caches.pop() if len(caches) == 1 else "unknown"
     row["byte_check"] = _byte_check(f, epochs)

@@ -228,3 +228,55 @@ def test_drop_caches_reports_cold_or_says_why(tiny_root, write_config, tmp_path,
         assert row["cache"] == "cold" and list(epochs["cache"]) == ["cold", "cold"]
     else:
         assert "cannot drop the page cache" in capsys.readouterr().err
+
+
+def test_on_error_skip_counts_missing_truncated_and_non_images(tmp_path, write_config):
+    from dnnbench.config.schema import StorageConfig
+    from dnnbench.data.synthetic import generate
+    from dnnbench.storage.fs import FileSystemStorage
+
+    root = tmp_path / "data"
+    generate(FileSystemStorage(StorageConfig(root=str(root))), "train", 2, 8, width=(16, 20), height=(16, 20))
+    cls = root / "train" / "class_000"
+    good = (cls / "000001.jpg").read_bytes()
+    (cls / "000001.jpg").write_bytes(good[: len(good) // 2])  # truncated
+    (cls / "000002.jpg").write_bytes(b"plain text, not an image")
+    for workers in (0, 2):
+        cfg = write_config(root, name=f"skip{workers}.yaml", dataset={"on_error": "skip"},
+                           framework={"num_workers": workers}, training={"trainer": "read", "epochs": 2})
+        assert main(["-q", "--config", str(cfg), "--run-id", f"skip{workers}"]) == 0
+        run = tmp_path / "results" / f"skip{workers}"
+        row = pd.read_csv(run / "summary.csv").iloc[0]
+        assert row["status"] == "ok" and row["skipped_samples"] == 4 and row["samples"] == 2 * 14
+        assert row["byte_check"] == "not_checked"
+        env = json.loads((run / "environment.json").read_text())
+        assert {s["key"] for s in env["skipped_samples"]} == {"train/class_000/000001.jpg",
+                                                             "train/class_000/000002.jpg"}
+        assert any("truncated JPEG" in s["reason"] for s in env["skipped_samples"])
+    cfg = write_config(root, name="fail.yaml", training={"trainer": "read"})
+    r = cli("--config", str(cfg))
+    assert r.returncode == 1 and "on_error: skip" in r.stderr
+
+
+def test_sigterm_stops_workers_and_leaves_no_orphans(tmp_path, write_config, tiny_root):
+    import psutil
+
+    cfg = write_config(tiny_root, framework={"num_workers": 2, "persistent_workers": True},
+                       training={"trainer": "emulate", "compute_time_s": 0.3, "epochs": 50})
+    p = subprocess.Popen([sys.executable, "benchmark.py", "-q", "--config", str(cfg)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = psutil.Process(p.pid)
+    deadline = time.time() + 120
+    children = []
+    while time.time() < deadline and len(children) < 2:
+        children = [c for c in proc.children(recursive=True)]
+        time.sleep(0.2)
+    assert len(children) >= 2, "loader workers did not start"
+    time.sleep(2)
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=60)
+    assert p.returncode == 130
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"orphan processes: {alive}"
+    (run,) = run_dirs(tmp_path / "results")
+    assert pd.read_csv(run / "summary.csv").iloc[0]["status"] == "interrupted"

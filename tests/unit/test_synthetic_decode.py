@@ -48,7 +48,13 @@ def test_decode_resizes(mode, channels):
     assert img.shape == (16, 24, channels) and img.dtype == np.uint8
 
 
-@pytest.mark.parametrize("data", [b"", b"not an image", make_image(0, 0, 0, (40, 40), (40, 40))[:40]])
+_JPG = make_image(0, 0, 0, (40, 40), (40, 40))
+_PNG = make_image(0, 0, 0, (40, 40), (40, 40), "png")
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", _JPG[:40], _JPG[: len(_JPG) * 3 // 4],
+                                  _PNG[: len(_PNG) - 20]], ids=["empty", "text", "jpeg-header", "jpeg-3/4",
+                                                                "png-truncated"])
 def test_corrupt_images_raise(data):
     with pytest.raises(DecodeError):
         decode_image(data, "rgb", (8, 8))

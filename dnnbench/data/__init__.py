@@ -1,0 +1,1 @@
+"""Framework-neutral data: sample index, decoding, synthetic datasets, splitting."""
