@@ -1,0 +1,217 @@
+"""S3 through the MinIO Python SDK (urllib3 underneath): AWS or any S3-compatible endpoint.
+
+Time to first byte is the moment ``get_object`` returns: the SDK asks urllib3 not
+to preload the body, so the headers have arrived and the body is unread. Retries
+are urllib3's (``Retry(total=max_attempts - 1)`` on connection errors and 5xx),
+counted from the response's retry history. One GET per object, no HEAD. The
+region is always passed for custom endpoints, so the SDK sends no
+GetBucketLocation first (on AWS without a region it sends one per process).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import certifi
+import minio
+import urllib3
+from minio import Minio
+from minio.credentials import (AWSConfigProvider, ChainedProvider, EnvAWSProvider, EnvMinioProvider,
+                               IamAwsProvider)
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+
+from dnnbench.errors import ConfigError, StorageError
+from dnnbench.registry import STORAGE
+from dnnbench.storage.base import ObjectInfo, SizeMismatch
+from dnnbench.storage.s3common import (MappedStream, S3Storage, foreign, note_retries, s3_error, tls_error,
+                                       unreachable)
+
+
+@STORAGE.register("minio")
+class MinioStorage(S3Storage):
+    """S3 via the MinIO SDK: AWS or an S3-compatible endpoint (MinIO, DSS, Ceph, Swift s3api)."""
+
+    library = "minio"
+
+    def library_version(self) -> str:
+        return f"minio {minio.__version__}, urllib3 {urllib3.__version__}"
+
+    def _connect(self) -> Any:
+        s = self.settings
+        if s.endpoint_url:
+            url = urlparse(s.endpoint_url)
+            if url.path not in ("", "/"):
+                raise ConfigError(f"the MinIO SDK takes no path in the endpoint URL ({url.path!r})",
+                                  reference="storage.s3.endpoint_url", hint="use scheme://host:port only")
+            host, secure = url.netloc, url.scheme == "https"
+        else:
+            host, secure = "s3.amazonaws.com", True
+        if not s.verify_tls:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=s.connect_timeout_s, read=s.read_timeout_s),
+            maxsize=s.max_pool_connections, cert_reqs="CERT_REQUIRED" if s.verify_tls else "CERT_NONE",
+            ca_certs=s.ca_bundle or certifi.where(),
+            retries=urllib3.Retry(total=s.max_attempts - 1, backoff_factor=0.2,
+                                  status_forcelist=[500, 502, 503, 504]))
+        credentials = None
+        if not s.access_key:
+            providers = [AWSConfigProvider(profile=s.profile)] if s.profile else [
+                EnvAWSProvider(), EnvMinioProvider(), AWSConfigProvider(), IamAwsProvider()]
+            credentials = ChainedProvider(providers)
+        client = Minio(host, access_key=s.access_key, secret_key=s.secret_key, session_token=s.session_token,
+                       secure=secure, region=s.region, http_client=http, credentials=credentials,
+                       cert_check=s.verify_tls)
+        if s.addressing_style == "path":
+            client.disable_virtual_style_endpoint()
+        else:
+            client.enable_virtual_style_endpoint()
+        return client
+
+    # -- error mapping ----------------------------------------------------------------
+    def _error(self, e: Exception, op: str, key: str | None) -> BaseException:
+        if isinstance(e, S3Error):
+            status = getattr(e.response, "status", None)
+            return s3_error(e.code, status, e.message, op=op, key=key, settings=self.settings)
+        if isinstance(e, ServerError):
+            return s3_error(None, e.status_code, str(e), op=op, key=key, settings=self.settings)
+        if isinstance(e, InvalidResponseError):
+            return StorageError(f"S3 {op} {key!r}: {e}", reference=self.settings.where)
+        if isinstance(e, urllib3.exceptions.MaxRetryError):
+            reason = e.reason
+            if isinstance(reason, urllib3.exceptions.SSLError):
+                return tls_error(self.settings, str(reason))
+            if isinstance(reason, urllib3.exceptions.ResponseError):  # 5xx after every retry
+                return s3_error(None, 503, str(reason), op=op, key=key, settings=self.settings)
+            return unreachable(self.settings, f"{type(reason).__name__}: {reason}")
+        if isinstance(e, urllib3.exceptions.ReadTimeoutError):
+            return TimeoutError(f"S3 {op} {key!r}: no data for {self.settings.read_timeout_s} s")
+        if isinstance(e, (urllib3.exceptions.HTTPError, MinioException)):
+            return ConnectionError(f"S3 {op} {key!r}: {type(e).__name__}: {e}")
+        if isinstance(e, ValueError) and "credentials" in str(e).lower():
+            return s3_error("NoCredentials", None, str(e), op=op, key=key, settings=self.settings)
+        return foreign(e, op, key)
+
+    @staticmethod
+    def _retries_of(resp: Any) -> int:
+        retries = getattr(resp, "retries", None)
+        return len(retries.history) if retries is not None else 0
+
+    # -- primitives ---------------------------------------------------------------------
+    def _get(self, key: str) -> tuple[bytes, float]:
+        note_retries(0)
+        resp = None
+        try:
+            resp = self.client.get_object(self.bucket, key)
+            ttfb = time.perf_counter()
+            data = resp.read()
+        except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
+            raise self._error(e, "get", key) from None
+        finally:
+            if resp is not None:
+                resp.close()
+                resp.release_conn()
+        note_retries(self._retries_of(resp))
+        return data, ttfb
+
+    def _get_into(self, key: str, buffer: memoryview) -> tuple[int, float]:
+        note_retries(0)
+        resp = None
+        try:
+            resp = self.client.get_object(self.bucket, key)
+            ttfb = time.perf_counter()
+            size = int(resp.headers.get("content-length", -1))
+            if size != len(buffer):
+                raise SizeMismatch(key, len(buffer), size)
+            done = 0
+            while done < size:
+                n = resp.readinto(buffer[done:])
+                if not n:
+                    raise SizeMismatch(key, size, done)
+                done += n
+        except SizeMismatch:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "get", key) from None
+        finally:
+            if resp is not None:
+                resp.close()
+                resp.release_conn()
+        note_retries(self._retries_of(resp))
+        return size, ttfb
+
+    def _open(self, key: str) -> tuple[MappedStream, float]:
+        note_retries(0)
+        try:
+            resp = self.client.get_object(self.bucket, key)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "get", key) from None
+        ttfb = time.perf_counter()
+        note_retries(self._retries_of(resp))
+
+        def release() -> None:
+            resp.close()
+            resp.release_conn()
+
+        return MappedStream(resp, lambda e: self._error(e, "get", key), release), ttfb
+
+    def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, float]:
+        note_retries(0)
+        resp = None
+        try:
+            resp = self.client.get_object(self.bucket, key, offset=start, length=length)
+            ttfb = time.perf_counter()
+            data = resp.read()
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "get_range", key) from None
+        finally:
+            if resp is not None:
+                resp.close()
+                resp.release_conn()
+        return data, ttfb
+
+    def _list_raw(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        try:  # ListObjectsV2, every page (the SDK follows continuation tokens)
+            for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=not delimiter):
+                if o.is_dir:
+                    prefixes.append(o.object_name.rstrip("/"))
+                elif not o.object_name.endswith("/"):
+                    objects.append(ObjectInfo(o.object_name, o.size))
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "list", prefix) from None
+        note_retries(0)
+        return objects, prefixes
+
+    def _probe(self) -> None:
+        try:
+            next(iter(self.client.list_objects(self.bucket)), None)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "check", None) from None
+
+    def _create_bucket(self) -> None:
+        s = self.settings
+        location = s.region if s.is_aws and s.region and s.region != "us-east-1" else None
+        try:
+            self.client.make_bucket(self.bucket, location=location)
+        except S3Error as e:
+            if e.code != "BucketAlreadyOwnedByYou":
+                raise self._error(e, "create_bucket", None) from None
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "create_bucket", None) from None
+
+    def _put(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "put", key) from None
+
+    def _delete(self, key: str) -> None:
+        try:
+            self.client.remove_object(self.bucket, key)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "delete", key) from None

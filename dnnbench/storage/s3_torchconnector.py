@@ -1,0 +1,171 @@
+"""S3 through AWS's s3torchconnector (Mountpoint's Rust client on the AWS CRT).
+
+The CRT client takes credentials from the environment (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), a profile, or the instance
+role; keys configured inline in ``storage.s3`` are therefore exported into this
+process's environment when its client is built. S3-compatible endpoints need
+path-style addressing (``force_path_style``), which ``addressing_style: path``
+(the default with ``endpoint_url``) sets.
+
+Time to first byte is when the first body part arrives from the stream. The CRT
+chooses its own requests (one ranged GET per object below its 8 MiB part size)
+and retries, which Python cannot see: one request per read is recorded and
+``retries`` stays 0. Timeouts, pool size and TLS options are the CRT's own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+import s3torchconnector
+from s3torchconnector import S3ClientConfig
+from s3torchconnector._s3client import S3Client
+from s3torchconnector._user_agent import UserAgent
+from s3torchconnectorclient._mountpoint_s3_client import S3Exception
+
+from dnnbench.errors import ConfigError, StorageError
+from dnnbench.registry import STORAGE
+from dnnbench.storage.base import ObjectInfo, SizeMismatch
+from dnnbench.storage.s3common import S3Storage, foreign, s3_error, unreachable
+
+_MESSAGES = [  # CRT / Mountpoint error text -> S3 error code
+    (re.compile(r"key does not exist|NoSuchKey", re.I), "NoSuchKey"),
+    (re.compile(r"bucket does not exist|NoSuchBucket", re.I), "NoSuchBucket"),
+    (re.compile(r"signature|InvalidAccessKeyId|does not exist in our records|security token", re.I),
+     "SignatureDoesNotMatch"),
+    (re.compile(r"no signing credentials|credentials provider|NoCredentials", re.I), "NoCredentials"),
+    (re.compile(r"Forbidden|Access Denied|AccessDenied", re.I), "AccessDenied"),
+    (re.compile(r"PermanentRedirect|wrong region|incorrect region", re.I), "PermanentRedirect"),
+    (re.compile(r"SlowDown|Throttl", re.I), "SlowDown"),
+]
+_UNREACHABLE = re.compile(r"SOCKET|CONNECTION_REFUSED|DNS|HOST|TIMEOUT|aws-c-io|connect", re.I)
+
+
+@STORAGE.register("s3torchconnector", aliases=("s3torch",))
+class S3TorchConnectorStorage(S3Storage):
+    """S3 via s3torchconnector's CRT client (credentials from the environment, path-style for endpoints)."""
+
+    library = "s3torchconnector"
+    ttfb_how = "when the first body part arrives from the CRT's stream"
+    request_counting = ("the CRT chooses and retries its requests out of Python's sight: one request per read "
+                        "is recorded (one ranged GET for objects under its 8 MiB part size), retries are 0")
+
+    def __init__(self, config: Any, recorder: Any = None):
+        super().__init__(config, recorder)
+        s = self.settings
+        if not s.verify_tls or s.ca_bundle:
+            raise ConfigError("s3torchconnector verifies TLS with the system trust store only",
+                              reference="storage.s3.verify_tls" if not s.verify_tls else "storage.s3.ca_bundle",
+                              hint="install the CA in the system store, or use client boto3, minio or s3fs")
+
+    def library_version(self) -> str:
+        return f"s3torchconnector {s3torchconnector.__version__}"
+
+    def _connect(self) -> Any:
+        s = self.settings
+        if s.access_key:  # the CRT reads credentials from the environment only
+            os.environ["AWS_ACCESS_KEY_ID"] = s.access_key
+            os.environ["AWS_SECRET_ACCESS_KEY"] = s.secret_key or ""
+            if s.session_token:
+                os.environ["AWS_SESSION_TOKEN"] = s.session_token
+            else:
+                os.environ.pop("AWS_SESSION_TOKEN", None)
+        config = S3ClientConfig(force_path_style=s.addressing_style == "path", max_attempts=s.max_attempts,
+                                profile=s.profile)
+        return S3Client(s.region or "us-east-1", endpoint=s.endpoint_url, user_agent=UserAgent(["dnnbench"]),
+                        s3client_config=config)
+
+    def _error(self, e: Exception, op: str, key: str | None) -> BaseException:
+        if isinstance(e, S3Exception):
+            text = str(e)
+            for pattern, code in _MESSAGES:
+                if pattern.search(text):
+                    return s3_error(code, None, text, op=op, key=key, settings=self.settings)
+            if _UNREACHABLE.search(text):
+                return unreachable(self.settings, text)
+            return StorageError(f"S3 {op} {key!r} failed: {text}", reference=self.settings.where)
+        return foreign(e, op, key)
+
+    # -- primitives ---------------------------------------------------------------------
+    def _get(self, key: str) -> tuple[bytes, float | None]:
+        try:
+            stream = iter(self.client._get_object_stream(self.bucket, key))
+            first = next(stream, b"")
+            ttfb = time.perf_counter()
+            rest = list(stream)
+        except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
+            raise self._error(e, "get", key) from None
+        return (first + b"".join(rest) if rest else first), ttfb
+
+    def _get_into(self, key: str, buffer: memoryview) -> tuple[int, float | None]:
+        size = len(buffer)
+        done = 0
+        ttfb = None
+        try:
+            for chunk in self.client._get_object_stream(self.bucket, key):
+                if ttfb is None:
+                    ttfb = time.perf_counter()
+                n = len(chunk)
+                if done + n > size:
+                    raise SizeMismatch(key, size, done + n)
+                buffer[done:done + n] = chunk
+                done += n
+        except SizeMismatch:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "get", key) from None
+        if done != size:
+            raise SizeMismatch(key, size, done)
+        return size, ttfb
+
+    def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, float | None]:
+        try:
+            stream = self.client._get_object_stream(self.bucket, key, start, start + length)
+            chunks = []
+            ttfb = None
+            for chunk in stream:
+                ttfb = ttfb or time.perf_counter()
+                chunks.append(chunk)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "get_range", key) from None
+        return b"".join(chunks), ttfb
+
+    def _list_raw(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        try:  # ListObjectsV2: the stream yields one result per page, following continuation tokens
+            for page in self.client.list_objects(self.bucket, prefix, "/" if delimiter else "", 1000):
+                objects.extend(ObjectInfo(o.key, o.size) for o in page.object_info if not o.key.endswith("/"))
+                prefixes.extend(p.rstrip("/") for p in page.common_prefixes)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "list", prefix) from None
+        return objects, prefixes
+
+    def _probe(self) -> None:
+        try:
+            next(iter(self.client.list_objects(self.bucket, "", "/", 1)), None)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "check", None) from None
+
+    def _create_bucket(self) -> None:
+        raise StorageError(f"s3torchconnector cannot create buckets; bucket {self.bucket!r} is missing",
+                           reference="storage.create_bucket",
+                           hint="create it with another client: `python3 benchmark.py prepare --config FILE "
+                                "--set storage.client=boto3 --set storage.create_bucket=true`")
+
+    def _put(self, key: str, data: bytes) -> None:
+        try:
+            writer = self.client.put_object(self.bucket, key)
+            writer.write(data)
+            writer.close()
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "put", key) from None
+
+    def _delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(self.bucket, key)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "delete", key) from None
