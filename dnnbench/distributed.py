@@ -1,0 +1,116 @@
+"""Runs under an existing launcher: torchrun / torch.distributed (env:// rendezvous).
+
+``torchrun --nproc_per_node N benchmark.py --config F`` starts N processes with RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set. Each rank reads its own
+split of the data; rank 0 creates the one run directory and tells the others its
+name; every rank writes its CSVs under ``rank-K/``; rank 0 gathers the per-rank
+summary rows and writes the aggregate. Nothing here is imported unless WORLD_SIZE > 1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def detect() -> DistInfo:
+    """Read the launcher's environment (torchrun sets it); a single process otherwise."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        return DistInfo()
+    return DistInfo(rank, world, local) if world > 1 else DistInfo()
+
+
+class Group:
+    """The torch.distributed process group of a multi-rank run (gloo on CPU, nccl on CUDA)."""
+
+    def __init__(self, info: DistInfo, device: str = "cpu"):
+        import torch
+        import torch.distributed as dist
+
+        self.info = info
+        self.dist = dist
+        if not dist.is_initialized():
+            backend = "nccl" if device == "cuda" and torch.cuda.is_available() else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(info.local_rank)
+            dist.init_process_group(backend=backend, init_method="env://")
+        # object collectives go over a gloo group even when the main backend is nccl
+        self.objects = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank."""
+        box = [value if self.info.is_main else None]
+        self.dist.broadcast_object_list(box, src=0, group=self.objects)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every rank's ``value`` on rank 0 (None elsewhere)."""
+        out = [None] * self.info.world if self.info.is_main else None
+        self.dist.gather_object(value, out, dst=0, group=self.objects)
+        return out
+
+    def barrier(self) -> None:
+        self.dist.barrier(group=self.objects)
+
+    def close(self) -> None:
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+
+def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rank 0's summary of per-rank rows: totals, summed throughput, per-rank min/max, AU mean/min."""
+    def vals(col: str) -> list[float]:
+        return [float(r[col]) for r in rows if r.get(col) not in (None, "")]
+
+    first = dict(rows[0])
+    out = dict(first)
+    statuses = {r.get("status") for r in rows}
+    out["status"] = "ok" if statuses == {"ok"} else next(s for s in ("interrupted", "failed") if s in statuses)
+    failed = [r for r in rows if r.get("status") != "ok"]
+    if failed:
+        out["failed_phase"] = failed[0].get("failed_phase")
+        out["reason"] = f"rank {rows.index(failed[0])}: {failed[0].get('reason')}"
+    for col in ("steps", "samples", "bytes", "requests", "errors", "retries", "skipped_samples"):
+        v = vals(col)
+        out[col] = int(sum(v)) if v else None
+    for col in ("samples_per_s", "MiB_per_s", "MB_per_s", "steady_MiB_per_s", "first_epoch_MiB_per_s",
+                "last_epoch_MiB_per_s"):
+        v = vals(col)
+        out[col] = sum(v) if len(v) == len(rows) else None
+    for col in ("wall_s", "time_to_first_batch_s", "request_p50_ms", "request_p90_ms", "request_p99_ms",
+                "request_p999_ms", "request_max_ms", "peak_rss_MiB"):
+        v = vals(col)
+        out[col] = max(v) if v else None
+    for col in ("cpu_percent",):
+        v = vals(col)
+        out[col] = sum(v) if v else None
+    au = vals("au_percent")
+    out["au_percent"] = sum(au) / len(au) if au else None
+    out["au_min_percent"] = min(au) if au else None
+    mib = vals("MiB_per_s")
+    out["rank_min_MiB_per_s"] = min(mib) if mib else None
+    out["rank_max_MiB_per_s"] = max(mib) if mib else None
+    out["ranks"] = len(rows)
+    checks = {r.get("byte_check") for r in rows}
+    out["byte_check"] = "per_rank" if checks == {"not_checked"} else ("ok" if checks == {"ok"} else "mismatch")
+    return out

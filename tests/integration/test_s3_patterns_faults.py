@@ -1,0 +1,162 @@
+"""Over the real S3 server: shards and sequential reads, emulated latency, inference and
+checkpoint phases (multipart), and faults: the server stopped mid-epoch, and restarted
+within the retry budget."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dnnbench.config.loading import LoadedConfig, validate
+from dnnbench.events import NullEvents
+from dnnbench.executor import Executor, pack_shards, prepare_dataset
+
+pytestmark = pytest.mark.s3
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cfg_dict(info: dict, bucket: str, out: Path, client: str = "boto3", **sections) -> dict:
+    data = {
+        "name": f"patterns-{client}",
+        "storage": {"client": client, "preset": "minio", "prefixes": ["train"], "create_bucket": True,
+                    "s3": {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
+                           "access_key": info["access_key"], "secret_key": info["secret_key"]}},
+        "prepare": {"classes": 2, "images_per_class": 12, "width": [16, 48], "height": [16, 48], "workers": 8},
+        "shards": {"prefix": "shards", "max_samples": 5},
+        "dataset": {"decode": "rgb", "image_dimension": [16, 16], "shuffle_buffer": 4},
+        "framework": {"batch_size": 4, "num_workers": 2},
+        "model": {"name": "convnet", "options": {"width": 4, "hidden": 8}},
+        "training": {"trainer": "read", "epochs": 1},
+        "metrics": {"output_dir": str(out), "system_interval_s": 0.2},
+    }
+    for k, v in sections.items():
+        data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
+    return data
+
+
+def loaded(*args, **kwargs) -> LoadedConfig:
+    return LoadedConfig(validate(cfg_dict(*args, **kwargs)), None, [])
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server, s3_client, tmp_path_factory):
+    name = f"dnnbench-patterns-{uuid.uuid4().hex[:10]}"
+    cfg = loaded(s3_server, name, tmp_path_factory.mktemp("prep"))
+    prepare_dataset(cfg, NullEvents())
+    pack_shards(cfg, NullEvents())
+    yield name
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for o in page.get("Contents", []):
+            s3_client.delete_object(Bucket=name, Key=o["Key"])
+    s3_client.delete_bucket(Bucket=name)
+
+
+@pytest.mark.parametrize("client", ["boto3", "minio", "s3fs", "s3torchconnector"])
+@pytest.mark.parametrize("access", ["sequential", "shards"])
+def test_patterns_read_the_listed_bytes(s3_server, bucket, tmp_path, client, access):
+    out = Executor(loaded(s3_server, bucket, tmp_path, client, dataset={"access": access})).run()
+    row = out.row
+    assert out.exit_code == 0, row["reason"]
+    assert row["samples"] == 24 and row["byte_check"] == "ok"
+    assert row["requests"] == (5 if access == "shards" else 24)
+
+
+def test_emulated_latency_over_s3(s3_server, bucket, tmp_path):
+    row = Executor(loaded(s3_server, bucket, tmp_path, storage={**cfg_dict(s3_server, bucket, tmp_path)["storage"],
+                                                                "emulate": {"latency_ms": 15}})).run().row
+    assert row["status"] == "ok" and row["emulated"] == "yes:15ms" and row["request_p50_ms"] >= 15
+
+
+def test_inference_and_multipart_checkpoint_over_s3(s3_server, bucket, tmp_path, s3_client):
+    cfg = loaded(s3_server, bucket, tmp_path, training={"trainer": "train", "epochs": 1},
+                 execution={"phases": {"inference": True, "checkpoint": True}},
+                 checkpoint={"size_MiB": 10, "keep": True, "prefix": "ckpt"})
+    out = Executor(cfg).run()
+    row = out.row
+    assert out.exit_code == 0, row["reason"]
+    assert row["infer_samples"] >= 1 and row["checkpoint_verified"] == "ok"
+    assert row["checkpoint_bytes"] > 10 * 2**20
+    head = s3_client.head_object(Bucket=bucket, Key=f"ckpt/{out.run_dir.name}.ckpt")
+    assert head["ContentLength"] == row["checkpoint_bytes"]
+    assert "-" in head["ETag"]  # a multipart upload's ETag carries the part count
+    s3_client.delete_object(Bucket=bucket, Key=f"ckpt/{out.run_dir.name}.ckpt")
+
+
+# -- faults: a second server of our own, so the shared one is never disturbed -----------------
+
+@pytest.fixture
+def own_server(tmp_path, monkeypatch):
+    import s3server
+
+    env = {"DNNBENCH_S3_DIR": str(tmp_path / "s3b"), "DNNBENCH_S3_PORT": "18091",
+           "DNNBENCH_S3_OBJECT_PORT": "16231", "DNNBENCH_S3_CONTAINER_PORT": "16232",
+           "DNNBENCH_S3_ACCOUNT_PORT": "16233", "DNNBENCH_S3_MEMCACHED_PORT": "11731"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    info = s3server.ensure_server(ROOT)
+    yield info, (lambda: s3server.stop_server(ROOT)), (lambda: s3server.ensure_server(ROOT))
+    s3server.stop_server(ROOT)
+
+
+def _run_cli(cfg: dict, tmp_path: Path) -> subprocess.Popen:
+    path = tmp_path / "fault.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return subprocess.Popen([sys.executable, "benchmark.py", "-q", "--config", str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_steps(out: Path, n: int = 1, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for d in out.glob("*/.requests"):
+            if any(d.iterdir()) or time.time() > deadline:
+                return
+        time.sleep(0.2)
+
+
+def test_server_stopped_mid_epoch_fails_cleanly(own_server, tmp_path):
+    info, stop, _ = own_server
+    bucket = f"dnnbench-fault-{uuid.uuid4().hex[:8]}"
+    base = cfg_dict(info, bucket, tmp_path / "res", training={"trainer": "emulate", "compute_time_s": 0.2,
+                                                              "epochs": 5})
+    base["storage"]["s3"].update(connect_timeout_s=2, read_timeout_s=2, max_attempts=2)
+    prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
+    p = _run_cli(base, tmp_path)
+    time.sleep(8)  # listing done, loader running
+    t_stop = time.time()
+    stop()
+    stdout, stderr = p.communicate(timeout=120)
+    assert time.time() - t_stop < 60  # ends within the configured timeouts, no hang
+    assert p.returncode in (1, 2) and "Traceback" not in stderr
+    assert "cannot connect" in stderr or "connect" in stderr.lower()
+    (run,) = [d for d in (tmp_path / "res").iterdir() if d.is_dir()]
+    row = pd.read_csv(run / "summary.csv").iloc[0]
+    assert row["status"] == "failed" and row["failed_phase"] == "train" and isinstance(row["reason"], str)
+    assert pd.read_csv(run / "steps.csv")["samples"].sum() > 0  # what was measured is kept
+
+
+def test_server_restarted_within_retry_budget_completes(own_server, tmp_path):
+    info, stop, start = own_server
+    bucket = f"dnnbench-retry-{uuid.uuid4().hex[:8]}"
+    base = cfg_dict(info, bucket, tmp_path / "res", dataset={"decode": "none"}, framework={"num_workers": 0},
+                    training={"trainer": "emulate", "compute_time_s": 0.3, "epochs": 2})
+    base["storage"]["s3"].update(connect_timeout_s=2, read_timeout_s=5, max_attempts=12, retry_mode="standard")
+    prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
+    p = _run_cli(base, tmp_path)
+    time.sleep(8)
+    stop()
+    time.sleep(1)
+    start()
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 0, stderr
+    (run,) = [d for d in (tmp_path / "res").iterdir() if d.is_dir()]
+    row = pd.read_csv(run / "summary.csv").iloc[0]
+    assert row["status"] == "ok" and row["retries"] > 0 and row["samples"] == 48
