@@ -1,0 +1,268 @@
+"""Compare runs: pick them (run directories, a sweep, the last N), group them into
+variants, and reduce each variant's repeats to mean, stdev, min and max per metric,
+with ratios against a baseline variant.
+
+A variant is the ``variant`` label a sweep gave its runs; a run without one is its own
+variant, labelled by its run id. Failed runs are counted but left out of the statistics.
+``stdev`` is the sample standard deviation (n - 1); it is empty for a single run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dnnbench.errors import ConfigError, DataError
+from dnnbench.metrics.report import SUMMARY_COLUMNS
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A compared column: its title, which way is better (None: neither) and its digits."""
+
+    name: str
+    title: str
+    better: str | None
+    digits: int
+
+
+#: shown in the table (and in comparison.csv)
+TABLE_METRICS = [
+    Metric("MiB_per_s", "MiB/s", "higher", 2),
+    Metric("samples_per_s", "samples/s", "higher", 0),
+    Metric("request_p50_ms", "req p50 ms", "lower", 3),
+    Metric("request_p99_ms", "req p99 ms", "lower", 3),
+    Metric("time_to_first_batch_s", "first batch s", "lower", 3),
+    Metric("au_percent", "AU %", "higher", 1),
+    Metric("cpu_percent", "CPU %", None, 0),
+]
+#: comparison.csv has these as well
+CSV_METRICS = TABLE_METRICS + [
+    Metric("MB_per_s", "MB/s", "higher", 2),
+    Metric("steady_MiB_per_s", "steady MiB/s", "higher", 2),
+    Metric("wall_s", "wall s", "lower", 3),
+    Metric("request_p90_ms", "req p90 ms", "lower", 3),
+    Metric("request_max_ms", "req max ms", "lower", 3),
+    Metric("request_ttfb_p50_ms", "ttfb p50 ms", "lower", 3),
+    Metric("list_s", "list s", "lower", 3),
+    Metric("peak_rss_MiB", "peak RSS MiB", None, 0),
+    Metric("errors", "errors", "lower", 0),
+]
+IDENTITY = ["config", "storage", "client", "access", "decode", "trainer", "workers", "batch_size", "emulated"]
+STATS = ("mean", "stdev", "min", "max")
+_NUMERIC = [m.name for m in CSV_METRICS] + ["workers", "batch_size", "repeat"]
+
+
+@dataclass
+class Comparison:
+    """One row per variant (``table``) and the runs behind each (``groups``).
+
+    ``variant`` is the label shown; ``key`` names the variant across invocations (the
+    sweep's variant label, or the config's name for a run outside a sweep): the gate
+    matches baselines by it.
+    """
+
+    table: pd.DataFrame
+    groups: dict[str, pd.DataFrame]
+    baseline: str | None
+    best: dict[str, str] = field(default_factory=dict)  # metric -> label of the best mean
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.table["variant"])
+
+    def stat(self, label: str, metric: str, stat: str = "mean") -> float | None:
+        v = self.table.loc[self.table["variant"] == label, f"{metric}_{stat}"]
+        x = float(v.iloc[0]) if len(v) else math.nan
+        return None if math.isnan(x) else x
+
+
+# -- selecting runs -------------------------------------------------------------
+def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reindex(columns=list(dict.fromkeys([*SUMMARY_COLUMNS, *df.columns])))
+    for col in _NUMERIC:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in ("variant", "sweep_id", "status", "reason", "run_id"):
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
+    return df
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"variant": str, "sweep_id": str,
+                                                                          "run_id": str, "reason": str})
+
+
+def read_run_dirs(run_dirs: list[str | Path]) -> pd.DataFrame:
+    """The summary rows of these run directories, in order, with a ``run_dir`` column.
+
+    Raises:
+        DataError: a directory is missing or has no summary.csv.
+    """
+    frames = []
+    for d in run_dirs:
+        path = Path(d) / "summary.csv"
+        if not path.is_file():
+            raise DataError(f"{d} is not a run directory (no summary.csv)", reference=str(d),
+                            hint="give folders under results/ such as results/20250101-120000-quickstart")
+        frames.append(_read_csv(path).assign(run_dir=str(Path(d))))
+    if not frames:
+        raise DataError("no runs to compare", hint="give run directories, --sweep ID or --last N")
+    return _normalise(pd.concat(frames, ignore_index=True))
+
+
+def read_summary(output_dir: str | Path) -> pd.DataFrame:
+    """``<output_dir>/summary.csv`` (every run) with a ``run_dir`` column.
+
+    Raises:
+        DataError: there is no summary yet.
+    """
+    path = Path(output_dir) / "summary.csv"
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"no runs recorded in {path}", reference=str(path),
+                        hint="run a benchmark first, or pass --results DIR")
+    df = _read_csv(path)
+    return _normalise(df.assign(run_dir=[str(Path(output_dir) / str(r)) for r in df["run_id"]]))
+
+
+def select_runs(output_dir: str | Path, sweeps: list[str] | None = None, last: int | None = None) -> pd.DataFrame:
+    """Rows of ``summary.csv``: those of the given sweeps, else the last ``last`` rows,
+    else the most recent sweep.
+
+    Raises:
+        DataError: nothing matches (the message lists the sweeps there are).
+    """
+    df = read_summary(output_dir)
+    known = [s for s in dict.fromkeys(df["sweep_id"]) if s]
+    if sweeps:
+        missing = [s for s in sweeps if s not in known]
+        if missing:
+            close = difflib.get_close_matches(missing[0], known, n=3)
+            raise DataError(f"no runs of sweep {missing[0]!r} in {Path(output_dir) / 'summary.csv'}",
+                            reference="--sweep", hint=f"did you mean {', '.join(close)}?" if close else
+                            f"recorded sweeps: {', '.join(known[-5:]) or 'none'}")
+        df = df[df["sweep_id"].isin(sweeps)]
+    elif last:
+        df = df.tail(last)
+    else:
+        if not known:
+            raise DataError("no sweep recorded yet", reference=str(Path(output_dir) / "summary.csv"),
+                            hint="give run directories or --last N, or run a config with a sweep: section")
+        df = df[df["sweep_id"] == known[-1]]
+    return df.reset_index(drop=True)
+
+
+# -- statistics -------------------------------------------------------------------
+def _labels(df: pd.DataFrame) -> pd.Series:
+    sweeps = {s for s in df["sweep_id"] if s}
+    labels = []
+    for _, r in df.iterrows():
+        if r["variant"]:
+            labels.append(f"{r['sweep_id']}/{r['variant']}" if len(sweeps) > 1 else str(r["variant"]))
+        else:
+            labels.append(str(r["run_id"]))
+    return pd.Series(labels, index=df.index)
+
+
+def describe(values: pd.Series) -> dict[str, float]:
+    """mean, sample stdev (n - 1; NaN for one value), min and max of the finite values."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if not len(v):
+        return dict.fromkeys(STATS, math.nan)
+    return {"mean": float(v.mean()), "stdev": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def compare(df: pd.DataFrame, baseline: str | None = None) -> Comparison:
+    """Group runs into variants (in order of first appearance) and reduce their repeats.
+
+    Args:
+        df: summary rows (``read_run_dirs`` / ``select_runs``).
+        baseline: label of the variant ratios are taken against; default the first
+            variant with a successful run.
+
+    Raises:
+        ConfigError: ``baseline`` names no variant (close matches listed).
+    """
+    df = df.assign(label=_labels(df))
+    groups = {label: g.reset_index(drop=True) for label, g in df.groupby("label", sort=False)}
+    rows = [_variant_row(label, g) for label, g in groups.items()]
+    table = pd.DataFrame(rows)
+    ok = [r["variant"] for r in rows if r["ok_runs"]]
+    if baseline is None:
+        baseline = ok[0] if ok else None
+    elif baseline not in groups:
+        close = difflib.get_close_matches(baseline, list(groups), n=3)
+        raise ConfigError(f"no variant {baseline!r} among the compared runs", reference="--baseline",
+                          hint=f"did you mean {', '.join(close)}?" if close else f"variants: {', '.join(groups)}")
+    for m in CSV_METRICS:
+        base = table.loc[table["variant"] == baseline, f"{m.name}_mean"] if baseline else pd.Series(dtype=float)
+        b = float(base.iloc[0]) if len(base) else math.nan
+        table[f"{m.name}_ratio"] = table[f"{m.name}_mean"] / b if b and not math.isnan(b) else math.nan
+    return Comparison(table, groups, baseline, _best(table))
+
+
+def _variant_row(label: str, g: pd.DataFrame) -> dict[str, Any]:
+    ok = g[g["status"] == "ok"]
+    failed = g[g["status"] != "ok"]
+    status = "ok" if not len(failed) else ("failed" if not len(ok) else "partial")
+    first = g.iloc[0]
+    row: dict[str, Any] = {"variant": label, "key": first["variant"] or first["config"],
+                           "runs": len(g), "ok_runs": len(ok), "status": status,
+                           "reason": next((r for r in failed["reason"] if r), None) if len(failed) else None,
+                           "sweep_id": first["sweep_id"]}
+    row.update({c: first[c] for c in IDENTITY})
+    for m in CSV_METRICS:
+        for stat, value in describe(ok[m.name]).items():
+            row[f"{m.name}_{stat}"] = value
+    row["run_ids"] = " ".join(str(r) for r in g["run_id"])
+    return row
+
+
+def _best(table: pd.DataFrame) -> dict[str, str]:
+    best = {}
+    for m in CSV_METRICS:
+        if m.better is None:
+            continue
+        means = table[f"{m.name}_mean"]
+        finite = means.dropna()
+        if len(finite) < 2 or finite.nunique() < 2:
+            continue
+        best[m.name] = str(table.loc[finite.idxmax() if m.better == "higher" else finite.idxmin(), "variant"])
+    return best
+
+
+def write_csv(c: Comparison, out_dir: Path) -> Path:
+    """``comparison.csv``: one row per variant; per metric ``_mean, _stdev, _min, _max, _ratio``."""
+    path = out_dir / "comparison.csv"
+    c.table.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def write_outputs(c: Comparison, out_dir: Path, plots: bool = True) -> list[str]:
+    """``comparison.csv`` and (``plots``) the three PNGs into ``out_dir``; returns notes on
+    what a plot had to leave out. matplotlib is imported only here, only for plots."""
+    write_csv(c, out_dir)
+    if not plots:
+        return []
+    from dnnbench.metrics import plots as plotting
+
+    return plotting.write_all(c, out_dir)[1]
+
+
+def fresh_dir(output_dir: str | Path, name: str) -> Path:
+    """``<output_dir>/<name>`` made new (``-2``, ``-3``... when taken): results are never overwritten."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = out / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError("could not find a free folder name")
