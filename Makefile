@@ -31,8 +31,13 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest tests/unit
 
+# the performance benchmarks: ratios measured in one run each (see README "Performance")
 perf: setup
 	$(PY) scripts/perf.py
+	$(PY) scripts/perf_access.py
+	scripts/s3-server.sh start >/dev/null
+	$(PY) scripts/perf_s3.py
+	$(PY) scripts/perf_tf.py
 
 s3-up:
 	scripts/s3-server.sh start

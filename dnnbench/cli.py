@@ -1,7 +1,9 @@
-"""Command line: ``benchmark.py [run] --config F``, ``validate``, ``prepare``, ``plugins``.
+"""Command line: ``benchmark.py [run] --config F``, ``validate``, ``prepare``, ``plugins``,
+``compare``, ``au-search``.
 
-The one place that turns errors into exit codes: 0 ok, 1 run failed, 2 bad
-input or config, 130 interrupted. Tracebacks only with ``--debug``.
+The one place that turns errors into exit codes: 0 ok, 1 run failed (in a sweep: any
+variant failed), 2 bad input or config, 3 a regression beyond ``--max-regression``
+against ``--baseline``, 130 interrupted. Tracebacks only with ``--debug``.
 Importing this module imports no framework and no storage client library.
 """
 
@@ -14,9 +16,9 @@ import traceback
 from typing import Any
 
 from dnnbench import __version__
-from dnnbench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError
+from dnnbench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError
 
-SUBCOMMANDS = ("run", "validate", "prepare", "plugins")
+SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search")
 
 
 def _common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
@@ -38,22 +40,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmark.py",
         description="dnnbench: how fast can training read its dataset from this storage?",
-        epilog="Exit codes: 0 ok, 1 run failed, 2 bad input or config, 130 interrupted. "
+        epilog="Exit codes: 0 ok, 1 run failed (a sweep: any variant failed), 2 bad input or config, "
+               "3 regression beyond --max-regression, 130 interrupted. "
                "`benchmark.py --config F` is short for `benchmark.py run --config F`.")
     parser.add_argument("--version", action="version", version=f"dnnbench {__version__}")
     _flags(parser)
-    sub = parser.add_subparsers(dest="command", metavar="{run,validate,prepare,plugins}")
-    run = sub.add_parser("run", help="run a benchmark (the default)")
+    sub = parser.add_subparsers(dest="command", metavar="{run,validate,prepare,plugins,compare,au-search}")
+    run = sub.add_parser("run", help="run a benchmark, or every variant of its sweep: (the default)")
     _common(run)
-    run.add_argument("--run-id", metavar="NAME", help="name of the results directory (never reused)")
+    run.add_argument("--run-id", metavar="NAME", help="name of the results directory (never reused); "
+                                                      "with a sweep: the sweep id")
+    _gate_flags(run, compare=False)
     val = sub.add_parser("validate", help="check a config and print it resolved (secrets redacted)")
     _common(val)
     prep = sub.add_parser("prepare", help="write the synthetic dataset of the config's prepare: section")
     _common(prep)
     prep.add_argument("--force", action="store_true", help="write it again even if present")
+    prep.add_argument("--shards", action="store_true",
+                      help="also pack the dataset into tar shards under shards.prefix (WebDataset layout)")
+    prep.add_argument("--from", dest="source", action="append", metavar="DIR",
+                      help="upload this local image-folder dataset (DIR/<class>/<file>) instead of generating "
+                           "one; once for all prefixes or once per prefix")
     plug = sub.add_parser("plugins", help="list registered storage clients, datasets, models and trainers")
     _common(plug, config_required=False)
+    _compare_parser(sub)
+    _au_search_parser(sub)
     return parser
+
+
+def _gate_flags(p: argparse.ArgumentParser, compare: bool) -> None:
+    what = "LABEL|FILE" if compare else "FILE"
+    p.add_argument("--baseline", metavar=what,
+                   help=("a variant label (the ratios' reference) or a baseline FILE to gate against"
+                         if compare else "gate against this baseline file (see --save-baseline)"))
+    p.add_argument("--max-regression", action="append", metavar="TOL",
+                   help="gate tolerance, default 10%%: exit 3 when throughput (MiB_per_s) drops, or p99 request "
+                        "latency or time to first batch rises, by more; METRIC=TOL sets one metric (repeatable)")
+    p.add_argument("--save-baseline", metavar="FILE", help="write these results as a baseline file for --baseline")
+
+
+def _compare_parser(sub) -> None:
+    cmp = sub.add_parser("compare", help="compare runs: a table, comparison.csv and plots (default: the last sweep)")
+    cmp.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories (results/<run-id>)")
+    cmp.add_argument("--sweep", action="append", metavar="ID", help="the runs of this sweep (repeatable)")
+    cmp.add_argument("--last", type=int, metavar="N", help="the last N runs of results/summary.csv")
+    cmp.add_argument("--results", default="results", metavar="DIR", help="where runs are (default: results)")
+    cmp.add_argument("--out", metavar="DIR", help="output folder (default: <results>/compare-<sweep id or time>)")
+    cmp.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    _gate_flags(cmp, compare=True)
+    _flags(cmp)
+
+
+def _au_search_parser(sub) -> None:
+    au = sub.add_parser("au-search", help="how many emulated accelerators can this storage feed at the target AU?")
+    _common(au)
+    au.add_argument("--compute-time-s", type=float, metavar="X",
+                    help="emulated accelerator time per step (default: training.compute_time_s)")
+    au.add_argument("--target-au", type=float, default=90.0, metavar="PCT", help="AU to keep, %% (default 90)")
+    au.add_argument("--max-accelerators", type=int, default=32, metavar="N", help="largest count tried (default 32)")
+    au.add_argument("--criterion", choices=("min", "mean"), default="min",
+                    help="AU over a count's accelerators that must meet the target (default min)")
+    au.add_argument("--timeout-s", type=float, default=600.0, metavar="S", help="limit per count (default 600)")
+    au.add_argument("--run-id", metavar="NAME", help="the search id (default <time>-<config name>)")
 
 
 def _normalise(argv: list[str]) -> list[str]:
@@ -72,13 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(_normalise(argv))
     debug = getattr(args, "debug", False)
     quiet = getattr(args, "quiet", False)
+    from dnnbench.frameworks import set_verbose_logs
+
+    set_verbose_logs(debug)  # framework start-up logs (TensorFlow's) only with --debug
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
     from dnnbench.ui.console import RichEvents, make_console, render_error
 
-    events = RichEvents(make_console(), quiet=quiet)
     err_console = make_console(stderr=True)
+    events = RichEvents(make_console(), quiet=quiet, err_console=err_console)
     secrets: set[str] = set()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -136,36 +187,146 @@ def _dispatch(args: argparse.Namespace, argv: list[str], events, secrets: set[st
 
     if args.command == "plugins":
         return _plugins(args, events)
+    if args.command == "compare":
+        return _compare(args, events)
+    if args.command == "au-search":  # what the emulated accelerators run, validated as such
+        args.overrides.append("training.trainer=emulate")
     loaded = load_config(args.config, args.overrides)
     secrets |= secret_values(loaded.config.model_dump(mode="json"))
     for notice in loaded.notices:
         events.notice(notice)
     if args.command == "validate":
-        return _validate(loaded, events)
+        return _validate(loaded, events, args.overrides)
     from dnnbench import executor
 
     if args.command == "prepare":
         executor.load_plugins(loaded, events)
-        executor.prepare_dataset(loaded, events, force=args.force)
+        executor.prepare_dataset(loaded, events, force=args.force, source=args.source)
+        if args.shards:
+            executor.pack_shards(loaded, events, force=args.force)
         return EXIT_OK
+    if args.command == "au-search":
+        return _au_search(args, loaded, events)
+    from dnnbench import sweep
+
+    from dnnbench.metrics.gate import gate_spec
+
+    gate = gate_spec(args.baseline, args.max_regression, args.save_baseline)  # bad input: nothing runs
+    if sweep.is_sweep(loaded):
+        return _sweep(args, argv, loaded, events, gate)
     outcome = executor.Executor(loaded, events, run_id=args.run_id, argv=["benchmark.py", *argv]).run()
     if outcome.error is not None:
         raise outcome.error
     if outcome.exit_code == EXIT_INTERRUPTED:
         events.warning(f"interrupted: partial results kept in {outcome.run_dir}")
+    if outcome.exit_code == EXIT_OK and gate is not None:
+        from dnnbench.metrics import compare
+
+        return _apply_gate(compare.compare(compare.read_run_dirs([outcome.run_dir])), gate, events, EXIT_OK)
     return outcome.exit_code
 
 
-def _validate(loaded, events) -> int:
+def _apply_gate(c, g, events, code: int) -> int:
+    """Check ``c`` against the baseline (exit 3 on a regression; a failed run, ``code`` 1, wins)
+    and/or save it as the new baseline."""
+    from dnnbench.metrics import gate
+    from dnnbench.ui.console import render_gate
+
+    if g.doc is not None:
+        result = gate.check(g.doc, c, g.tolerances)
+        render_gate(result, g.file, g.tolerances["*"], events.console, events.err_console)
+        if not result.passed and code == EXIT_OK:
+            code = EXIT_REGRESSION
+    if g.save:
+        path = gate.save_if_complete(g, c)
+        if path is None:
+            events.warning(f"baseline not saved to {g.save}: some runs failed")
+        else:
+            events.notice(f"baseline saved: {path}")
+    return code
+
+
+def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
+    from dnnbench import sweep
+    from dnnbench.metrics import compare
+
+    plan = sweep.plan(loaded, args.overrides)  # every variant validated before any runs
+    result = sweep.run_sweep(plan, events, sweep_id=args.run_id, argv=["benchmark.py", *argv])
+    if result.interrupted:
+        events.warning(f"sweep {result.sweep_id} interrupted after {len(result.runs)} of {plan.runs} runs; "
+                       "partial results kept")
+        return EXIT_INTERRUPTED
+    c = compare.compare(compare.read_run_dirs(result.run_dirs))
+    _show_comparison(c, result.compare_dir, events, plots=True)
+    if result.failed:
+        events.warning(f"{len(result.failed)} of {len(result.runs)} runs failed: "
+                       + "; ".join(f"{r.variant} (r{r.repeat}): {r.reason}" for r in result.failed[:3]))
+    return _apply_gate(c, g, events, result.exit_code) if g is not None else result.exit_code
+
+
+def _show_comparison(c, out_dir, events, plots: bool) -> None:
+    from dnnbench.metrics import compare
+    from dnnbench.ui.console import comparison_table
+
+    notes = compare.write_outputs(c, out_dir, plots)
+    events.console.print(comparison_table(c, width=events.console.width))
+    for note in notes:
+        events.notice(note)
+    events.console.print(f"comparison: [bold]{out_dir}[/] (comparison.csv"
+                         + (", throughput.png, latency_cdf.png, throughput_time.png)" if plots else ")"),
+                         highlight=False)
+
+
+def _compare(args: argparse.Namespace, events) -> int:
+    import time
+    from pathlib import Path
+
+    from dnnbench.metrics import compare, gate
+
+    label, file = args.baseline, None
+    if label and (Path(label).is_file() or label.endswith(".json")):
+        label, file = None, label  # a file: the gate's baseline; otherwise a variant label
+    g = gate.gate_spec(file, args.max_regression, args.save_baseline)
+    df = compare.read_run_dirs(args.run_dirs) if args.run_dirs else \
+        compare.select_runs(args.results, args.sweep, args.last)
+    c = compare.compare(df, baseline=label)
+    sweeps = [s for s in dict.fromkeys(df["sweep_id"]) if s]
+    name = f"compare-{sweeps[0]}" if len(sweeps) == 1 and not args.run_dirs else \
+        f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else compare.fresh_dir(args.results, name)
+    out.mkdir(parents=True, exist_ok=True)
+    _show_comparison(c, out, events, plots=not args.no_plots)
+    return _apply_gate(c, g, events, EXIT_OK) if g is not None else EXIT_OK
+
+
+def _au_search(args: argparse.Namespace, loaded, events) -> int:
+    from dnnbench import au_search
+    from dnnbench.ui.console import render_au_search
+
+    result = au_search.search(loaded, args.overrides, args.compute_time_s, target=args.target_au,
+                              max_accelerators=args.max_accelerators, criterion=args.criterion, events=events,
+                              search_id=args.run_id, timeout_s=args.timeout_s)
+    render_au_search(result, events.console)
+    return EXIT_OK
+
+
+def _validate(loaded, events, overrides: list[str]) -> int:
     import yaml
 
+    from dnnbench import sweep
     from dnnbench.config.redact import redact, secret_values
     from dnnbench.executor import check_plugin_names, load_plugins
 
     load_plugins(loaded, events)
     check_plugin_names(loaded.config)
+    plan = sweep.plan(loaded, overrides) if sweep.is_sweep(loaded) else None
+    if plan is not None:
+        sweep.check_plugins(plan, events)
     raw = loaded.config.model_dump(mode="json")
-    print(yaml.safe_dump(redact(raw, secret_values(raw)), sort_keys=False), end="")
+    print(yaml.safe_dump(redact(raw, secret_values(raw)), sort_keys=False), end="", flush=True)
+    if plan is not None:
+        print(f"# {len(plan.variants)} variants x {plan.repeat} = {plan.runs} runs: "
+              + ", ".join(v.label for v in plan.variants), file=sys.stderr)
     print(f"# {loaded.path}: valid", file=sys.stderr)
     return EXIT_OK
 
@@ -184,11 +345,13 @@ def _plugins(args: argparse.Namespace, events) -> int:
         for problem in load_entry_points():
             events.warning(problem)
     table = Table(title="dnnbench plugins", header_style="bold")
-    for col in ("kind", "name", "framework", "aliases", "origin", "where", "what"):
-        table.add_column(col)
-    for kind, registry in REGISTRIES.items():
-        for e in registry.entries():
-            table.add_row(kind, e.name, e.framework or "any", ", ".join(e.aliases), e.origin, e.location,
-                          e.description)
+    rows = [(kind, e.name, e.framework or "any", ", ".join(e.aliases), e.origin, e.description)
+            for kind, registry in REGISTRIES.items() for e in registry.entries()]
+    for i, col in enumerate(("kind", "name", "framework", "aliases", "origin")):
+        width = max([len(col)] + [len(r[i]) for r in rows])
+        table.add_column(col, overflow="fold", min_width=min(width, 24))
+    table.add_column("what", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     events.console.print(table)
     return EXIT_OK

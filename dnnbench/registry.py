@@ -158,6 +158,14 @@ def _builtins() -> None:
     pt = "dnnbench.frameworks.pytorch"
     STORAGE.add("fs", "dnnbench.storage.fs:FileSystemStorage", aliases=("file", "local"),
                 description="local or network filesystem (POSIX files)")
+    STORAGE.add("boto3", "dnnbench.storage.s3_boto3:Boto3Storage", aliases=("s3",),
+                description="S3 (AWS or S3-compatible) through boto3")
+    STORAGE.add("minio", "dnnbench.storage.s3_minio:MinioStorage",
+                description="S3 (AWS or S3-compatible) through the MinIO Python SDK")
+    STORAGE.add("s3fs", "dnnbench.storage.s3_s3fs:S3FSStorage",
+                description="S3 through s3fs/aiobotocore (whole-object cat_file, no HEAD)")
+    STORAGE.add("s3torchconnector", "dnnbench.storage.s3_torchconnector:S3TorchConnectorStorage",
+                aliases=("s3torch",), description="S3 through AWS's CRT-based s3torchconnector client")
     DATASETS.add("image_folder", f"{pt}.datasets:ImageFolderDataset", framework="pytorch",
                  aliases=("TorchImageClassificationDataset", "MapStyleDataset"),
                  description="map-style: one read per sample, decoded with OpenCV")
@@ -174,6 +182,24 @@ def _builtins() -> None:
     TRAINERS.add("read", f"{pt}.trainers:ReadTrainer", framework="pytorch",
                  description="drains batches, no compute: measures the loader alone")
     TRAINERS.add("emulate", f"{pt}.trainers:EmulateTrainer", framework="pytorch",
+                 description="sleeps training.compute_time_s per step in place of an accelerator")
+    tf = "dnnbench.frameworks.tensorflow"
+    DATASETS.add("image_folder", f"{tf}.datasets:ImageFolderDataset", framework="tensorflow",
+                 aliases=("TorchImageClassificationDataset", "MapStyleDataset"),
+                 description="tf.data: one read per sample in tf.data's threads, decoded with OpenCV")
+    DATASETS.add("raw", f"{tf}.datasets:RawBytesDataset", framework="tensorflow",
+                 aliases=("PythonReadDataset",),
+                 description="tf.data: one read per sample in tf.data's threads, bytes not decoded")
+    MODELS.add("convnet", f"{tf}.models:ConvNet", framework="tensorflow", aliases=("ConvNet",),
+               description="small Keras CNN for any image size, channel and class count")
+    MODELS.add("resnet", f"{tf}.models:ResNet", framework="tensorflow", aliases=("ResNet",),
+               description="small Keras ResNet (basic blocks)")
+    TRAINERS.add("train", f"{tf}.trainers:TrainTrainer", framework="tensorflow",
+                 aliases=("RandomAccessDatasetTrain", "DNNTrain"),
+                 description="real forward, backward and optimizer step (tf.function, GradientTape)")
+    TRAINERS.add("read", f"{tf}.trainers:ReadTrainer", framework="tensorflow",
+                 description="drains batches, no compute: measures the loader alone")
+    TRAINERS.add("emulate", f"{tf}.trainers:EmulateTrainer", framework="tensorflow",
                  description="sleeps training.compute_time_s per step in place of an accelerator")
 
 

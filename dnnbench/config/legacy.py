@@ -64,11 +64,15 @@ def translate_legacy(data: dict[str, Any], source: str = "config") -> tuple[dict
         out["execution"]["listing_workers"] = execution["workers"]
     steps = execution.get("steps", {})
     if isinstance(steps, dict):
+        phases = {}
         if steps.get("training") is False:
-            out["execution"]["phases"] = {"train": False}
-        for phase in ("inference", "metrics"):
-            if steps.get(phase):
-                dropped.append(f"execution.steps.{phase}")
+            phases["train"] = False
+        if steps.get("inference"):
+            phases["inference"] = True
+        if phases:
+            out["execution"]["phases"] = phases
+        if steps.get("metrics"):
+            dropped.append("execution.steps.metrics (metrics are always recorded)")
     for key in ("name", "metrics", "plugins", "prepare"):
         if key in data:
             out[key] = data[key]
@@ -100,11 +104,52 @@ def _storage(storage: dict[str, Any], source: str, dropped: list[str]) -> dict[s
             out["prefixes"] = [os.path.relpath(d, out["root"]) for d in dirs]
         if "s3" in storage:
             dropped.append("storage.s3 (format is fs)")
+    elif fmt == "s3":
+        _storage_s3(storage, source, dropped, out)
     else:
-        raise ConfigError(f"storage format {fmt!r} of the dss-style layout is not supported yet",
-                          reference=f"{source}: storage.format",
-                          hint="use format fs; S3 storage arrives with the S3 issue")
+        raise ConfigError(f"storage format {fmt!r} of the dss-style layout is not supported",
+                          reference=f"{source}: storage.format", hint="use format fs or s3")
     return out
+
+
+def _storage_s3(storage: dict[str, Any], source: str, dropped: list[str], out: dict[str, Any]) -> None:
+    """``storage.format: s3``: ``storage.name`` aws picks ``s3.aws.credentials``, anything else
+    (dss, minio) ``s3.dss.credentials`` with its endpoint."""
+    s3 = storage.get("s3")
+    if not isinstance(s3, dict) or not s3.get("bucket"):
+        raise ConfigError("format s3 needs an s3 section with a bucket", reference=f"{source}: storage.s3",
+                          hint='e.g. "s3": {"bucket": "dss0", "prefix": ["flower_photos/"], "client_lib": "boto3"}')
+    lib = s3.get("client_lib", "boto3")
+    if isinstance(lib, dict):
+        dropped.extend(f"storage.s3.client_lib.{k}" for k in lib if k != "name")
+        lib = lib.get("name", "boto3")
+    lib = str(lib)
+    if lib.lower() in ("dss_client", "dss"):
+        dropped.append("storage.s3.client_lib dss_client (the DSS C++ client is not supported; boto3 reads)")
+        lib = "boto3"
+    out["client"] = lib
+    prefixes = s3.get("prefix", [""])
+    out["prefixes"] = [prefixes] if isinstance(prefixes, str) else prefixes
+    name = str(storage.get("name") or "").lower()
+    creds = {k: ((s3.get(k) or {}).get("credentials") or {}) for k in ("aws", "dss")}
+    kind = "aws" if name == "aws" or (name not in ("dss", "minio") and not creds["dss"].get("endpoint")) else "dss"
+    chosen = creds[kind]
+    if not isinstance(chosen, dict):
+        raise ConfigError("must be a mapping", reference=f"{source}: storage.s3.{kind}.credentials")
+    out["preset"] = "minio" if name == "minio" else kind
+    new: dict[str, Any] = {"bucket": s3["bucket"]}
+    for old_key, new_key in (("endpoint", "endpoint_url"), ("region_name", "region"), ("region", "region"),
+                             ("access_key", "access_key"), ("secret_key", "secret_key")):
+        if chosen.get(old_key) not in (None, ""):
+            new[new_key] = chosen[old_key]
+    if kind == "aws" and "endpoint_url" in new:
+        out["preset"] = "dss"
+    out["s3"] = new
+    other = "dss" if kind == "aws" else "aws"
+    if s3.get(other):
+        dropped.append(f"storage.s3.{other} (storage.name is {name or kind!r})")
+    if "fs" in storage:
+        dropped.append("storage.fs (format is s3)")
 
 
 def _dataset(dataset: dict[str, Any], source: str, dropped: list[str]) -> dict[str, Any]:
@@ -134,17 +179,30 @@ def _dataset(dataset: dict[str, Any], source: str, dropped: list[str]) -> dict[s
 
 
 def _framework(fw: dict[str, Any], source: str) -> tuple[dict[str, Any], int | None]:
+    """``framework.name`` + the ``PyTorch.DataLoader`` (or ``TensorFlow``) block -> loader options.
+
+    The block is found case-insensitively. A TensorFlow run with an empty TensorFlow block
+    takes batch size and workers from the PyTorch block, so flipping the name compares fairly.
+    """
     out: dict[str, Any] = {}
-    names = [k for k in fw if k in ("PyTorch", "TensorFlow")]
-    name = fw.get("name") or (names[0] if names else "pytorch")
+    blocks = {k.lower(): v for k, v in fw.items() if k.lower() in ("pytorch", "tensorflow")}
+    name = fw.get("name") or (next(iter(blocks)) if blocks else "pytorch")
     out["name"] = str(name).lower()
-    block = fw.get("PyTorch", {}) if out["name"] == "pytorch" else fw.get(str(name), {})
-    loader = block.get("DataLoader", block) if isinstance(block, dict) else {}
+    candidates = [blocks.get(out["name"]), blocks.get("pytorch")]
+    loader: Any = {}
+    for block in candidates:
+        if block:
+            loader = block.get("DataLoader", block) if isinstance(block, dict) else block
+            break
     if not isinstance(loader, dict):
-        raise ConfigError("must be a mapping", reference=f"{source}: framework.PyTorch.DataLoader")
+        where = "PyTorch.DataLoader" if out["name"] == "pytorch" else "TensorFlow"
+        raise ConfigError("must be a mapping", reference=f"{source}: framework.{where}")
     for key in _LOADER_KEYS:
         if key in loader:
             out[key] = loader[key]
         elif key in fw:
             out[key] = fw[key]
+    tf_options = {k: v for k, v in loader.items() if k not in _LOADER_KEYS} if out["name"] == "tensorflow" else {}
+    if tf_options:
+        out["tensorflow"] = tf_options
     return out, out.get("num_workers")

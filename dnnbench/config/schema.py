@@ -7,6 +7,7 @@ Key paths used by docs, examples and checks: ``framework.name``,
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
@@ -16,15 +17,110 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: storage clients that read S3 (they need ``storage.s3``)
+S3_CLIENTS = ("boto3", "s3", "minio", "s3fs", "s3torchconnector")
+#: ``storage.preset``: defaults filled into ``storage.s3`` (explicit keys win)
+S3_PRESETS: dict[str, dict[str, Any]] = {
+    "aws": {},  # AWS itself: no endpoint, virtual-hosted addressing, region/credentials from the AWS chain
+    "dss": {"addressing_style": "path", "region": "us-east-1"},
+    "minio": {"addressing_style": "path", "region": "us-east-1"},
+}
+
+
+class S3Config(Strict):
+    """An S3 bucket on AWS or any S3-compatible endpoint. Keys are never written anywhere:
+    give them as ``${ENV}`` references, or leave them out to use the AWS credential chain."""
+
+    bucket: str = Field(..., description="bucket name (prefixes go in storage.prefixes)")
+    endpoint_url: str | None = Field(None, description="http(s)://host:port of an S3-compatible server; absent = AWS")
+    region: str | None = Field(None, description="signing region; default: profile/env (AWS) or us-east-1")
+    profile: str | None = Field(None, description="profile in ~/.aws/config and ~/.aws/credentials")
+    access_key: str | None = Field(None, repr=False, description="prefer ${ENV}; absent = AWS credential chain")
+    secret_key: str | None = Field(None, repr=False, description="prefer ${ENV}; absent = AWS credential chain")
+    session_token: str | None = Field(None, repr=False, description="temporary credentials' token")
+    addressing_style: Literal["auto", "path", "virtual"] | None = Field(
+        None, description="default: path with endpoint_url, virtual on AWS")
+    verify_tls: bool = Field(True, description="verify the server's TLS certificate")
+    ca_bundle: str | None = Field(None, description="PEM file of CA certificates to verify the server with")
+    max_pool_connections: PositiveInt = Field(32, description="HTTP connections kept per process")
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(60.0, gt=0)
+    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
+    max_attempts: int = Field(3, ge=1, le=20, description="attempts per request, the first included")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        # ``${VAR:-}`` gives "": treat it as "not set" (the credential chain is used then)
+        if isinstance(data, dict):
+            return {k: (None if v == "" and k != "bucket" else v) for k, v in data.items()}
+        return data
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        if v.startswith("s3://"):
+            raise ValueError("give the bare bucket name, without s3://")
+        if not v or "/" in v or any(c.isspace() for c in v):
+            raise ValueError("a bucket name has no '/' or spaces: put the path part in storage.prefixes")
+        return v
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://, e.g. http://127.0.0.1:9000")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _pairs(self) -> "S3Config":
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError("set both access_key and secret_key, or neither (the AWS credential chain is used then)")
+        if self.profile and self.access_key:
+            raise ValueError("set either profile or access_key/secret_key, not both")
+        if self.ca_bundle and not self.verify_tls:
+            raise ValueError("ca_bundle is for verifying TLS: drop it or set verify_tls: true")
+        return self
+
+
+class EmulateConfig(Strict):
+    """User-space emulation of a remote store around any backend."""
+
+    latency_ms: float = Field(0.0, ge=0, description="added before every request's first byte")
+    jitter_ms: float = Field(0.0, ge=0, description="uniform +- jitter on the latency")
+    bandwidth_MBps: float | None = Field(None, gt=0, description="cap on each request's transfer rate, 10^6 B/s")
+
+    @model_validator(mode="after")
+    def _jitter(self) -> "EmulateConfig":
+        if self.jitter_ms > self.latency_ms:
+            raise ValueError(f"jitter_ms {self.jitter_ms} is larger than latency_ms {self.latency_ms}")
+        return self
+
+
+class ShardsConfig(Strict):
+    """Tar shards (WebDataset layout) for ``dataset.access: shards`` and ``prepare --shards``."""
+
+    prefix: str = Field("shards", description="where the shards live in the storage (under root/bucket)")
+    max_bytes: PositiveInt = Field(10_000_000, description="cut a shard before it exceeds this many bytes")
+    max_samples: PositiveInt = Field(1000, description="cut a shard at this many samples")
+    seed: int = Field(0, description="the random sample order of packing")
+
+
 class StorageConfig(Strict):
     """Where the dataset lives and which client reads it."""
 
-    client: str = Field("fs", description="storage client plugin: fs (more with the S3 issue)")
+    client: str = Field("fs", description="storage client plugin: fs, boto3, minio, s3fs, s3torchconnector")
     name: str | None = Field(None, description="label for reports; default derived from client and root")
     root: str | None = Field(None, description="fs: base directory that prefixes are relative to")
     prefixes: list[str] = Field(default_factory=lambda: [""],
                                 description="dataset roots under root/bucket; each holds <class>/<file>")
     options: dict[str, Any] = Field(default_factory=dict, description="client plugin's own options")
+    preset: Literal["aws", "dss", "minio"] | None = Field(
+        None, description="S3 defaults for AWS, DSS or MinIO (client boto3 unless given)")
+    s3: S3Config | None = Field(None, description="S3 clients: bucket, endpoint, credentials, retries")
+    create_bucket: bool = Field(False, description="prepare: create the S3 bucket when it is missing")
+    emulate: EmulateConfig | None = Field(None, description="add per-request latency / a bandwidth cap (no netem "
+                                                            "needed); emulated runs are marked as such")
 
     @field_validator("prefixes")
     @classmethod
@@ -32,6 +128,35 @@ class StorageConfig(Strict):
         if not v:
             raise ValueError("at least one prefix is needed ('' for the root itself)")
         return [p.strip("/") if p not in ("", "/") else "" for p in v]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") not in S3_PRESETS:
+            return data
+        data = dict(data)
+        data.setdefault("client", "boto3")
+        if isinstance(data.get("s3"), dict):
+            data["s3"] = {**S3_PRESETS[data["preset"]], **data["s3"]}
+        return data
+
+    @model_validator(mode="after")
+    def _s3_checks(self) -> "StorageConfig":
+        if self.client in S3_CLIENTS:
+            if self.s3 is None:
+                raise ValueError(f"client {self.client!r} reads S3: add storage.s3 with at least bucket")
+            if self.root is not None:
+                raise ValueError("storage.root is for the fs client; an S3 dataset is storage.s3.bucket "
+                                 "+ storage.prefixes")
+        elif self.client in ("fs", "file", "local") and (self.s3 is not None or self.preset):
+            raise ValueError(f"storage.s3 / storage.preset are set but storage.client is {self.client!r}: "
+                             "use boto3, minio, s3fs or s3torchconnector")
+        if self.preset == "aws" and self.s3 is not None and self.s3.endpoint_url:
+            raise ValueError("preset aws talks to AWS itself: drop storage.s3.endpoint_url, or use preset "
+                             "dss or minio for an S3-compatible server")
+        if self.preset in ("dss", "minio") and self.s3 is not None and not self.s3.endpoint_url:
+            raise ValueError(f"preset {self.preset} needs storage.s3.endpoint_url (e.g. http://host:9000)")
+        return self
 
 
 class PrepareConfig(Strict):
@@ -58,12 +183,19 @@ class PrepareConfig(Strict):
 
 class DatasetConfig(Strict):
     name: str = Field("image_folder", description="dataset plugin")
-    access: Literal["random"] = Field("random", description="random: map-style, one read per sample")
+    access: Literal["random", "sequential", "shards"] = Field(
+        "random", description="random: map-style, one read per sample, reshuffled each epoch; sequential: "
+                              "one read per object in listing order; shards: tar shards streamed in order")
+    shuffle_buffer: PositiveInt = Field(1000, description="shards: samples held to mix shards (bounds memory)")
     decode: Literal["rgb", "gray", "none"] = "rgb"
     image_dimension: tuple[PositiveInt, PositiveInt] = Field((32, 32), description="[height, width] after resize")
     labels: list[str] | None = Field(None, description="class directories to read, in label order; default all, sorted")
     extensions: list[str] = Field(default_factory=lambda: [".jpg", ".jpeg", ".png"])
     max_samples: PositiveInt | None = Field(None, description="use only the first N samples of the index")
+    manifest: str | None = Field(None, description="cache the sample index in this file: a re-run with the "
+                                                   "same storage, prefixes and extensions skips listing")
+    on_error: Literal["fail", "skip"] = Field("fail", description="a sample that is missing, truncated or "
+                                              "not an image: fail the run naming it, or skip and count it")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset plugin's own options")
 
     @field_validator("extensions")
@@ -72,8 +204,36 @@ class DatasetConfig(Strict):
         return [e.lower() if e.startswith(".") else f".{e.lower()}" for e in v]
 
 
+class TensorFlowOptions(Strict):
+    """tf.data loader settings (``framework.name: tensorflow``; ignored by pytorch).
+
+    ``framework.num_workers`` is the read parallelism of both frameworks: PyTorch's
+    loader processes, tf.data's ``num_parallel_calls`` of the read stage. Either way it
+    is the number of storage requests in flight, and the ``workers`` column.
+    """
+
+    read_unit: Literal["batch", "sample"] = Field(
+        "batch", description="one Python read call per batch of indices (tf.data's vectorized map, "
+                             "like a PyTorch worker building a batch) or per sample")
+    parallelism: Literal["map", "interleave"] = Field(
+        "map", description="map: one parallel map over the read units; interleave: the epoch split "
+                           "into cycle_length streams read side by side")
+    num_parallel_calls: PositiveInt | Literal["autotune"] | None = Field(
+        None, description="reads in flight; default framework.num_workers (an int here sets it); "
+                          "autotune: tf.data decides, at most framework.num_workers")
+    cycle_length: PositiveInt | None = Field(
+        None, description="interleave: streams open at once; default the parallelism")
+    prefetch: PositiveInt | Literal[0, "autotune"] | None = Field(
+        None, description="batches buffered after reading; default num_workers x prefetch_factor "
+                                "(what a PyTorch DataLoader keeps in flight); 0: none")
+    shuffle_buffer: PositiveInt | None = Field(
+        None, description="default: an exact permutation per epoch (the same order as pytorch); "
+                          "N: tf.data's Dataset.shuffle with a buffer of N samples")
+    deterministic: bool = Field(True, description="false lets later reads overtake slow ones")
+
+
 class FrameworkConfig(Strict):
-    name: Literal["pytorch"] = "pytorch"
+    name: Literal["pytorch", "tensorflow"] = "pytorch"
     batch_size: PositiveInt = 32
     num_workers: int = Field(2, ge=0)
     shuffle: bool = True
@@ -82,11 +242,39 @@ class FrameworkConfig(Strict):
     pin_memory: bool | Literal["auto"] = "auto"
     drop_last: bool = False
     multiprocessing_context: Literal["fork", "spawn", "forkserver"] | None = None
+    tensorflow: TensorFlowOptions = Field(default_factory=TensorFlowOptions)
 
     @field_validator("name", mode="before")
     @classmethod
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tf_calls_set_workers(cls, data: Any) -> Any:
+        """``tensorflow.num_parallel_calls: N`` alone means ``num_workers: N`` (one parallelism)."""
+        if isinstance(data, dict) and "num_workers" not in data and isinstance(data.get("tensorflow"), dict):
+            calls = data["tensorflow"].get("num_parallel_calls")
+            if isinstance(calls, int) and not isinstance(calls, bool) and calls > 0:
+                data = {**data, "num_workers": calls}
+        return data
+
+    @model_validator(mode="after")
+    def _tf_parallelism(self) -> "FrameworkConfig":
+        tf = self.tensorflow
+        if self.name != "tensorflow":
+            return self
+        if isinstance(tf.num_parallel_calls, int) and tf.num_parallel_calls != self.num_workers:
+            raise ValueError(f"tensorflow.num_parallel_calls ({tf.num_parallel_calls}) differs from num_workers "
+                             f"({self.num_workers}): they are the same setting, give one of them")
+        if tf.num_parallel_calls == "autotune" and self.num_workers == 0:
+            raise ValueError("tensorflow.num_parallel_calls autotune needs num_workers >= 1 (its upper bound)")
+        if tf.cycle_length is not None and tf.parallelism != "interleave":
+            raise ValueError("tensorflow.cycle_length is for tensorflow.parallelism: interleave")
+        if tf.cycle_length is not None and tf.cycle_length < max(1, self.num_workers):
+            raise ValueError(f"tensorflow.cycle_length ({tf.cycle_length}) must be at least num_workers "
+                             f"({self.num_workers}): interleave reads at most one element per open stream")
+        return self
 
 
 class ModelConfig(Strict):
@@ -108,6 +296,26 @@ class TrainingConfig(Strict):
 class PhasesConfig(Strict):
     list: bool = True
     train: bool = True
+    inference: bool = Field(False, description="evaluate the model on a held-out split after training")
+    checkpoint: bool = Field(False, description="save model + optimizer state to the storage, load it back, verify")
+
+
+class InferenceConfig(Strict):
+    """The held-out split read by the inference phase, through the same storage."""
+
+    prefixes: list[str] | None = Field(None, description="held-out dataset roots; default: a seeded "
+                                                          "holdout_fraction of the listed samples")
+    holdout_fraction: float = Field(0.1, gt=0, lt=1, description="share of the listed samples kept out of "
+                                                                  "training when prefixes is not given")
+    batch_size: PositiveInt | None = Field(None, description="default: framework.batch_size")
+
+
+class CheckpointConfig(Strict):
+    """Checkpoint I/O through the configured storage (as training code saving to S3 does)."""
+
+    prefix: str = Field("checkpoints", description="checkpoints are written as <prefix>/<run-id>.ckpt")
+    size_MiB: float = Field(0.0, ge=0, description="pad the state with this many MiB to benchmark large checkpoints")
+    keep: bool = Field(False, description="keep the checkpoint object after the phase (default: delete it)")
 
 
 class ExecutionConfig(Strict):
@@ -125,6 +333,81 @@ class MetricsConfig(Strict):
     system_interval_s: float = Field(0.5, gt=0)
 
 
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _check_dotted(keys: list[str]) -> None:
+    """Sweep keys are dotted config paths, never ``sweep``/``repeat``, none inside another."""
+    for key in keys:
+        if not _DOTTED.match(key):
+            raise ValueError(f"{key!r} is not a dotted config key such as framework.num_workers")
+        if key.split(".")[0] in ("sweep", "repeat"):
+            raise ValueError(f"{key!r}: a sweep cannot vary sweep or repeat")
+    for a in keys:
+        for b in keys:
+            if a != b and b.startswith(a + "."):
+                raise ValueError(f"{b!r} lies inside {a!r}: give one or the other")
+
+
+class SweepVariant(Strict):
+    """One named variant: the base config with these dotted keys set."""
+
+    label: str = Field(..., min_length=1, description="name of the variant in reports and --baseline")
+    set: dict[str, Any] = Field(default_factory=dict, description="dotted.key: value overrides")
+
+    @field_validator("set")
+    @classmethod
+    def _keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_dotted(list(v))
+        return v
+
+
+class SweepConfig(Strict):
+    """Several runs in one invocation: a cartesian ``grid`` or a list of named ``variants``."""
+
+    grid: dict[str, list[Any] | dict[str, Any]] | None = Field(
+        None, description="dotted.key: [values] or {name: value}; every combination is one variant")
+    variants: list[SweepVariant] | None = Field(None, description="named variants, each a set of overrides")
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Any] | dict[str, Any]] | None) -> dict[str, list[Any] | dict[str, Any]] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("give at least one dotted.key: [values]")
+        _check_dotted(list(v))
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"{key}: give at least one value")
+            if isinstance(values, dict) and not all(isinstance(k, str) and k for k in values):
+                raise ValueError(f"{key}: named values need non-empty string names")
+            seen = [repr(x) for x in values] if isinstance(values, list) else []
+            if len(set(seen)) != len(seen):
+                raise ValueError(f"{key}: a value is listed twice")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: list[SweepVariant] | None) -> list[SweepVariant] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("give at least one variant")
+        labels = [x.label for x in v]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"variant labels must be unique: {', '.join(dup)} repeated")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SweepConfig":
+        if (self.grid is None) == (self.variants is None):
+            raise ValueError("give either sweep.grid (a cartesian product) or sweep.variants (a list), "
+                             "not both and not neither")
+        return self
+
+
 class BenchConfig(Strict):
     """A whole benchmark run."""
 
@@ -137,13 +420,21 @@ class BenchConfig(Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    shards: ShardsConfig = Field(default_factory=ShardsConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files with user plugins")
+    sweep: SweepConfig | None = Field(None, description="several variants in one invocation (dnnbench.sweep)")
+    repeat: PositiveInt = Field(1, description="run each variant this many times (mean/stdev/min/max compared)")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "BenchConfig":
-        if self.training.trainer in ("train", "RandomAccessDatasetTrain") and self.dataset.decode == "none":
+        if self.training.trainer in ("train", "RandomAccessDatasetTrain", "DNNTrain") and self.dataset.decode == "none":
             raise ValueError("training.trainer 'train' needs decoded images: set dataset.decode "
                              "to rgb or gray, or use the 'read' trainer to measure storage alone")
         if self.framework.num_workers == 0 and self.framework.persistent_workers:
             raise ValueError("framework.persistent_workers needs framework.num_workers > 0")
+        if self.framework.name == "tensorflow" and self.storage.client in ("s3torchconnector", "s3torch"):
+            raise ValueError("storage.client s3torchconnector imports torch, and a tensorflow run stays "
+                             "torch-free (one framework per process): use boto3, minio or s3fs")
         return self

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def unsafe_key(key: str) -> bool:
+    """True for keys that would escape a local root: absolute, ``..`` components, NUL bytes."""
+    return key.startswith(("/", "\\")) or "\x00" in key or (".." in key and ".." in key.split("/"))
+
+
 @dataclass
 class SampleIndex:
     keys: list[str]
@@ -29,3 +34,17 @@ class SampleIndex:
         pick = np.sort(rng.choice(len(self), size=n, replace=False))
         return SampleIndex([self.keys[i] for i in pick], self.labels[pick], self.sizes[pick],
                            list(self.classes))
+
+    def take(self, positions: "np.ndarray | list[int]") -> "SampleIndex":
+        """The samples at ``positions`` (listing order kept)."""
+        pos = np.sort(np.asarray(positions, dtype=np.int64))
+        return SampleIndex([self.keys[i] for i in pos], self.labels[pos], self.sizes[pos], list(self.classes))
+
+    def holdout(self, fraction: float, seed: int = 0) -> tuple["SampleIndex", "SampleIndex"]:
+        """(train, held-out): a seeded random ``fraction`` of the samples is held out (at least one)."""
+        n_out = min(len(self) - 1, max(1, int(round(len(self) * fraction))))
+        picked = np.random.default_rng([seed, 7919]).choice(len(self), size=n_out, replace=False)
+        mask = np.zeros(len(self), dtype=bool)
+        mask[picked] = True
+        return self.take(np.flatnonzero(~mask)), self.take(np.flatnonzero(mask))
+

@@ -26,11 +26,14 @@ SUMMARY_COLUMNS = [
     "client", "access", "decode", "dataset", "model", "trainer", "workers", "batch_size", "epochs",
     "steps", "samples", "bytes", "wall_s", "samples_per_s", "MiB_per_s", "MB_per_s",
     "steady_MiB_per_s", "au_percent", "time_to_first_batch_s", "list_s", "objects_listed",
-    "bytes_listed", "objects_listed_per_s", "requests", "request_p50_ms", "request_p90_ms",
+    "bytes_listed", "objects_listed_per_s", "requests", "request_mean_bytes", "samples_per_request",
+    "request_p50_ms", "request_p90_ms",
     "request_p99_ms", "request_p999_ms", "request_max_ms", "request_ttfb_p50_ms",
     "request_ttfb_p99_ms", "decode_p50_ms", "read_share_percent", "first_epoch_MiB_per_s",
     "last_epoch_MiB_per_s", "cpu_percent", "peak_rss_MiB", "errors", "retries", "skipped_samples", "cache",
-    "byte_check",
+    "byte_check", "emulated", "infer_samples", "infer_wall_s", "infer_samples_per_s", "infer_MiB_per_s",
+    "accuracy_percent", "checkpoint_bytes", "checkpoint_save_s", "checkpoint_load_s", "checkpoint_save_MB_per_s",
+    "checkpoint_load_MB_per_s", "checkpoint_verified", "sweep_id", "variant", "repeat",
 ]
 EPOCH_COLUMNS = ["epoch", "complete", "steps", "samples", "bytes", "wall_s", "samples_per_s",
                  "MiB_per_s", "MB_per_s", "first_batch_s", "wait_s", "compute_s", "au_percent",
@@ -57,11 +60,10 @@ class RunFacts:
     epochs: list[EpochRecord] = field(default_factory=list)
     warmup_steps: int = 0
     system: Any = None
-    bytes_listed_per_epoch: int | None = None
-    full_epochs: bool = False
     ttfb_reason: str = ""
     request_mode: str = "all"
     unmeasured: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # inference / checkpoint phase figures
 
 
 def merge_requests(run_dir: Path, t0: float) -> pd.DataFrame:
@@ -104,7 +106,8 @@ def build_reports(f: RunFacts) -> dict[str, Any]:
 
     requests = merge_requests(f.run_dir, f.t0)
     requests.to_csv(f.run_dir / "requests.csv", index=False, float_format="%.6g")
-    gets = requests[requests["op"].isin(["get", "get_range"])]
+    # training reads only: inference (epoch -1) and checkpoint (-2) requests have their own columns
+    gets = requests[requests["op"].isin(["get", "get_range"]) & (requests["epoch"] >= 0)]
 
     epochs = _epochs_frame(f, steps, gets)
     epochs.to_csv(f.run_dir / "epochs.csv", index=False, float_format="%.6g")
@@ -160,6 +163,10 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
         row["time_to_first_batch_s"] = f.epochs[0].first_batch_s
     ok = gets[gets["error"].isna()] if len(gets) else gets
     row["requests"] = len(gets) if f.request_mode == "all" else None
+    if len(ok):
+        row["request_mean_bytes"] = float(ok["bytes"].mean())
+    if row["requests"]:
+        row["samples_per_request"] = samples / row["requests"]
     if f.request_mode != "all":
         why["requests"] = f"metrics.requests is {f.request_mode}: request rows are a sample"
     if len(ok):
@@ -176,6 +183,9 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
             row["decode_p50_ms"] = _pct(dec["decode_ms"], 50)
             read_ms, dec_ms = float(dec["latency_ms"].sum()), float(dec["decode_ms"].sum())
             row["read_share_percent"] = 100.0 * read_ms / (read_ms + dec_ms)
+        elif f.identity.get("access") == "shards" and f.identity.get("decode") != "none":
+            why["decode_p50_ms"] = why["read_share_percent"] = (
+                "shards: one request streams many samples, so decode time is not attributable per request")
         else:
             why["decode_p50_ms"] = why["read_share_percent"] = "no decode step (dataset.decode none or a custom dataset)"
     elif f.request_mode == "off":
@@ -195,14 +205,13 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
     caches = {e.cache for e in f.epochs}
     row["cache"] = caches.pop() if len(caches) == 1 else "unknown"
     row["byte_check"] = _byte_check(f, epochs)
+    row.update({k: v for k, v in f.extra.items() if k in row})
     return row
 
 
 def _byte_check(f: RunFacts, epochs: pd.DataFrame) -> str:
-    """Did each complete epoch read exactly the bytes listing reported?"""
-    if not f.full_epochs or f.bytes_listed_per_epoch is None:
+    """Did each complete epoch read exactly the bytes that listing reported for it?"""
+    complete = [e for e in f.epochs if e.complete]
+    if not complete or any(e.expected_bytes is None or e.failed_samples for e in complete):
         return "not_checked"
-    complete = epochs[epochs["complete"] == True]  # noqa: E712
-    if not len(complete) or (complete["failed_samples"] > 0).any():
-        return "not_checked"
-    return "ok" if (complete["bytes"] == f.bytes_listed_per_epoch).all() else "mismatch"
+    return "ok" if all(e.bytes == e.expected_bytes for e in complete) else "mismatch"

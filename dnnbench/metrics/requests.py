@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import threading
 from dataclasses import dataclass
 from multiprocessing import util as mp_util
 from pathlib import Path
@@ -44,6 +45,7 @@ class RequestRecorder:
         self._pid = os.getpid()
         self._rows: list[list] = []
         self._finalizer = None
+        self._lock = threading.Lock()  # only flushes take it: appends stay lock-free
         self._rng = random.Random(spec.seed ^ self._pid)
         self._keep_all = spec.mode == "all"
         self._off = spec.mode == "off"
@@ -69,10 +71,16 @@ class RequestRecorder:
         return row
 
     def flush(self) -> None:
-        """Append buffered rows to this process's CSV file."""
+        """Append buffered rows to this process's CSV file (threads of one process take turns)."""
         if not self._rows:
             return
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         rows, self._rows = self._rows, []
+        if not rows:
+            return
         directory = Path(self.spec.directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"requests-{self._pid}.csv"

@@ -19,6 +19,7 @@ class EpochRecord:
     failed_samples: int = 0
     cache: str = "unknown"
     complete: bool = False
+    expected_bytes: int | None = None  # what listing says this epoch must read (None: partial by config)
 
 
 @dataclass

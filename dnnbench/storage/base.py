@@ -14,6 +14,7 @@ object can be pickled into loader workers under any start method.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from abc import ABC, abstractmethod
@@ -95,6 +96,18 @@ class Storage(ABC):
         buffer[:] = data
         return len(data), ttfb
 
+    def _open(self, key: str) -> tuple[Any, float | None]:
+        """A readable binary stream of the whole object and its first-byte time.
+
+        The default reads the object whole; backends that can stream override it.
+        """
+        data, ttfb = self._get(key)
+        return io.BytesIO(data), ttfb
+
+    def _retries(self) -> int:
+        """Retries the calling thread's last request needed (0 where the client cannot tell)."""
+        return 0
+
     @abstractmethod
     def _put(self, key: str, data: bytes) -> None: ...
 
@@ -102,70 +115,56 @@ class Storage(ABC):
     def _delete(self, key: str) -> None: ...
 
     # -- instrumented public API ---------------------------------------
-    def get(self, key: str) -> tuple[bytes, list | None]:
-        """Read a whole object. Returns the bytes and the request's record row (or None)."""
+    def _request(self, op: str, key: str, call, *args: Any) -> tuple[Any, Any, float]:
+        """Run one primitive, recording it as a failed request if it raises.
+
+        Returns (the primitive's result, this process's recorder or None, start time).
+        """
         rec = get_recorder(self.recorder_spec)
         start = time.perf_counter()
         try:
-            data, ttfb = self._get(key)
+            result = call(*args)
         except Exception as e:
             if rec is not None:
-                rec.add("get", key, start, None, time.perf_counter(), 0, error=_short(e))
+                rec.add(op, key, start, None, time.perf_counter(), 0, error=_short(e), retries=self._retries())
             raise
-        end = time.perf_counter()
-        row = rec.add("get", key, start, ttfb, end, len(data)) if rec is not None else None
-        return data, row
+        return result, rec, start
+
+    def get(self, key: str) -> tuple[bytes, list | None]:
+        """Read a whole object. Returns the bytes and the request's record row (or None)."""
+        (data, ttfb), rec, start = self._request("get", key, self._get, key)
+        if rec is None:
+            return data, None
+        return data, rec.add("get", key, start, ttfb, time.perf_counter(), len(data), retries=self._retries())
 
     def get_into(self, key: str, buffer: memoryview) -> tuple[int, list | None]:
         """Read a whole object of known size straight into ``buffer`` (no extra copy)."""
-        rec = get_recorder(self.recorder_spec)
-        start = time.perf_counter()
-        try:
-            n, ttfb = self._get_into(key, buffer)
-        except Exception as e:
-            if rec is not None:
-                rec.add("get", key, start, None, time.perf_counter(), 0, error=_short(e))
-            raise
-        row = rec.add("get", key, start, ttfb, time.perf_counter(), n) if rec is not None else None
-        return n, row
+        (n, ttfb), rec, start = self._request("get", key, self._get_into, key, buffer)
+        if rec is None:
+            return n, None
+        return n, rec.add("get", key, start, ttfb, time.perf_counter(), n, retries=self._retries())
+
+    def open_stream(self, key: str) -> "RecordedStream":
+        """Stream an object (tar shards): one request row, written when the stream ends."""
+        (raw, ttfb), rec, start = self._request("get", key, self._open, key)
+        return RecordedStream(raw, key, rec, start, ttfb, self._retries())
 
     def get_range(self, key: str, start_byte: int, length: int) -> bytes:
-        rec = get_recorder(self.recorder_spec)
-        start = time.perf_counter()
-        try:
-            data, ttfb = self._get_range(key, start_byte, length)
-        except Exception as e:
-            if rec is not None:
-                rec.add("get_range", key, start, None, time.perf_counter(), 0, error=_short(e))
-            raise
+        (data, ttfb), rec, start = self._request("get_range", key, self._get_range, key, start_byte, length)
         if rec is not None:
-            rec.add("get_range", key, start, ttfb, time.perf_counter(), len(data))
+            rec.add("get_range", key, start, ttfb, time.perf_counter(), len(data), retries=self._retries())
         return data
 
     def list(self, prefix: str = "", delimiter: bool = False) -> tuple[list[ObjectInfo], list[str]]:
-        rec = get_recorder(self.recorder_spec)
-        start = time.perf_counter()
-        try:
-            objects, prefixes = self._list(prefix, delimiter)
-        except Exception as e:
-            if rec is not None:
-                rec.add("list", prefix, start, None, time.perf_counter(), 0, error=_short(e))
-            raise
+        (objects, prefixes), rec, start = self._request("list", prefix, self._list, prefix, delimiter)
         if rec is not None:
-            rec.add("list", prefix, start, None, time.perf_counter(), 0)
+            rec.add("list", prefix, start, None, time.perf_counter(), 0, retries=self._retries())
         return objects, prefixes
 
     def put(self, key: str, data: bytes) -> None:
-        rec = get_recorder(self.recorder_spec)
-        start = time.perf_counter()
-        try:
-            self._put(key, data)
-        except Exception as e:
-            if rec is not None:
-                rec.add("put", key, start, None, time.perf_counter(), 0, error=_short(e))
-            raise
+        _, rec, start = self._request("put", key, self._put, key, data)
         if rec is not None:
-            rec.add("put", key, start, None, time.perf_counter(), len(data))
+            rec.add("put", key, start, None, time.perf_counter(), len(data), retries=self._retries())
 
     def delete(self, key: str) -> None:
         self._delete(key)
@@ -191,6 +190,62 @@ class Storage(ABC):
         return None
 
 
+class RecordedStream(io.RawIOBase):
+    """A counting, recording wrapper around a backend's object stream."""
+
+    def __init__(self, raw: Any, key: str, rec: Any, start: float, ttfb: float | None, retries: int):
+        super().__init__()
+        self.raw, self.key, self.rec, self.start, self.ttfb, self.retries = raw, key, rec, start, ttfb, retries
+        self.nbytes = 0
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            if hasattr(self.raw, "readinto"):
+                n = self.raw.readinto(buffer)
+            else:
+                chunk = self.raw.read(len(buffer))
+                n = len(chunk)
+                buffer[:n] = chunk
+        except Exception as e:
+            self._finish(_short(e))
+            raise
+        if self.ttfb is None and n:
+            self.ttfb = time.perf_counter()
+        self.nbytes += n or 0
+        if not n:
+            self._finish(None)
+        return n or 0
+
+    def drain(self) -> int:
+        """Read to the end (trailing bytes count as returned by storage); returns bytes drained."""
+        before = self.nbytes
+        buf = bytearray(1 << 16)
+        while self.readinto(memoryview(buf)):
+            pass
+        return self.nbytes - before
+
+    def _finish(self, error: str | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self.rec is not None:
+            self.rec.add("get", self.key, self.start, self.ttfb, time.perf_counter(), self.nbytes, error=error,
+                         retries=self.retries)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._finish(None)
+            try:
+                self.raw.close()
+            except Exception:  # noqa: BLE001 - closing a finished stream must not fail the read
+                pass
+        super().close()
+
+
 def _short(e: BaseException) -> str:
     text = f"{type(e).__name__}: {e}"
     return text if len(text) <= 200 else text[:197] + "..."
@@ -207,7 +262,13 @@ def create_storage(config: Any, recorder: RecorderSpec | None = None) -> Storage
 
     cls = STORAGE.get(config.client)
     try:
-        return cls(config, recorder=recorder)
+        storage = cls(config, recorder=recorder)
     except TypeError as e:
         raise StorageError(f"storage client {config.client!r} could not be created: {e}",
                            reference="storage.client") from e
+    emulate = getattr(config, "emulate", None)
+    if emulate is not None:
+        from dnnbench.storage.emulate import EmulatedStorage
+
+        storage = EmulatedStorage(storage, emulate, recorder)
+    return storage

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dnnbench.data.index import unsafe_key
 from dnnbench.errors import DataError
 from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch, Storage
@@ -18,7 +19,7 @@ def safe_join(root: str, key: str) -> str:
     Raises:
         ValueError: the key would leave the root.
     """
-    if key.startswith(("/", "\\")) or "\x00" in key or (".." in key and ".." in key.split("/")):
+    if unsafe_key(key):
         raise ValueError(f"unsafe object key {key!r}: it would leave the storage root")
     return os.path.join(root, key) if key else root
 
@@ -73,6 +74,9 @@ class FileSystemStorage(Storage):
             return size, None
         finally:
             os.close(fd)
+
+    def _open(self, key: str) -> tuple[Any, None]:
+        return open(safe_join(self.root, key), "rb", buffering=0), None
 
     def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, None]:
         with open(safe_join(self.root, key), "rb", buffering=0) as f:

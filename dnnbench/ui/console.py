@@ -92,6 +92,139 @@ class RichEvents:
             self.console.print(f"[dim]{col} not measured: {reason}[/]", highlight=False)
         self.console.print(f"results: [bold]{run_dir}[/]", highlight=False)
 
+    # -- sweeps (dnnbench.sweep) ---------------------------------------------------
+    def sweep_start(self, sweep_id: str, labels: list[str], repeats: int) -> None:
+        if not self.quiet:
+            rep = f" x {repeats} repeats" if repeats > 1 else ""
+            self.console.print(f"[bold]sweep[/] {_escape(sweep_id)}: {len(labels)} variants{rep}", highlight=False)
+
+    def variant_start(self, n: int, total: int, label: str, rep: int, repeats: int) -> None:
+        if not self.quiet:
+            rep_text = f" (repeat {rep}/{repeats})" if repeats > 1 else ""
+            self.console.rule(f"[bold]run {n}/{total}[/] {_escape(label)}{rep_text}", align="left")
+
+    def variant_end(self, n: int, total: int, label: str, rep: int, repeats: int, status: str,
+                    reason: str | None, run_dir: str | None, row: dict[str, Any]) -> None:
+        rep_text = f" r{rep}" if repeats > 1 else ""
+        head = f"[{n}/{total}] {_escape(label)}{rep_text}"
+        if status == "ok":
+            mib, sps = _num(row.get("MiB_per_s")), _num(row.get("samples_per_s"))
+            self.console.print(f"[green]ok[/] {head}: {mib:,.2f} MiB/s, {sps:,.1f} samples/s  "
+                               f"[dim]{_escape(run_dir or '')}[/]", highlight=False)
+        else:
+            self.console.print(f"[red]{_escape(status)}[/] {head}: {_escape(reason or 'no reason recorded')}  "
+                               f"[dim]{_escape(run_dir or '')}[/]", highlight=False)
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+#: table columns in the order they are given up when the terminal is narrow (last first)
+_COMPARE_PRIORITY = ["MiB_per_s", "request_p99_ms", "time_to_first_batch_s", "au_percent", "request_p50_ms",
+                     "samples_per_s", "cpu_percent"]
+
+
+def comparison_table(c: Any, title: str = "dnnbench compare", width: int | None = None) -> Table:
+    """Variants as rows, key metrics as columns (mean, ± stdev over repeats and the ratio to the
+    baseline variant below it); the best mean of each metric in bold green. With a ``width``,
+    the least important columns are left out until the table fits (comparison.csv has all)."""
+    from dnnbench.metrics.compare import TABLE_METRICS
+
+    label_w = min(30, max(len(part) for v in c.table["variant"] for part in str(v).split(",")) + 4)
+    keep = len(_COMPARE_PRIORITY)
+    if width is not None:
+        keep = max(1, min(keep, (width - label_w - 6 - 12) // 11))
+    priority = _COMPARE_PRIORITY
+    if set(c.table["trainer"].dropna()) == {"read"}:
+        priority = [p for p in priority if p != "au_percent"]  # no compute: AU is ~0 by definition
+    shown = [m for m in TABLE_METRICS if m.name in priority[:keep]]
+    dropped = [m.title for m in TABLE_METRICS if m not in shown and m.name in priority]
+    base = f"  baseline: {_escape(c.baseline)}" if c.baseline else ""
+    caption = "mean, ±stdev over repeats, ratio to the baseline; best in bold green"
+    if dropped:
+        caption += f"; not shown for width: {', '.join(dropped)} (see comparison.csv)"
+    t = Table(title=f"{title}{base}", header_style="bold", show_lines=True, caption=caption, caption_style="dim")
+    t.add_column("variant", overflow="fold", min_width=12)
+    t.add_column("runs", justify="right")
+    for m in shown:
+        t.add_column(m.title, justify="right", overflow="fold", min_width=7)
+    t.add_column("status", overflow="fold")
+    for _, r in c.table.iterrows():
+        label = str(r["variant"])
+        cells = [_escape(label).replace(",", ",\n") + ("\n[dim](baseline)[/]" if label == c.baseline else ""),
+                 f"{r['ok_runs']}/{r['runs']}" if r["ok_runs"] != r["runs"] else str(r["runs"])]
+        for m in shown:
+            cells.append(_stat_cell(r, m, label == c.best.get(m.name), label == c.baseline))
+        status = str(r["status"])
+        reason = str(r["reason"]).split(" (hint: ")[0] if r["reason"] else ""
+        cells.append("[green]ok[/]" if status == "ok" else f"[red]{status}[/]" + (
+            f": {_escape(_clip(reason, 60))}" if reason else ""))
+        t.add_row(*cells)
+    return t
+
+
+def _stat_cell(r: Any, m: Any, best: bool, is_base: bool) -> str:
+    mean, sd, ratio = r[f"{m.name}_mean"], r[f"{m.name}_stdev"], r[f"{m.name}_ratio"]
+    if mean != mean:  # NaN: not measured
+        return "—"
+    text = f"[bold green]{mean:,.{m.digits}f}[/]" if best else f"{mean:,.{m.digits}f}"
+    if sd == sd:
+        text += f"\n[dim]±{sd:,.{m.digits}f}[/]"
+    if ratio == ratio and not is_base and m.better is not None:
+        text += f"\n[dim]{ratio:.2f}x[/]" if ratio >= 0.1 else f"\n[dim]{ratio:.2g}x[/]"
+    return text
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def render_gate(result: Any, baseline_file: str, tolerance: float, console: Console, err_console: Console) -> None:
+    """One line per regressed metric (never wrapped: CI logs are grepped), or one ok line."""
+    for note in result.notes:
+        err_console.print(f"[yellow]warning[/] gate: {_escape(note)}", highlight=False, soft_wrap=True)
+    for r in result.regressions:
+        console.print(r.line(), highlight=False, markup=False, soft_wrap=True)
+    if result.passed:
+        console.print(f"gate: ok ({result.checked} checks within {tolerance * 100:g}% of {baseline_file})",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+def render_au_search(result: Any, console: Console) -> None:
+    """The table of tried counts and the answer."""
+    console.print(au_search_table([c.as_row() for c in result.counts], result.target, result.criterion))
+    best = result.at(result.best)
+    what = f"{result.criterion} AU >= {result.target:g} %"
+    if best is None:
+        console.print(f"this storage cannot feed even 1 emulated accelerator at {what}", highlight=False)
+    else:
+        more = " (the --max-accelerators cap; more may fit)" if result.capped else ""
+        console.print(f"largest count with {what}: [bold]{result.best}[/] emulated "
+                      f"accelerator{'s' if result.best > 1 else ''}{more}: {best.samples_per_s:,.1f} samples/s, "
+                      f"{best.MiB_per_s:,.2f} MiB/s in all", highlight=False)
+    console.print(f"table: {result.folder / 'au_search.csv'}", highlight=False)
+
+
+def au_search_table(rows: list[dict[str, Any]], target: float, criterion: str) -> Table:
+    """The accelerator counts an AU search tried, in increasing order."""
+    t = Table(title=f"AU search: target {criterion} AU >= {target:g} %", header_style="bold")
+    for col in ("accelerators", "min AU %", "mean AU %", "samples/s", "MiB/s", "req p99 ms", "result"):
+        t.add_column(col, justify="right" if col != "result" else "left", min_width=len(col) if col != "result"
+                     else 6, overflow="fold")
+    for r in sorted(rows, key=lambda x: x["accelerators"]):
+        ok = r["passed"]
+        result = "[green]feeds[/]" if ok else "[red]below target[/]"
+        if r.get("failed"):
+            result = f"[red]{r['failed']} failed[/]: {_escape(_clip(str(r.get('reason') or ''), 60))}"
+        t.add_row(str(r["accelerators"]), _fmt(r.get("min_au_percent"), 1), _fmt(r.get("mean_au_percent"), 1),
+                  _fmt(r.get("samples_per_s"), 1), _fmt(r.get("MiB_per_s"), 2), _fmt(r.get("request_p99_ms"), 3),
+                  result)
+    return t
+
 
 def _fmt(v: Any, digits: int = 2) -> str:
     if v is None or v == "":

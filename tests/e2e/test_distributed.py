@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def torchrun(cfg: Path, nproc: int = 2) -> subprocess.CompletedProcess:
+    """Run under torchrun in its own process group, so a hang never leaves ranks behind."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-                           "--standalone", "benchmark.py", "-q", "--config", str(cfg)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=env)
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--standalone",
+            "benchmark.py", "-q", "--config", str(cfg)]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail(f"torchrun hung:\n{out[-2000:]}\n{err[-2000:]}")
+    return subprocess.CompletedProcess(args, p.returncode, out, err)
 
 
 @pytest.mark.parametrize("access,trainer", [("random", "read"), ("sequential", "read"), ("shards", "read"),

@@ -60,10 +60,10 @@ def test_throughput_au_and_units(tmp_path):
     (1000, 0, True, "ok"), (999, 0, True, "mismatch"), (1000, 0, False, "not_checked"), (1000, 2, True, "not_checked")])
 def test_byte_check(tmp_path, epoch_bytes, failed, full, expected):
     ep = EpochRecord(0, start=0.0, end=1.0, steps=1, samples=1, bytes=epoch_bytes, failed_samples=failed,
-                     complete=True)
+                     complete=True, expected_bytes=1000 if full else None)
     write_requests(tmp_path, [])
     f = facts(tmp_path, [[0, 0, 0.0, 0.5, 0.5, 1, epoch_bytes, None, failed]], [ep], train_start=0.0,
-              train_end=1.0, bytes_listed_per_epoch=1000, full_epochs=full)
+              train_end=1.0)
     assert build_reports(f)["byte_check"] == expected
 
 

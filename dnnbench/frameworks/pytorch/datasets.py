@@ -9,15 +9,18 @@ name the key without a worker traceback.
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 from dnnbench.data.decode import DecodeError, decode_image
 from dnnbench.data.index import SampleIndex
+from dnnbench.data.shards import iter_shard
+from dnnbench.data.split import split
 from dnnbench.metrics.requests import get_recorder
 from dnnbench.registry import DATASETS
 from dnnbench.storage.base import Storage
@@ -157,6 +160,101 @@ class RawBytesDataset(ImageFolderDataset):
         return np.frombuffer(data, dtype=np.uint8)
 
 
+class _Iterable(IterableDataset):
+    """Base of the iterable datasets: split by rank then worker inside ``__iter__``.
+
+    The epoch reaches workers without shared state: a fresh worker copy sees the
+    epoch set in the main process; a persistent worker counts its own ``__iter__`` calls.
+    """
+
+    def __init__(self, index: SampleIndex, storage: Storage, config: Any, seed: int = 0, rank: int = 0,
+                 world: int = 1):
+        self.keys = index.keys
+        self.labels = index.labels.tolist()
+        self.storage = storage
+        self.config = config
+        self.seed = seed
+        self.rank, self.world = rank, world
+        self.epoch = 0
+        self._iters = 0
+        self.decoder = ImageFolderDataset.__new__(ImageFolderDataset)
+        self.decoder.decode, self.decoder.size = config.decode, tuple(config.image_dimension)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._iters = 0
+
+    def _begin(self) -> tuple[int, int, int]:
+        info = get_worker_info()
+        if info is None:
+            epoch, worker, workers = self.epoch, 0, 1
+        else:
+            epoch, worker, workers = self.epoch + self._iters, info.id, info.num_workers
+            self._iters += 1
+        rec = get_recorder(self.storage.recorder_spec)
+        if rec is not None:
+            rec.epoch = epoch
+        return epoch, worker, workers
+
+    def transform(self, data: bytes) -> np.ndarray:
+        return self.decoder.transform(data)
+
+
+class SequentialDataset(_Iterable):
+    """Iterable: one read per object in listing order, contiguous blocks per rank then worker."""
+
+    def __iter__(self):
+        _, worker, workers = self._begin()
+        for i in split(len(self.keys), self.rank, self.world, worker, workers):
+            key = self.keys[i]
+            try:
+                data, row = self.storage.get(key)
+            except Exception as e:  # named in the main process, no worker traceback
+                yield Failure(key, f"read failed: {type(e).__name__}: {e}")
+                continue
+            t0 = time.perf_counter()
+            try:
+                sample = self.transform(data)
+            except DecodeError as e:
+                yield Failure(key, f"decode failed: {e}")
+                continue
+            if row is not None:
+                row[9] = time.perf_counter() - t0
+            yield sample, self.labels[i], len(data)
+
+
+class ShardDataset(_Iterable):
+    """Iterable over tar shards: shard order shuffled per epoch, split by rank then worker,
+    each shard streamed from storage, samples mixed in a bounded shuffle buffer."""
+
+    def __init__(self, *args: Any, shuffle_buffer: int = 1000, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.shuffle_buffer = shuffle_buffer
+
+    def __iter__(self):
+        epoch, worker, workers = self._begin()
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.keys)).tolist()
+        mine = [order[j] for j in split(len(order), self.rank, self.world, worker, workers)]
+        rng = random.Random(hash((self.seed, epoch, self.rank, worker)))
+        buffer: list[Any] = []
+        for s in mine:
+            try:
+                for name, data, label, nbytes in iter_shard(self.storage, self.keys[s]):
+                    try:
+                        item = (self.transform(data), label, nbytes)
+                    except DecodeError as e:
+                        item = Failure(f"{self.keys[s]}:{name}", f"decode failed: {e}")
+                    buffer.append(item)
+                    if len(buffer) >= self.shuffle_buffer:
+                        j = rng.randrange(len(buffer))
+                        buffer[j], buffer[-1] = buffer[-1], buffer[j]
+                        yield buffer.pop()
+            except Exception as e:  # a broken or unreachable shard is named, not a worker traceback
+                yield Failure(self.keys[s], f"shard read failed: {type(e).__name__}: {e}")
+        rng.shuffle(buffer)
+        yield from buffer
+
+
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)``: a fresh seeded permutation per epoch (or listing order)."""
 
@@ -188,30 +286,42 @@ class EpochBatchSampler(Sampler):
     main process than a sampler wrapped in a BatchSampler)."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, limit: int | None = None,
-                 drop_last: bool = False):
-        self.samples = EpochSampler(n, shuffle, seed, limit)
+                 drop_last: bool = False, rank: int = 0, world: int = 1):
+        self.samples = EpochSampler(n, shuffle, seed, None)
         self.batch_size = batch_size
         self.drop_last = drop_last
+        self.rank, self.world = rank, world
+        self.limit = limit
 
     def set_epoch(self, epoch: int) -> None:
         self.samples.set_epoch(epoch)
 
+    def epoch_indices(self, epoch: int | None = None) -> list[int]:
+        """This rank's samples of an epoch: the epoch's permutation, split by rank, capped by limit."""
+        s = self.samples
+        e = s.epoch if epoch is None else epoch
+        order = np.random.default_rng([s.seed, e]).permutation(s.n) if s.shuffle else np.arange(s.n)
+        mine = order[split(s.n, self.rank, self.world)]
+        if self.limit is not None:
+            mine = mine[: self.limit]
+        if self.drop_last:
+            mine = mine[: len(mine) - len(mine) % self.batch_size]
+        return mine.tolist()
+
     def num_samples(self) -> int:
-        n = len(self.samples)
+        n = len(split(self.samples.n, self.rank, self.world))
+        if self.limit is not None:
+            n = min(n, self.limit)
         return n - n % self.batch_size if self.drop_last else n
 
     def __len__(self) -> int:
-        n, b = len(self.samples), self.batch_size
-        return n // b if self.drop_last else (n + b - 1) // b
+        return (self.num_samples() + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
-        s = self.samples
-        order = (np.random.default_rng([s.seed, s.epoch]).permutation(s.n) if s.shuffle
-                 else np.arange(s.n))[: len(s)].tolist()
-        epoch, b = s.epoch, self.batch_size
-        stop = self.num_samples()
-        for start in range(0, stop, b):
-            yield [(epoch, i) for i in order[start:min(start + b, stop)]]
+        order = self.epoch_indices()
+        epoch, b = self.samples.epoch, self.batch_size
+        for start in range(0, len(order), b):
+            yield [(epoch, i) for i in order[start:start + b]]
 
 
 class Batch:

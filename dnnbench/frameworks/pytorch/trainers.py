@@ -56,6 +56,13 @@ class TrainTrainer(Trainer):
         import torch._dynamo  # noqa: F401
 
         self.model.to(self.device).train()
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            # multi-rank (torchrun): gradients are all-reduced across ranks, as in real data-parallel training
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.model, device_ids=ids)
         params = self.model.parameters()
         if self.config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
