@@ -113,24 +113,27 @@ def _run_cli(cfg: dict, tmp_path: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_steps(out: Path, n: int = 1, timeout: float = 120) -> None:
+def _wait_until_training(p: subprocess.Popen, out: Path, timeout: float = 120) -> None:
+    """Block until the run has listed its dataset and is reading (its run directory exists,
+    which happens right before listing, plus a margin for the few-ms listing and the loader's start)."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        for d in out.glob("*/.requests"):
-            if any(d.iterdir()) or time.time() > deadline:
-                return
-        time.sleep(0.2)
+    while not any(d.is_dir() for d in out.glob("*")):
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        assert time.time() < deadline, "the run did not start"
+        time.sleep(0.1)
+    time.sleep(2)
+    assert p.poll() is None, "the run ended before the fault could be injected"
 
 
 def test_server_stopped_mid_epoch_fails_cleanly(own_server, tmp_path):
     info, stop, _ = own_server
     bucket = f"dnnbench-fault-{uuid.uuid4().hex[:8]}"
     base = cfg_dict(info, bucket, tmp_path / "res", training={"trainer": "emulate", "compute_time_s": 0.2,
-                                                              "epochs": 5})
+                                                              "epochs": 20})
     base["storage"]["s3"].update(connect_timeout_s=2, read_timeout_s=2, max_attempts=2)
     prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
     p = _run_cli(base, tmp_path)
-    time.sleep(8)  # listing done, loader running
+    _wait_until_training(p, tmp_path / "res")
     t_stop = time.time()
     stop()
     stdout, stderr = p.communicate(timeout=120)
@@ -147,11 +150,11 @@ def test_server_restarted_within_retry_budget_completes(own_server, tmp_path):
     info, stop, start = own_server
     bucket = f"dnnbench-retry-{uuid.uuid4().hex[:8]}"
     base = cfg_dict(info, bucket, tmp_path / "res", dataset={"decode": "none"}, framework={"num_workers": 0},
-                    training={"trainer": "emulate", "compute_time_s": 0.3, "epochs": 2})
+                    training={"trainer": "emulate", "compute_time_s": 0.3, "epochs": 8})
     base["storage"]["s3"].update(connect_timeout_s=2, read_timeout_s=5, max_attempts=12, retry_mode="standard")
     prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
     p = _run_cli(base, tmp_path)
-    time.sleep(8)
+    _wait_until_training(p, tmp_path / "res")  # 48 steps of 0.3 s: the run is mid-epoch for ~14 s
     stop()
     time.sleep(1)
     start()
@@ -159,4 +162,4 @@ def test_server_restarted_within_retry_budget_completes(own_server, tmp_path):
     assert p.returncode == 0, stderr
     (run,) = [d for d in (tmp_path / "res").iterdir() if d.is_dir()]
     row = pd.read_csv(run / "summary.csv").iloc[0]
-    assert row["status"] == "ok" and row["retries"] > 0 and row["samples"] == 48
+    assert row["status"] == "ok" and row["retries"] > 0 and row["samples"] == 8 * 24
