@@ -332,9 +332,8 @@ def _validate(loaded, events, overrides: list[str]) -> int:
 
 
 def _plugins(args: argparse.Namespace, events) -> int:
-    from rich.table import Table
-
     from dnnbench.registry import REGISTRIES, load_entry_points
+    from dnnbench.ui.console import plugins_table
 
     if args.config:
         from dnnbench.config.loading import load_config
@@ -344,14 +343,7 @@ def _plugins(args: argparse.Namespace, events) -> int:
     else:
         for problem in load_entry_points():
             events.warning(problem)
-    table = Table(title="dnnbench plugins", header_style="bold")
     rows = [(kind, e.name, e.framework or "any", ", ".join(e.aliases), e.origin, e.description)
             for kind, registry in REGISTRIES.items() for e in registry.entries()]
-    for i, col in enumerate(("kind", "name", "framework", "aliases", "origin")):
-        width = max([len(col)] + [len(r[i]) for r in rows])
-        table.add_column(col, overflow="fold", min_width=min(width, 24))
-    table.add_column("what", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    events.console.print(table)
+    events.console.print(plugins_table(rows))
     return EXIT_OK

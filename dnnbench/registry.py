@@ -154,8 +154,23 @@ TRAINERS = Registry("trainer")
 REGISTRIES = {"storage": STORAGE, "dataset": DATASETS, "model": MODELS, "trainer": TRAINERS}
 
 
+# the framework built-ins: (registry, name, "module:Class" under frameworks/<fw>/, aliases, what it is)
+_FRAMEWORK_BUILTINS = [
+    (DATASETS, "image_folder", "datasets:ImageFolderDataset", ("TorchImageClassificationDataset", "MapStyleDataset"),
+     "one read per sample, decoded with OpenCV"),
+    (DATASETS, "raw", "datasets:RawBytesDataset", ("PythonReadDataset",), "one read per sample, bytes not decoded"),
+    (MODELS, "convnet", "models:ConvNet", ("ConvNet",), "small CNN for any image size, channel and class count"),
+    (MODELS, "resnet", "models:ResNet", ("ResNet",), "small ResNet (basic blocks), no torchvision needed"),
+    (TRAINERS, "train", "trainers:TrainTrainer", ("RandomAccessDatasetTrain", "DNNTrain"),
+     "real forward, backward and optimizer step"),
+    (TRAINERS, "read", "trainers:ReadTrainer", (), "drains batches, no compute: measures the loader alone"),
+    (TRAINERS, "emulate", "trainers:EmulateTrainer", (),
+     "sleeps training.compute_time_s per step in place of an accelerator"),
+]
+_FRAMEWORKS = ("pytorch", "tensorflow")
+
+
 def _builtins() -> None:
-    pt = "dnnbench.frameworks.pytorch"
     STORAGE.add("fs", "dnnbench.storage.fs:FileSystemStorage", aliases=("file", "local"),
                 description="local or network filesystem (POSIX files)")
     STORAGE.add("boto3", "dnnbench.storage.s3_boto3:Boto3Storage", aliases=("s3",),
@@ -166,41 +181,10 @@ def _builtins() -> None:
                 description="S3 through s3fs/aiobotocore (whole-object cat_file, no HEAD)")
     STORAGE.add("s3torchconnector", "dnnbench.storage.s3_torchconnector:S3TorchConnectorStorage",
                 aliases=("s3torch",), description="S3 through AWS's CRT-based s3torchconnector client")
-    DATASETS.add("image_folder", f"{pt}.datasets:ImageFolderDataset", framework="pytorch",
-                 aliases=("TorchImageClassificationDataset", "MapStyleDataset"),
-                 description="map-style: one read per sample, decoded with OpenCV")
-    DATASETS.add("raw", f"{pt}.datasets:RawBytesDataset", framework="pytorch",
-                 aliases=("PythonReadDataset",),
-                 description="map-style: one read per sample, bytes not decoded")
-    MODELS.add("convnet", f"{pt}.models:ConvNet", framework="pytorch", aliases=("ConvNet",),
-               description="small CNN for any image size, channel and class count")
-    MODELS.add("resnet", f"{pt}.models:ResNet", framework="pytorch", aliases=("ResNet",),
-               description="small ResNet (basic blocks), no torchvision needed")
-    TRAINERS.add("train", f"{pt}.trainers:TrainTrainer", framework="pytorch",
-                 aliases=("RandomAccessDatasetTrain", "DNNTrain"),
-                 description="real forward, backward and optimizer step")
-    TRAINERS.add("read", f"{pt}.trainers:ReadTrainer", framework="pytorch",
-                 description="drains batches, no compute: measures the loader alone")
-    TRAINERS.add("emulate", f"{pt}.trainers:EmulateTrainer", framework="pytorch",
-                 description="sleeps training.compute_time_s per step in place of an accelerator")
-    tf = "dnnbench.frameworks.tensorflow"
-    DATASETS.add("image_folder", f"{tf}.datasets:ImageFolderDataset", framework="tensorflow",
-                 aliases=("TorchImageClassificationDataset", "MapStyleDataset"),
-                 description="tf.data: one read per sample in tf.data's threads, decoded with OpenCV")
-    DATASETS.add("raw", f"{tf}.datasets:RawBytesDataset", framework="tensorflow",
-                 aliases=("PythonReadDataset",),
-                 description="tf.data: one read per sample in tf.data's threads, bytes not decoded")
-    MODELS.add("convnet", f"{tf}.models:ConvNet", framework="tensorflow", aliases=("ConvNet",),
-               description="small Keras CNN for any image size, channel and class count")
-    MODELS.add("resnet", f"{tf}.models:ResNet", framework="tensorflow", aliases=("ResNet",),
-               description="small Keras ResNet (basic blocks)")
-    TRAINERS.add("train", f"{tf}.trainers:TrainTrainer", framework="tensorflow",
-                 aliases=("RandomAccessDatasetTrain", "DNNTrain"),
-                 description="real forward, backward and optimizer step (tf.function, GradientTape)")
-    TRAINERS.add("read", f"{tf}.trainers:ReadTrainer", framework="tensorflow",
-                 description="drains batches, no compute: measures the loader alone")
-    TRAINERS.add("emulate", f"{tf}.trainers:EmulateTrainer", framework="tensorflow",
-                 description="sleeps training.compute_time_s per step in place of an accelerator")
+    for framework in _FRAMEWORKS:
+        for registry, name, target, aliases, what in _FRAMEWORK_BUILTINS:
+            registry.add(name, f"dnnbench.frameworks.{framework}.{target}", framework=framework,
+                         aliases=aliases, description=what)
 
 
 _builtins()

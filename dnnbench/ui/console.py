@@ -209,6 +209,19 @@ def render_au_search(result: Any, console: Console) -> None:
     console.print(f"table: {result.folder / 'au_search.csv'}", highlight=False)
 
 
+def plugins_table(rows: list[tuple[str, ...]]) -> Table:
+    """kind, name, framework, aliases, origin, what: one row per registered plugin."""
+    t = Table(title="dnnbench plugins", header_style="bold")
+    for col in ("kind", "name", "framework"):
+        t.add_column(col, overflow="fold")
+    t.add_column("aliases", overflow="fold", max_width=24)
+    t.add_column("origin", overflow="fold", max_width=28)
+    t.add_column("what", overflow="fold", min_width=16)
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
 def au_search_table(rows: list[dict[str, Any]], target: float, criterion: str) -> Table:
     """The accelerator counts an AU search tried, in increasing order."""
     t = Table(title=f"AU search: target {criterion} AU >= {target:g} %", header_style="bold")
