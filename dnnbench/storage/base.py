@@ -144,6 +144,34 @@ class Storage(ABC):
             return n, None
         return n, rec.add("get", key, start, ttfb, time.perf_counter(), n, retries=self._retries())
 
+    def get_many_into(self, keys: list[str], sizes: list[int], buffer: memoryview
+                      ) -> tuple[list[int], list[tuple[str, str]]]:
+        """Read objects of known sizes back to back into ``buffer``: one recorded GET each
+        (the loop of :meth:`get_into`, with the per-call overhead paid once per batch).
+
+        Returns the end offset in ``buffer`` of each object read, and ``(key, reason)`` for
+        each that failed (skipped: the next object starts where it would have).
+        """
+        rec = get_recorder(self.recorder_spec)
+        clock, prim, retries = time.perf_counter, self._get_into, self._retries
+        ends: list[int] = []
+        failed: list[tuple[str, str]] = []
+        pos = 0
+        for key, size in zip(keys, sizes):
+            start = clock()
+            try:
+                n, ttfb = prim(key, buffer[pos:pos + size])
+            except Exception as e:  # noqa: BLE001 - the caller names the key
+                if rec is not None:
+                    rec.add("get", key, start, None, clock(), 0, error=_short(e), retries=retries())
+                failed.append((key, f"{type(e).__name__}: {e}"))
+                continue
+            if rec is not None:
+                rec.add("get", key, start, ttfb, clock(), n, retries=retries())
+            pos += n
+            ends.append(pos)
+        return ends, failed
+
     def open_stream(self, key: str) -> "RecordedStream":
         """Stream an object (tar shards): one request row, written when the stream ends."""
         (raw, ttfb), rec, start = self._request("get", key, self._open, key)

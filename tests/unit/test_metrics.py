@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 
 import pandas as pd
 import pytest
 
 from dnnbench.metrics.report import SUMMARY_COLUMNS, RunFacts, build_reports
-from dnnbench.metrics.requests import COLUMNS
+from dnnbench.metrics.requests import COLUMNS, append_part
 from dnnbench.metrics.steps import EpochRecord
 
 
@@ -20,11 +19,8 @@ def facts(tmp_path, steps, epochs, **kw):
 
 
 def write_requests(tmp_path, rows):
-    (tmp_path / ".requests").mkdir(exist_ok=True)
-    with open(tmp_path / ".requests" / "requests-1.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(COLUMNS)
-        w.writerows(rows)
+    assert all(len(r) == len(COLUMNS) for r in rows)
+    append_part(tmp_path / ".requests" / "requests-1.part", rows)
 
 
 def test_throughput_au_and_units(tmp_path):

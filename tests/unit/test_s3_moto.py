@@ -6,7 +6,6 @@ are in tests/integration/test_s3_storage.py.
 
 from __future__ import annotations
 
-import csv
 import os
 import pickle
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dnnbench.config.loading import validate
-from dnnbench.metrics.requests import RecorderSpec, flush_current
+from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 from dnnbench.storage.base import SizeMismatch
 from dnnbench.storage.s3common import S3BucketMissing, S3Storage, _orphans
@@ -113,11 +112,7 @@ def test_client_is_per_process_and_never_pickled(client, moto_endpoint):
 
 def rows(directory: Path) -> list[dict]:
     flush_current()
-    out = []
-    for p in sorted(directory.glob("requests-*.csv")):
-        with open(p, newline="") as f:
-            out.extend(csv.DictReader(f))
-    return out
+    return read_rows(directory)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -129,9 +124,9 @@ def test_every_get_is_recorded_with_ttfb(client, moto_endpoint, tmp_path):
     with pytest.raises(FileNotFoundError):
         st.get("train/c1/missing.jpg")
     gets = [r for r in rows(tmp_path / f"req-{client}") if r["op"] == "get"]
-    assert [r["bytes"] for r in gets] == ["10", "2000", "0"]
+    assert [r["bytes"] for r in gets] == [10, 2000, 0]
     for r in gets[:2]:
-        assert r["ttfb"] and float(r["start"]) <= float(r["ttfb"]) <= float(r["end"]) and r["retries"] == "0"
+        assert r["ttfb"] and r["start"] <= r["ttfb"] <= r["end"] and r["retries"] == 0
     assert "FileNotFoundError" in gets[2]["error"]
 
 

@@ -6,14 +6,13 @@ the next with the object, so each read needs exactly one retry.
 
 from __future__ import annotations
 
-import csv
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from dnnbench.config.loading import validate
-from dnnbench.metrics.requests import RecorderSpec, flush_current
+from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
@@ -61,5 +60,5 @@ def test_retries_are_recorded(client, flaky_endpoint, tmp_path):
     n, _ = st.get_into(f"{client}/b.bin", memoryview(bytearray(100)))
     assert n == 100
     flush_current()
-    rows = [r for p in tmp_path.glob("requests-*.csv") for r in csv.DictReader(open(p, newline=""))]
-    assert [r["retries"] for r in rows if r["op"] == "get"] == ["1", "1"]
+    rows = read_rows(tmp_path)
+    assert [r["retries"] for r in rows if r["op"] == "get"] == [1, 1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import csv
 import os
 import tarfile
 import time
@@ -14,7 +13,7 @@ import pytest
 from dnnbench.config.schema import StorageConfig
 from dnnbench.data.shards import iter_shard, list_shards, pack
 from dnnbench.data.synthetic import generate
-from dnnbench.metrics.requests import RecorderSpec, flush_current
+from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage.emulate import EmulatedStorage
 from dnnbench.storage.fs import FileSystemStorage
 from dnnbench.storage.listing import list_dataset
@@ -79,7 +78,7 @@ def test_shard_stream_is_one_recorded_request(packed, tmp_path):
     shard_index, _ = list_shards(s, "shards")
     n = sum(1 for _ in iter_shard(rs, shard_index.keys[0]))
     flush_current()
-    rows = [r for f in os.listdir(tmp_path / "req") for r in csv.DictReader(open(tmp_path / "req" / f))]
+    rows = read_rows(tmp_path / "req")
     gets = [r for r in rows if r["op"] == "get"]
     assert n >= 1 and len(gets) == 1 and int(gets[0]["bytes"]) == shard_index.sizes[0]
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import multiprocessing as mp
 import os
 
 import pytest
 
 from dnnbench.config.schema import StorageConfig
-from dnnbench.metrics.requests import RecorderSpec, flush_current, get_recorder
+from dnnbench.metrics.requests import RecorderSpec, flush_current, get_recorder, read_rows
 from dnnbench.storage.base import SizeMismatch
 from dnnbench.storage.fs import FileSystemStorage, safe_join
 
@@ -80,10 +79,10 @@ def test_requests_recorded_per_process(tmp_path, store):
         s.get("p/missing")
     flush_current()
     files = os.listdir(tmp_path / "req")
-    assert files == [f"requests-{os.getpid()}.csv"]
-    rows = list(csv.DictReader(open(tmp_path / "req" / files[0])))
+    assert files == [f"requests-{os.getpid()}.part"]
+    rows = read_rows(tmp_path / "req")
     assert [r["op"] for r in rows] == ["put", "get", "get"]
-    assert rows[1]["bytes"] == "3" and rows[1]["error"] == ""
+    assert rows[1]["bytes"] == 3 and rows[1]["error"] is None
     assert "FileNotFoundError" in rows[2]["error"]
 
 
@@ -104,8 +103,8 @@ def test_forked_process_gets_its_own_recorder(tmp_path, store):
     flush_current()
     files = sorted(os.listdir(tmp_path / "req2"))
     assert len(files) == 2
-    child = [f for f in files if f != f"requests-{os.getpid()}.csv"][0]
-    rows = list(csv.DictReader(open(tmp_path / "req2" / child)))
+    child = [f for f in files if f != f"requests-{os.getpid()}.part"][0]
+    rows = [r for r in read_rows(tmp_path / "req2") if r["pid"] == int(child[len("requests-"):-len(".part")])]
     assert [r["op"] for r in rows] == ["get", "get"]  # the parent's put was not inherited
 
 

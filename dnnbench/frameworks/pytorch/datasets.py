@@ -21,6 +21,7 @@ from dnnbench.data.decode import DecodeError, decode_image
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
 from dnnbench.data.split import split
+from dnnbench.frameworks.pytorch import ring
 from dnnbench.metrics.requests import get_recorder
 from dnnbench.registry import DATASETS
 from dnnbench.storage.base import Storage
@@ -56,8 +57,8 @@ class ImageFolderDataset(Dataset):
         self.decode = config.decode
         self.size = tuple(config.image_dimension)
         # raw bytes with the built-in transform: read a whole batch straight into one
-        # shared-memory buffer (no per-sample copies); subclasses that override
-        # transform() get the per-sample path
+        # shared-memory ring slot (no per-sample copies, see ring.py); subclasses that
+        # override transform() get the per-sample path
         self._raw_batches = (self.decode == "none" or isinstance(self, RawBytesDataset)) and \
             type(self).transform in (ImageFolderDataset.transform, RawBytesDataset.transform)
 
@@ -105,51 +106,22 @@ class ImageFolderDataset(Dataset):
             idx = list(items)
         return self._read_raw_batch(idx)
 
-    #: raw batches are views into a ring of shared buffers reused round-robin; a
-    #: worker has at most prefetch_factor batches in flight plus the one being
-    #: consumed, so prefetch_factor + 2 slots are never overwritten while in use
-    ring_slots = 4
-
-    def _ring_buffer(self, nbytes: int) -> torch.Tensor:
-        pid = os.getpid()
-        ring = self.__dict__.get("_ring")
-        if ring is None or ring[0] != pid:
-            ring = self._ring = [pid, 0, [None] * self.ring_slots]
-        slot = ring[1] % self.ring_slots
-        ring[1] += 1
-        buf = ring[2][slot]
-        if buf is None or buf.numel() < nbytes:
-            buf = ring[2][slot] = _empty((max(nbytes, 1) * 5 // 4 + 4096,), torch.uint8)
-        return buf[:nbytes]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_ring", None)
-        return state
-
     def _read_raw_batch(self, idx: list[int]) -> "Batch":
         sizes = [self.sizes[i] for i in idx]
-        out = self._ring_buffer(sum(sizes))
-        view = memoryview(out.numpy())
-        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
-        labels = []
-        failures = []
-        pos = 0
-        get_into = self.storage.get_into
-        for i, size in zip(idx, sizes):
-            key = self.keys[i]
-            try:
-                n, _ = get_into(key, view[pos:pos + size])
-            except Exception as e:  # named in the main process, no worker traceback
-                failures.append(Failure(key, f"read failed: {type(e).__name__}: {e}"))
-                continue
-            pos += n
-            labels.append(self.labels[i])
-            offsets[len(labels)] = pos
-        if failures:
-            out = out[:pos]
-            offsets = offsets[: len(labels) + 1]
-        return Batch(out, np.asarray(labels, dtype=np.int64), pos, len(labels), failures, offsets)
+        out, ticket = ring.take(sum(sizes))
+        keys = [self.keys[i] for i in idx]
+        ends, failed = self.storage.get_many_into(keys, sizes, memoryview(out.numpy()))
+        offsets = np.zeros(len(ends) + 1, dtype=np.int64)
+        offsets[1:] = ends
+        if failed:  # named in the main process, no worker traceback
+            bad = {k for k, _ in failed}
+            labels = [self.labels[i] for i, k in zip(idx, keys) if k not in bad]
+            out = out[:int(offsets[-1])]
+        else:
+            labels = [self.labels[i] for i in idx]
+        failures = [Failure(k, f"read failed: {reason}") for k, reason in failed]
+        return Batch(out, np.asarray(labels, dtype=np.int64), int(offsets[-1]), len(ends), failures, offsets,
+                     ticket)
 
 
 @DATASETS.register("raw", framework="pytorch", aliases=("PythonReadDataset",))
@@ -326,34 +298,39 @@ class EpochBatchSampler(Sampler):
 
 class Batch:
     """One collated batch: data (a tensor), labels and offsets (numpy: sent inline,
-    not as extra shared-memory tensors), bytes read, and failed samples."""
+    not as extra shared-memory tensors), bytes read, and failed samples. ``ticket`` names
+    the ring slot holding ``data`` in a loader worker (see :mod:`.ring`)."""
 
-    __slots__ = ("data", "labels", "nbytes", "samples", "failures", "offsets")
+    __slots__ = ("data", "labels", "nbytes", "samples", "failures", "offsets", "ticket")
 
-    def __init__(self, data, labels, nbytes, samples, failures, offsets=None):
+    def __init__(self, data, labels, nbytes, samples, failures, offsets=None, ticket=None):
         self.data = data
         self.labels = labels
         self.nbytes = nbytes
         self.samples = samples
         self.failures = failures
         self.offsets = offsets
+        self.ticket = ticket
+
+    def __reduce__(self):
+        # numpy arrays pickle slowly (tens of us each, per batch); raw int64 bytes do not
+        offsets = None if self.offsets is None else np.ascontiguousarray(self.offsets, dtype=np.int64).tobytes()
+        return _batch_from_wire, (ring.wrap(self.data, self.ticket), np.ascontiguousarray(
+            self.labels, dtype=np.int64).tobytes(), self.nbytes, self.samples, self.failures, offsets)
 
     def pin_memory(self) -> "Batch":
         self.data = self.data.pin_memory()
         return self
 
 
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Allocate in shared memory inside a loader worker (saves a copy when sent back)."""
-    if torch.utils.data.get_worker_info() is None:
-        return torch.empty(shape, dtype=dtype)
-    numel = int(np.prod(shape)) if shape else 1
-    storage = torch.UntypedStorage._new_shared(numel * torch.empty((), dtype=dtype).element_size())
-    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
+def _batch_from_wire(data, labels: bytes, nbytes: int, samples: int, failures: list, offsets: bytes | None) -> Batch:
+    # copies: frombuffer over bytes is read-only, and torch.from_numpy warns on those
+    return Batch(data, np.frombuffer(labels, dtype=np.int64).copy(), nbytes, samples, failures,
+                 None if offsets is None else np.frombuffer(offsets, dtype=np.int64).copy())
 
 
 def collate(samples: list[Any]) -> Batch:
-    """Stack decoded images (N, H, W, C) or concatenate raw bytes (with offsets)."""
+    """Stack decoded images (N, H, W, C) or concatenate raw bytes (with offsets), into a ring slot."""
     if isinstance(samples, Batch):  # built by __getitems__ already
         return samples
     failures = [s for s in samples if isinstance(s, Failure)]
@@ -365,14 +342,16 @@ def collate(samples: list[Any]) -> Batch:
         return Batch(torch.empty(0, dtype=torch.uint8), labels, 0, 0, failures)
     first = arrays[0]
     if first.ndim == 1 or any(a.shape != first.shape for a in arrays):
-        sizes = [a.size for a in arrays]
-        out = _empty((sum(sizes),), torch.uint8)
+        sizes = [a.nbytes for a in arrays]
+        out, ticket = ring.take(sum(sizes))
         buf = out.numpy()
         offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
         for a, off, size in zip(arrays, offsets[:-1].tolist(), sizes):
-            buf[off:off + size] = a.reshape(-1)
-        return Batch(out, labels, nbytes, len(good), failures, offsets)
-    out = _empty((len(arrays), *first.shape), torch.from_numpy(first[:0]).dtype)
+            buf[off:off + size] = a.reshape(-1).view(np.uint8)
+        return Batch(out, labels, nbytes, len(good), failures, offsets, ticket)
+    dtype = torch.from_numpy(first[:0]).dtype
+    flat, ticket = ring.take(len(arrays) * first.nbytes)
+    out = flat.view(dtype).view(len(arrays), *first.shape)
     np.stack(arrays, out=out.numpy())
-    return Batch(out, labels, nbytes, len(good), failures)
+    return Batch(out, labels, nbytes, len(good), failures, None, ticket)

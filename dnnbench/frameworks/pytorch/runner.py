@@ -18,6 +18,7 @@ from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.split import split
 from dnnbench.errors import ConfigError, PluginError
+from dnnbench.frameworks.pytorch import ring
 from dnnbench.frameworks.pytorch.datasets import (Batch, EpochBatchSampler, ImageFolderDataset, SequentialDataset,
                                                   ShardDataset, collate)
 from dnnbench.metrics.requests import get_recorder
@@ -49,14 +50,17 @@ def resolve_device(choice: str) -> torch.device:
 
 
 class _WorkerInit:
-    """Picklable worker_init_fn: per-worker seeds, one intra-op thread, recorder's worker id."""
+    """Picklable worker_init_fn: per-worker seeds, one intra-op thread, the batch ring's size,
+    the recorder's worker id."""
 
-    def __init__(self, seed: int, storage: Storage):
+    def __init__(self, seed: int, storage: Storage, ring_slots: int):
         self.seed = seed
         self.storage = storage
+        self.ring_slots = ring_slots
 
     def __call__(self, worker_id: int) -> None:
         torch.set_num_threads(1)
+        ring.configure(self.ring_slots)
         np.random.seed((self.seed + worker_id) % 2**32)
         random.seed(self.seed + worker_id)
         rec = get_recorder(self.storage.recorder_spec)
@@ -79,6 +83,9 @@ class PyTorchRunner:
     def setup(self) -> None:
         cfg = self.config
         torch.manual_seed(cfg.execution.seed)
+        # a worker has at most prefetch_factor batches in flight, the main process holds one
+        self.ring_slots = (cfg.framework.prefetch_factor or 2) + 2
+        ring.configure(self.ring_slots)
         self.device = resolve_device(cfg.execution.device)
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1)))
@@ -86,8 +93,6 @@ class PyTorchRunner:
         if access == "random":
             dataset_cls = DATASETS.get(cfg.dataset.name, "pytorch")
             self.dataset = dataset_cls(index=self.index, storage=self.storage, config=cfg.dataset)
-            if hasattr(self.dataset, "ring_slots"):
-                self.dataset.ring_slots = (cfg.framework.prefetch_factor or 2) + 2
         else:
             rank, world = distributed_rank()
             kwargs = {"shuffle_buffer": cfg.dataset.shuffle_buffer} if access == "shards" else {}
@@ -125,7 +130,7 @@ class PyTorchRunner:
         if workers > 0:
             kwargs.update(prefetch_factor=fw.prefetch_factor, persistent_workers=fw.persistent_workers,
                           multiprocessing_context=fw.multiprocessing_context,
-                          worker_init_fn=_WorkerInit(self.config.execution.seed, self.storage))
+                          worker_init_fn=_WorkerInit(self.config.execution.seed, self.storage, self.ring_slots))
         if self.config.dataset.access != "random":
             self.sampler = None
             return DataLoader(self.dataset, batch_size=fw.batch_size, num_workers=workers, collate_fn=collate,
@@ -175,6 +180,8 @@ class PyTorchRunner:
         rec = get_recorder(self.storage.recorder_spec)
         if rec is not None:
             rec.epoch = epoch
+        if not self.config.framework.persistent_workers:
+            ring.release()  # the last epoch's workers (and their batch buffers) are gone
         return iter(self.loader)
 
     def step(self, batch: Batch) -> float | None:
@@ -211,7 +218,7 @@ class PyTorchRunner:
         kwargs: dict[str, Any] = {}
         if fw.num_workers > 0:
             kwargs.update(prefetch_factor=fw.prefetch_factor, multiprocessing_context=fw.multiprocessing_context,
-                          worker_init_fn=_WorkerInit(cfg.execution.seed, self.storage))
+                          worker_init_fn=_WorkerInit(cfg.execution.seed, self.storage, self.ring_slots))
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=fw.num_workers, collate_fn=collate,
                             pin_memory=self.loader.pin_memory if self.loader else False, **kwargs)
         model.eval()
@@ -228,6 +235,8 @@ class PyTorchRunner:
                 nbytes += batch.nbytes
         self.trainer.synchronize()
         seconds = time.perf_counter() - t0
+        del loader
+        ring.release()
         model.train()
         return {"infer_samples": samples, "infer_bytes": nbytes, "infer_wall_s": seconds,
                 "infer_samples_per_s": samples / seconds if seconds > 0 else None,
@@ -282,6 +291,7 @@ class PyTorchRunner:
         self.loader = None
         if loader is not None and getattr(loader, "_iterator", None) is not None:
             loader._iterator._shutdown_workers()  # persistent workers: stop them now
+        ring.release()
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
