@@ -403,11 +403,14 @@ class Executor:
         samples = meta.get("samples")
         self.events.phase_end("list", seconds, f"({len(index):,} shards, {index.total_bytes / 2**20:.1f} MiB, "
                                                f"{samples if samples is not None else 'unknown'} samples)")
-        parts = cfg.framework.num_workers or 1
+        workers = cfg.framework.num_workers or 1
+        parts = self.dist.world * workers
         if len(index) < parts:
-            self.events.warning(f"{len(index)} shards for {parts} loader workers: "
-                                f"{parts - len(index)} workers get none and read nothing; pack smaller shards "
-                                "(shards.max_bytes / shards.max_samples) to use every worker")
+            readers = f"{self.dist.world} ranks x {workers} loader workers" if self.dist.world > 1 \
+                else f"{workers} loader workers"
+            self.events.warning(f"{len(index)} shards for {readers}: {parts - len(index)} of them get none and "
+                                "read nothing; pack smaller shards (shards.max_bytes / shards.max_samples) to use "
+                                "every reader")
         return index
 
     def _make_runner(self, index, storage):
