@@ -32,11 +32,14 @@ test-fast: setup
 	$(PY) -m pytest tests/unit
 
 # the performance benchmarks: ratios measured in one run each (see README "Performance")
+# (the local S3 server is stopped again afterwards unless it was already running)
 perf: setup
 	$(PY) scripts/perf.py
 	$(PY) scripts/perf_access.py
-	scripts/s3-server.sh start >/dev/null
-	$(PY) scripts/perf_s3.py
+	@if scripts/s3-server.sh status >/dev/null 2>&1; then started=0; else started=1; \
+	  scripts/s3-server.sh start >/dev/null; fi; \
+	rc=0; $(PY) scripts/perf_s3.py || rc=$$?; \
+	if [ $$started = 1 ]; then scripts/s3-server.sh stop >/dev/null; fi; exit $$rc
 	$(PY) scripts/perf_tf.py
 
 s3-up:
