@@ -16,7 +16,8 @@ import traceback
 from typing import Any
 
 from dnnbench import __version__
-from dnnbench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError
+from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError,
+                             Interrupted)
 
 SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search")
 
@@ -114,10 +115,44 @@ def _normalise(argv: list[str]) -> list[str]:
     return ["run", *argv] if argv else argv
 
 
+def _is_interrupt(e: BaseException) -> bool:
+    """Ctrl-C (KeyboardInterrupt, and our SIGTERM Interrupted), or the executor's own Interrupted."""
+    return isinstance(e, KeyboardInterrupt) or (
+        type(e).__name__ == "Interrupted" and type(e).__module__.startswith("dnnbench."))
+
+
+def _set_signal(sig: int, handler: Any) -> Any:
+    try:
+        return signal.signal(sig, handler)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(_normalise(argv))
+    previous = {signal.SIGTERM: _set_signal(signal.SIGTERM, _on_sigterm),
+                signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    command = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(_normalise(argv))
+        command = args.command
+        return _main(parser, args, argv)
+    except BaseException as e:
+        if not _is_interrupt(e):
+            raise
+        for sig in previous:  # a second Ctrl-C while saying so must not print a traceback
+            _set_signal(sig, signal.SIG_IGN)
+        note = ": the dataset may be incomplete; `prepare --force` writes it again" if command == "prepare" else ""
+        print(f"interrupted{note}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                _set_signal(sig, handler)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     debug = getattr(args, "debug", False)
     quiet = getattr(args, "quiet", False)
     from dnnbench.frameworks import set_verbose_logs
@@ -131,25 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     err_console = make_console(stderr=True)
     events = RichEvents(make_console(), quiet=quiet, err_console=err_console)
     secrets: set[str] = set()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _dispatch(args, argv, events, secrets)
     except BenchError as e:
         _report_error(e, debug, err_console, secrets, render_error)
         return e.exit_code
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the one place unexpected errors become an exit code
         _report_error(e, debug, err_console, secrets, render_error)
         return EXIT_FAILED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    from dnnbench.executor import Interrupted
-
     raise Interrupted()
 
 

@@ -69,6 +69,11 @@ class SampleError(BenchError):
     exit_code = EXIT_FAILED
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, handled exactly like Ctrl-C: whatever catches KeyboardInterrupt stops the
+    run and keeps what was measured; the CLI exits 130 with one line, no traceback."""
+
+
 class RunFailed(BenchError):
     """The run started but could not finish."""
 

@@ -280,3 +280,44 @@ def test_sigterm_stops_workers_and_leaves_no_orphans(tmp_path, write_config, tin
     assert not alive, f"orphan processes: {alive}"
     (run,) = run_dirs(tmp_path / "results")
     assert pd.read_csv(run / "summary.csv").iloc[0]["status"] == "interrupted"
+
+
+def _started(marker: Path) -> bool:
+    if marker.is_file():
+        return True
+    return marker.is_dir() and any(marker.rglob("*.jpg"))
+
+
+@pytest.mark.parametrize("stage", ["prepare", "auto-prepare", "plugin-loading"])
+def test_sigterm_anywhere_exits_130_without_traceback(tmp_path, write_config, stage):
+    """SIGTERM outside the measured phases (prepare, prepare.auto, importing plugins) is one line and 130."""
+    data = tmp_path / "data"
+    big = {"classes": 4, "images_per_class": 5000, "width": [64, 128], "height": [64, 128], "workers": 2}
+    marker = data
+    sections: dict = {"prepare": {**big, "auto": stage == "auto-prepare"}}
+    if stage == "plugin-loading":
+        marker = tmp_path / "plugin-started"
+        (tmp_path / "slow_plugin.py").write_text(
+            f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(120)\n")
+        sections = {"plugins": ["./slow_plugin.py"]}
+    cfg = write_config(data, **sections)
+    args = ["prepare", "--config", str(cfg)] if stage == "prepare" else ["-q", "--config", str(cfg)]
+    p = subprocess.Popen([sys.executable, "benchmark.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not _started(marker) and p.poll() is None:
+            time.sleep(0.1)
+        assert p.poll() is None, p.communicate()
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr + stdout, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("interrupted"), stderr
+    assert sum("interrupted" in line for line in lines) == 1, stderr
+
