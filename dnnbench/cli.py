@@ -105,9 +105,27 @@ def _au_search_parser(sub) -> None:
     au.add_argument("--run-id", metavar="NAME", help="the search id (default <time>-<config name>)")
 
 
+#: options of the top-level parser; none takes a value
+_TOP_FLAGS = ("-h", "-q", "--help", "--quiet", "--debug", "--version")
+
+
+def _is_top_flag(arg: str) -> bool:
+    """A top-level flag, or an unambiguous abbreviation argparse would accept (``--deb``)."""
+    if arg in _TOP_FLAGS:
+        return True
+    return arg.startswith("--") and len(arg) > 3 and "=" not in arg and \
+        len([f for f in _TOP_FLAGS if f.startswith(arg)]) == 1
+
+
 def _normalise(argv: list[str]) -> list[str]:
-    """``benchmark.py --config F`` means ``benchmark.py run --config F``."""
-    if any(a in SUBCOMMANDS for a in argv):
+    """``benchmark.py --config F`` means ``benchmark.py run --config F``.
+
+    Only the first token after the top-level flags (``--debug``, ``-q``...) can be a
+    subcommand: ``--run-id plugins`` or ``--config validate`` are option values."""
+    i = 0
+    while i < len(argv) and _is_top_flag(argv[i]):
+        i += 1
+    if i < len(argv) and argv[i] in SUBCOMMANDS:
         return argv
     if any(a in ("-h", "--help", "--version") for a in argv) and not any(
             a.startswith("--config") or a == "-c" for a in argv):

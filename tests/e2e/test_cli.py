@@ -321,3 +321,25 @@ def test_sigterm_anywhere_exits_130_without_traceback(tmp_path, write_config, st
     assert lines and lines[-1].startswith("interrupted"), stderr
     assert sum("interrupted" in line for line in lines) == 1, stderr
 
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--config", "c.yaml", "--run-id", "plugins"], ["run", "--config", "c.yaml", "--run-id", "plugins"]),
+    (["-c", "validate"], ["run", "-c", "validate"]),
+    (["--config", "c.yaml", "--set", "name=compare"], ["run", "--config", "c.yaml", "--set", "name=compare"]),
+    (["validate", "--config", "c.yaml"], ["validate", "--config", "c.yaml"]),
+    (["--debug", "-q", "plugins"], ["--debug", "-q", "plugins"]),
+    (["--deb", "prepare", "-c", "x"], ["--deb", "prepare", "-c", "x"]),
+    (["-q", "--config", "c.yaml"], ["run", "-q", "--config", "c.yaml"]),
+    (["--help"], ["--help"]),
+    ([], []),
+])
+def test_only_the_first_token_can_be_a_subcommand(argv, expect):
+    from dnnbench.cli import _normalise
+
+    assert _normalise(argv) == expect
+
+
+def test_run_id_named_like_a_subcommand(tiny_root, write_config, tmp_path):
+    cfg = write_config(tiny_root, dataset={"max_samples": 8})
+    assert main(["-q", "--config", str(cfg), "--run-id", "plugins"]) == 0
+    assert (tmp_path / "results" / "plugins" / "summary.csv").is_file()
