@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dnnbench.config.legacy import is_legacy, translate_legacy
+from dnnbench.config.redact import REDACTED, SECRET_KEYS
 from dnnbench.config.schema import BenchConfig
 from dnnbench.errors import ConfigError
 
@@ -79,13 +82,16 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     key, sep, raw = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set expects dotted.key=value, got {assignment!r}", reference="--set")
+        shown = "a secret-looking value" if SECRET_KEYS.search(assignment) or not key else repr(assignment)
+        raise ConfigError(f"--set expects dotted.key=value, got {shown}", reference="--set")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     node = data
     parts = key.split(".")
+    if isinstance(value, (int, float, bool)) and _keeps_string(tuple(parts)):
+        value = raw.strip()  # --set storage.s3.secret_key=0123 or name=2024 stays a string
     for i, part in enumerate(parts[:-1]):
         nxt = node.get(part)
         if nxt is None:
@@ -97,17 +103,22 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = value
 
 
-def interpolate(value: Any, path: str = "", environ: dict[str, str] | None = None) -> Any:
+def interpolate(value: Any, path: str = "", environ: dict[str, str] | None = None,
+                _at: tuple[str | int, ...] = ()) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string, recursively.
+
+    A reference that is the whole value stays a string where the schema's field takes a
+    string (a bucket, a key, a name: ``${SECRET}`` may be all digits) or the key looks
+    like a secret; elsewhere (numbers, booleans, plugin ``options``) it is parsed like YAML.
 
     Raises:
         ConfigError: a referenced variable is unset and has no default.
     """
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: interpolate(v, f"{path}.{k}" if path else str(k), env) for k, v in value.items()}
+        return {k: interpolate(v, f"{path}.{k}" if path else str(k), env, (*_at, str(k))) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+        return [interpolate(v, f"{path}[{i}]", env, (*_at, i)) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -122,18 +133,66 @@ def interpolate(value: Any, path: str = "", environ: dict[str, str] | None = Non
 
     whole = _REF.fullmatch(value)
     result = _REF.sub(sub, value)
+    if whole is None or _keeps_string(_at):
+        return result
     # a whole-value reference may carry a number or boolean: parse it like YAML would
-    if whole is not None:
-        try:
-            parsed = yaml.safe_load(result)
-            if isinstance(parsed, (int, float, bool)):
-                return parsed
-        except yaml.YAMLError:
-            pass
+    try:
+        parsed = yaml.safe_load(result)
+        if isinstance(parsed, (int, float, bool)):
+            return parsed
+    except yaml.YAMLError:
+        pass
     return result
 
 
-def format_validation_error(err: ValidationError) -> list[str]:
+def _keeps_string(at: tuple[str | int, ...]) -> bool:
+    """True when the value at this config path is a string: a secret-looking key, or a
+    schema field that accepts ``str``. Unknown and free-form paths (``options``) are not."""
+    if any(isinstance(p, str) and SECRET_KEYS.search(p) for p in at):
+        return True
+    node: Any = BenchConfig
+    for part in at:
+        node = _child_type(node, part)
+        if node is None:
+            return False
+    return _takes_str(node)
+
+
+def _members(tp: Any) -> tuple[Any, ...]:
+    """The alternatives of a Union / Optional (the type itself otherwise)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(a for m in typing.get_args(tp) for a in _members(m))
+    return (tp,)
+
+
+def _child_type(tp: Any, part: str | int) -> Any:
+    for member in _members(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(part, str):
+            field = member.model_fields.get(part)
+            if field is not None:
+                return field.annotation
+        origin = typing.get_origin(member)
+        if isinstance(part, int) and origin in (list, tuple):
+            args = [a for a in typing.get_args(member) if a is not Ellipsis]
+            if origin is tuple and len(args) > 1 and len(set(args)) > 1:
+                return args[part] if part < len(args) else None
+            return args[0] if args else None
+    return None
+
+
+def _takes_str(tp: Any) -> bool:
+    return any(m is str for m in _members(tp))
+
+
+def _is_secret_path(loc: tuple[Any, ...]) -> bool:
+    return any(isinstance(p, str) and SECRET_KEYS.search(p) for p in loc)
+
+
+def format_validation_error(err: ValidationError, secrets: set[str] | None = None) -> list[str]:
+    """One line per problem: ``field.path: what is wrong (got VALUE)``.
+
+    The value is never shown for a secret-looking field (``secret_key``, ``password``,
+    ``token``...), and every string in ``secrets`` is masked wherever it appears."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -143,9 +202,15 @@ def format_validation_error(err: ValidationError) -> list[str]:
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         given = e.get("input")
-        if e["type"] not in ("extra_forbidden", "missing") and not isinstance(given, (dict, list)):
+        if _is_secret_path(tuple(e["loc"])):
+            if e["type"] == "string_type":
+                msg += " (value not shown: it is a secret; quote it or give it as ${ENV})"
+        elif e["type"] not in ("extra_forbidden", "missing") and not isinstance(given, (dict, list)):
             msg += f" (got {given!r})"
-        lines.append(f"{loc}: {msg}" if loc else msg)
+        line = f"{loc}: {msg}" if loc else msg
+        for s in sorted(secrets or (), key=len, reverse=True):
+            line = line.replace(s, REDACTED)
+        lines.append(line)
     return lines
 
 
@@ -153,11 +218,27 @@ def validate(data: dict[str, Any], source: str = "config") -> BenchConfig:
     try:
         return BenchConfig.model_validate(data)
     except ValidationError as err:
-        lines = format_validation_error(err)
+        lines = format_validation_error(err, _raw_secrets(data))
         raise ConfigError(lines[0] if len(lines) == 1 else f"{len(lines)} problems in the config",
                           reference=source, details=lines if len(lines) > 1 else [],
                           hint="`python3 benchmark.py validate --config FILE` checks a config; "
                                "README lists every key") from None
+
+
+def _raw_secrets(data: Any) -> set[str]:
+    """Secret values of a not-yet-validated mapping, numbers included (``secret_key: 1234``)."""
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if SECRET_KEYS.search(str(k)) and isinstance(v, (str, int, float)) and not isinstance(v, bool) \
+                    and len(str(v)) >= 3:
+                found.add(str(v))
+            else:
+                found |= _raw_secrets(v)
+    elif isinstance(data, list):
+        for v in data:
+            found |= _raw_secrets(v)
+    return found
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None,

@@ -139,3 +139,59 @@ def test_redaction():
     assert out["storage"]["options"]["access_key"] == REDACTED
     assert out["storage"]["options"]["region"] == "x"
     assert "s3cr3t" not in json.dumps(out)
+
+
+SECRET, ACCESS = "98765432109", "000123456789"
+S3_CFG = ("storage:\n  client: boto3\n  s3: {bucket: b, endpoint_url: 'http://127.0.0.1:9', "
+          "access_key: %s, secret_key: %s}\n")
+
+
+def test_all_digit_secrets_from_env_stay_strings(tmp_path):
+    p = write(tmp_path, S3_CFG % ("'${MYACCESS}'", "'${MYSECRET}'") + "name: '${RUN_NAME}'\n")
+    cfg = load_config(p, environ={"MYSECRET": SECRET, "MYACCESS": ACCESS, "RUN_NAME": "2024"}).config
+    assert cfg.storage.s3.secret_key == SECRET and cfg.storage.s3.access_key == ACCESS  # leading zeros kept
+    assert cfg.name == "2024"
+
+
+def test_env_numbers_still_reach_numeric_fields(tmp_path):
+    p = write(tmp_path, "framework: {name: tensorflow, num_workers: '${NW}', shuffle: '${SH}', "
+                        "tensorflow: {prefetch: '${PF}'}}\nprepare: {width: ['${W}', 64]}\n"
+                        "model: {options: {hidden: '${H}'}}\n")
+    cfg = load_config(p, environ={"NW": "3", "SH": "false", "PF": "0", "W": "16", "H": "8"}).config
+    assert cfg.framework.num_workers == 3 and cfg.framework.shuffle is False
+    assert cfg.framework.tensorflow.prefetch == 0 and cfg.prepare.width == (16, 64)
+    assert cfg.model.options == {"hidden": 8}  # free-form plugin options: parsed like YAML
+
+
+def test_set_keeps_strings_for_string_fields(tmp_path):
+    p = write(tmp_path, S3_CFG % ("a", "b"))
+    cfg = load_config(p, [f"storage.s3.secret_key={SECRET}", f"storage.s3.access_key={ACCESS}",
+                          "name=2024", "framework.num_workers=4"]).config
+    assert cfg.storage.s3.secret_key == SECRET and cfg.storage.s3.access_key == ACCESS
+    assert cfg.name == "2024" and cfg.framework.num_workers == 4
+
+
+S3_BAD = [
+    S3_CFG % (ACCESS, SECRET),  # YAML numbers in secret fields: rejected, never echoed
+    S3_CFG % ("'${MYACCESS}'", "[\"${MYSECRET}\"]"),
+    S3_CFG.replace("}", ", session_token: 98765432109}") % ("'${MYACCESS}'", "'${MYSECRET}'"),
+    S3_CFG % ("'${MYACCESS}'", "'${MYSECRET}'")
+    + "  options: {password: 98765432109}\n  create_bucket: '${MYSECRET}'\n",
+]
+
+
+@pytest.mark.parametrize("text", S3_BAD)
+def test_invalid_secret_values_are_never_echoed(tmp_path, capsys, monkeypatch, text):
+    from dnnbench.cli import main
+
+    monkeypatch.setenv("MYSECRET", SECRET)
+    monkeypatch.setenv("MYACCESS", ACCESS)
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    shown = str(e.value) + " ".join(e.value.details)
+    assert SECRET not in shown and ACCESS not in shown
+    assert main(["validate", "--config", str(p)]) == 2
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err and ACCESS not in out.out + out.err
+    assert "storage." in out.err and "Traceback" not in out.err
