@@ -3,7 +3,9 @@
 Each configured prefix is listed with a delimiter to discover its class
 directories; then every (prefix, class) is listed in full on a thread pool of
 ``execution.listing_workers``. The result is a :class:`SampleIndex` in a
-deterministic order (prefix, class, key).
+deterministic order (prefix, class, key). ``ListingStats.requests`` counts the
+requests really sent: one per ListObjectsV2 page for the S3 clients (which also
+record one "list" row per page), one per listed prefix for the others.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
     requests = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="list") as pool:
         tops = list(pool.map(lambda p: _list_one(storage, p, True), prefixes))
-        requests += len(prefixes)
+        requests += sum(t[2] for t in tops)
         jobs: list[tuple[int, str, str]] = []  # (prefix index, class name, class prefix)
-        for i, (prefix, (objects, subs)) in enumerate(zip(prefixes, tops)):
+        for i, (prefix, (objects, subs, _)) in enumerate(zip(prefixes, tops)):
             if not subs:
                 raise DataError(f"no class directories under {prefix or 'the root'!r}",
                                 reference="storage.prefixes",
@@ -63,8 +65,9 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
                 raise DataError(f"class directories {missing} not found (found: {sorted(found)})",
                                 reference="dataset.labels", hint="fix the label list or the prefixes")
             jobs = [j for j in jobs if j[1] in wanted]
-        listed = list(pool.map(lambda j: _list_one(storage, j[2], False)[0], jobs))
-        requests += len(jobs)
+        results = list(pool.map(lambda j: _list_one(storage, j[2], False), jobs))
+        listed = [r[0] for r in results]
+        requests += sum(r[2] for r in results)
     classes = list(labels) if labels else sorted({name for _, name, _ in jobs})
     class_id = {c: i for i, c in enumerate(classes)}
     keys: list[str] = []
@@ -91,9 +94,21 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
     return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes))
 
 
-def _list_one(storage: Storage, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
+def _requests_of_last_list(storage: Storage) -> int:
+    """Requests the calling thread's last listing sent: the S3 clients count their pages
+    (``list_requests``; through a latency-emulation wrapper too), any other backend one."""
+    for s in (storage, getattr(storage, "inner", None)):
+        count = getattr(s, "list_requests", None)
+        if count is not None:
+            return int(count())
+    return 1
+
+
+def _list_one(storage: Storage, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str], int]:
+    """(objects, sub-prefixes, requests sent) of one prefix."""
     try:
-        return storage.list(prefix, delimiter=delimiter)
+        objects, subs = storage.list(prefix, delimiter=delimiter)
+        return objects, subs, _requests_of_last_list(storage)
     except FileNotFoundError:
         raise DataError(f"prefix {prefix or '(root)'!r} does not exist in {storage.label()}",
                         reference="storage.prefixes",

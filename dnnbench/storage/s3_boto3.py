@@ -2,13 +2,14 @@
 
 Time to first byte is the moment ``get_object`` returns: botocore has parsed the
 response headers and not yet read the body. Retries come from
-``ResponseMetadata.RetryAttempts``. One GET per object, no HEAD.
+``ResponseMetadata.RetryAttempts``. One GET per object, no HEAD; a shard is one
+GET whose body is streamed (``StreamingBody.readinto``), never read whole. Listing
+records one request per ListObjectsV2 page.
 """
 
 from __future__ import annotations
 
 import io
-
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ from dnnbench.errors import ConfigError
 from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch
 from dnnbench.storage.s3_botocore import botocore_error
-from dnnbench.storage.s3common import MappedStream, S3Storage, note_retries
+from dnnbench.storage.s3common import MappedStream, S3Storage, note_page, note_retries
 
 
 _sessions: dict[tuple, Any] = {}  # module level: never pickled; created under the base class's client lock
@@ -134,7 +135,13 @@ class Boto3Storage(S3Storage):
         prefixes: list[str] = []
         retries = 0
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+            pages = iter(self.client.get_paginator("list_objects_v2").paginate(**kwargs))
+            while True:
+                asked = time.perf_counter()  # the paginator sends the next request when asked for a page
+                page = next(pages, None)
+                if page is None:
+                    break
+                note_page(asked, retries=page["ResponseMetadata"].get("RetryAttempts", 0))
                 retries += page["ResponseMetadata"].get("RetryAttempts", 0)
                 for o in page.get("Contents", ()):
                     if not o["Key"].endswith("/"):  # skip "directory" marker objects

@@ -3,8 +3,9 @@
 Time to first byte is the moment ``get_object`` returns: the SDK asks urllib3 not
 to preload the body, so the headers have arrived and the body is unread. Retries
 are urllib3's (``Retry(total=max_attempts - 1)`` on connection errors and 5xx),
-counted from the response's retry history. One GET per object, no HEAD. The
-region is always passed for custom endpoints, so the SDK sends no
+counted from the response's retry history. One GET per object, no HEAD; a shard
+is one GET whose body is streamed (``preload_content=False``), never read whole.
+Listing records one request per ListObjectsV2 page. The region is always passed for custom endpoints, so the SDK sends no
 GetBucketLocation first (on AWS without a region it sends one per process).
 """
 
@@ -26,8 +27,21 @@ from minio.error import InvalidResponseError, MinioException, S3Error, ServerErr
 from dnnbench.errors import ConfigError, StorageError
 from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch
-from dnnbench.storage.s3common import (MappedStream, S3Storage, foreign, note_retries, s3_error, tls_error,
-                                       unreachable)
+from dnnbench.storage.s3common import (MappedStream, S3Storage, foreign, note_page, note_retries, s3_error,
+                                       tls_error, unreachable)
+
+
+class _PagedMinio(Minio):
+    """The SDK's client, noting each ListObjectsV2 request it sends: ``list_objects`` follows
+    continuation tokens inside one generator, so pages are seen where the HTTP request is made."""
+
+    def _url_open(self, method: str, region: str, *args: Any, **kwargs: Any) -> Any:
+        asked = time.perf_counter()
+        resp = super()._url_open(method, region, *args, **kwargs)
+        if method == "GET" and "list-type" in (kwargs.get("query_params") or {}):
+            retries = getattr(resp, "retries", None)
+            note_page(asked, retries=len(retries.history) if retries is not None else 0)
+        return resp
 
 
 @STORAGE.register("minio")
@@ -62,7 +76,7 @@ class MinioStorage(S3Storage):
             providers = [AWSConfigProvider(profile=s.profile)] if s.profile else [
                 EnvAWSProvider(), EnvMinioProvider(), AWSConfigProvider(), IamAwsProvider()]
             credentials = ChainedProvider(providers)
-        client = Minio(host, access_key=s.access_key, secret_key=s.secret_key, session_token=s.session_token,
+        client = _PagedMinio(host, access_key=s.access_key, secret_key=s.secret_key, session_token=s.session_token,
                        secure=secure, region=s.region, http_client=http, credentials=credentials,
                        cert_check=s.verify_tls)
         if s.addressing_style == "path":

@@ -3,6 +3,11 @@
 Reads whole objects with ``cat_file`` and ``max_concurrency=1``: one GET per
 object. (``open()`` sends a HEAD before the GET, and ``cat_file`` with the
 default concurrency sends a HEAD to learn the size, doubling the server's work.)
+A shard is streamed: one GetObject through s3fs's ``_call_s3`` (what its own
+``open_async`` streamed file does, without the HEAD of ``open()`` or the ranged
+GET per block of its buffered file), the body read a chunk at a time.
+Listing records one request per ListObjectsV2 page, timed by the
+``before-call`` / ``after-call`` events of each page's API call.
 
 Every HTTP request aiobotocore sends is counted by event hooks on the session
 (``before-send.s3`` per attempt, ``response-received.s3.GetObject`` for the
@@ -30,14 +35,18 @@ from dnnbench.metrics.requests import get_recorder
 from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo
 from dnnbench.storage.s3_botocore import botocore_error
-from dnnbench.storage.s3common import S3Storage, note_retries
+from dnnbench.storage.s3common import ChunkStream, S3Storage, note_page, note_retries
+
+_CHUNK = 1 << 20  # most bytes one read of a streamed body asks for (aiohttp returns what it has)
 
 
 @dataclass
 class _Tally:
-    """The HTTP requests of one dnnbench call: [operation, sent at, response at]."""
+    """The HTTP requests of one dnnbench call: ``sends`` [operation, sent at, response at], one
+    per attempt; ``calls`` [operation, started, ended, retries, ok], one per API call (a page)."""
 
     sends: list[list[Any]] = field(default_factory=list)
+    calls: list[list[Any]] = field(default_factory=list)
 
     def count(self, op: str) -> int:
         return sum(1 for s in self.sends if s[0] == op)
@@ -67,6 +76,31 @@ def _on_response(event_name: str, **_: Any) -> None:
                 break
 
 
+def _on_call(event_name: str, **_: Any) -> None:
+    tally = _current.get()
+    if tally is not None:
+        tally.calls.append([event_name.rsplit(".", 1)[-1], time.perf_counter(), None, 0, False])
+
+
+def _end_call(event_name: str, ok: bool, retries: int) -> None:
+    tally = _current.get()
+    if tally is not None:
+        op = event_name.rsplit(".", 1)[-1]
+        for c in reversed(tally.calls):
+            if c[0] == op and c[2] is None:
+                c[2], c[3], c[4] = time.perf_counter(), retries, ok
+                break
+
+
+def _on_call_done(event_name: str, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
+    retries = (parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    _end_call(event_name, http_response is not None and http_response.status_code < 300, retries)
+
+
+def _on_call_error(event_name: str, **_: Any) -> None:
+    _end_call(event_name, False, 0)
+
+
 async def _tallied(tally: _Tally, coro_fn: Any, *args: Any, **kwargs: Any) -> Any:
     _current.set(tally)  # this task's context: every hook of this call sees it
     return await coro_fn(*args, **kwargs)
@@ -83,7 +117,8 @@ class S3FSStorage(S3Storage):
     library = "s3fs"
     ttfb_how = "aiobotocore's response-received event of the GET: headers parsed, body not yet read"
     request_counting = ("every HTTP request aiobotocore sends is counted by event hooks; a GET is one "
-                        "cat_file(max_concurrency=1) = one request; any other request appears as its own row")
+                        "cat_file(max_concurrency=1) = one request, a streamed shard one get_object; a listing "
+                        "one row per ListObjectsV2 page; any other request appears as its own row")
 
     def library_version(self) -> str:
         return f"s3fs {s3fs.__version__}, aiobotocore {aiobotocore.__version__}, fsspec {fsspec.__version__}"
@@ -95,6 +130,9 @@ class S3FSStorage(S3Storage):
             session = _sessions[s.profile] = aiobotocore.session.AioSession(profile=s.profile)
             session.register("before-send.s3", _on_send)
             session.register("response-received.s3", _on_response)
+            session.register("before-call.s3", _on_call)
+            session.register("after-call.s3", _on_call_done)
+            session.register("after-call-error.s3", _on_call_error)
         config: dict[str, Any] = {
             "signature_version": "s3v4", "s3": {"addressing_style": s.addressing_style},
             "retries": {"mode": s.retry_mode, "total_max_attempts": s.max_attempts},
@@ -109,10 +147,12 @@ class S3FSStorage(S3Storage):
         fs.retries = 1  # one s3fs-level attempt: botocore does the retrying
         return fs
 
-    def _call(self, op: str, key: str | None, coro_fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, _Tally]:
-        """Run an s3fs coroutine on its loop, counting the requests it sends."""
+    def _call(self, op: str, key: str | None, coro_fn: Any, *args: Any, _tally: _Tally | None = None,
+              **kwargs: Any) -> tuple[Any, _Tally]:
+        """Run an s3fs coroutine on its loop, counting the requests it sends (into ``_tally``
+        when given, so a caller still sees them when the call fails)."""
         fs = self.client
-        tally = _Tally()
+        tally = _Tally() if _tally is None else _tally
         try:
             result = sync(fs.loop, _tallied, tally, coro_fn, *args, **kwargs)
         except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
@@ -143,10 +183,43 @@ class S3FSStorage(S3Storage):
         note_retries(self._record_extra(key, tally, "GetObject"))
         return data, tally.last_response("GetObject")
 
+    def _open(self, key: str) -> tuple[ChunkStream, float | None]:
+        """One GET whose body is read a chunk at a time (memory: one chunk, never the object)."""
+        note_retries(0)
+        fs = self.client
+        resp, tally = self._call("get", key, fs._call_s3, "get_object", Bucket=self.bucket, Key=key)
+        note_retries(self._record_extra(key, tally, "GetObject"))
+        body = resp["Body"]
+        loop = fs.loop
+
+        def chunks() -> Any:
+            while True:
+                chunk = sync(loop, body.read, _CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+        def release() -> None:
+            try:
+                sync(loop, body.aclose)
+            except Exception:  # noqa: BLE001 - closing a finished body must not fail the read
+                pass
+
+        return (ChunkStream(chunks(), lambda e: botocore_error(e, "get", key, self.settings), release=release),
+                tally.last_response("GetObject"))
+
     def _list_raw(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
         fs = self.client
-        items, tally = self._call("list", prefix, _collect,
-                                  fs._iterdir(self.bucket, delimiter="/" if delimiter else "", prefix=prefix))
+        tally = _Tally()
+        try:
+            items, _ = self._call("list", prefix, _collect,
+                                  fs._iterdir(self.bucket, delimiter="/" if delimiter else "", prefix=prefix),
+                                  _tally=tally)
+        finally:  # the pages that came back, even when a later one failed
+            for op, started, ended, retries, ok in tally.calls:
+                if op == "ListObjectsV2" and ok:
+                    note_page(started, ended, retries)
+            self._record_extra(prefix, tally, "ListObjectsV2")
         cut = len(self.bucket) + 1  # names are "bucket/key"
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []

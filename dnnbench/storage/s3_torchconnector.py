@@ -10,11 +10,16 @@ path-style addressing (``force_path_style``), which ``addressing_style: path``
 Time to first byte is when the first body part arrives from the stream. The CRT
 chooses its own requests (one ranged GET per object below its 8 MiB part size)
 and retries, which Python cannot see: one request per read is recorded and
-``retries`` stays 0. Timeouts, pool size and TLS options are the CRT's own.
+``retries`` stays 0; listing records one request per ListObjectsV2 page (the list
+stream yields one result per page). A shard is streamed from the CRT's
+GetObjectStream one body part at a time. (The CRT fetches parts ahead of the
+reader into its own native buffers, outside Python's control.) Timeouts, pool size
+and TLS options are the CRT's own.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import time
@@ -29,7 +34,7 @@ from s3torchconnectorclient._mountpoint_s3_client import S3Exception
 from dnnbench.errors import ConfigError, StorageError
 from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch
-from dnnbench.storage.s3common import S3Storage, foreign, s3_error, unreachable
+from dnnbench.storage.s3common import ChunkStream, S3Storage, foreign, note_page, s3_error, unreachable
 
 _MESSAGES = [  # CRT / Mountpoint error text -> S3 error code
     (re.compile(r"key does not exist|NoSuchKey", re.I), "NoSuchKey"),
@@ -95,10 +100,28 @@ class S3TorchConnectorStorage(S3Storage):
             stream = iter(self.client._get_object_stream(self.bucket, key))
             first = next(stream, b"")
             ttfb = time.perf_counter()
-            rest = list(stream)
+            second = next(stream, None)
+            if second is None:  # one part: the chunk is the object, no copy
+                return first, ttfb
+            buf = io.BytesIO()  # grows in place; getvalue() hands its buffer over without a copy
+            buf.write(first)
+            buf.write(second)
+            del first, second
+            for chunk in stream:
+                buf.write(chunk)
         except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
             raise self._error(e, "get", key) from None
-        return (first + b"".join(rest) if rest else first), ttfb
+        return buf.getvalue(), ttfb
+
+    def _open(self, key: str) -> tuple[ChunkStream, float]:
+        """One GET streamed chunk by chunk. (s3torchconnector's own ``S3Reader`` keeps every byte
+        read in a BytesIO so it can seek: a whole shard in memory; its GetObjectStream does not.)"""
+        try:
+            stream = iter(self.client._get_object_stream(self.bucket, key))
+            first = next(stream, b"")  # the request's errors surface here, as for the other clients
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "get", key) from None
+        return ChunkStream(stream, lambda e: self._error(e, "get", key), first), time.perf_counter()
 
     def _get_into(self, key: str, buffer: memoryview) -> tuple[int, float | None]:
         size = len(buffer)
@@ -137,7 +160,13 @@ class S3TorchConnectorStorage(S3Storage):
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
         try:  # ListObjectsV2: the stream yields one result per page, following continuation tokens
-            for page in self.client.list_objects(self.bucket, prefix, "/" if delimiter else "", 1000):
+            pages = iter(self.client.list_objects(self.bucket, prefix, "/" if delimiter else "", 1000))
+            while True:
+                asked = time.perf_counter()
+                page = next(pages, None)
+                if page is None:
+                    break
+                note_page(asked)  # the CRT's retries are out of sight: 0
                 objects.extend(ObjectInfo(o.key, o.size) for o in page.object_info if not o.key.endswith("/"))
                 prefixes.extend(p.rstrip("/") for p in page.common_prefixes)
         except Exception as e:  # noqa: BLE001

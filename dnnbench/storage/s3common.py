@@ -15,12 +15,14 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 from dnnbench.errors import EXIT_BAD_INPUT, BenchError, ConfigError, DataError, StorageError
-from dnnbench.storage.base import ObjectInfo, Storage
+from dnnbench.metrics.requests import get_recorder
+from dnnbench.storage.base import ObjectInfo, Storage, _short
 
 _client_lock = threading.Lock()
 _tls = threading.local()  # per-thread facts about the last request (module level: never pickled)
@@ -200,6 +202,16 @@ def note_retries(n: int) -> None:
     _tls.retries = n
 
 
+def note_page(start: float, end: float | None = None, retries: int = 0) -> None:
+    """Note one listing request (a ListObjectsV2 page) of the calling thread's current
+    ``_list`` call: asked for at ``start``, answered at ``end`` (default: now). Each noted
+    page becomes its own "list" row in requests.csv. Outside ``_list`` (``exists``, the
+    probe) nothing is noted."""
+    pages = getattr(_tls, "pages", None)
+    if pages is not None:
+        pages.append((start, time.perf_counter() if end is None else end, retries))
+
+
 class MappedStream(io.RawIOBase):
     """A client library's response body as a plain stream (for ``Storage._open``): its
     failures surface as dnnbench / builtin exceptions, like every other request's."""
@@ -221,6 +233,56 @@ class MappedStream(io.RawIOBase):
         if not self.closed:
             try:
                 (self._release or self._body.close)()
+            finally:
+                super().close()
+
+
+class ChunkStream(io.RawIOBase):
+    """An iterator of byte chunks (a client's response body) as a readable stream that
+    holds one chunk at a time: memory is bounded by the chunk size, never the object.
+
+    Args:
+        chunks: yields the body's chunks in order; exhausted at the end of the object.
+        on_error: maps a failure of ``next(chunks)`` to the exception to raise.
+        first: a chunk already taken from ``chunks`` (to learn the first-byte time).
+        release: called once on close (give the connection back).
+    """
+
+    def __init__(self, chunks: Iterator[bytes], on_error: Callable[[BaseException], BaseException],
+                 first: bytes = b"", release: Callable[[], Any] | None = None):
+        super().__init__()
+        self._chunks: Iterator[bytes] | None = chunks
+        self._on_error, self._release = on_error, release
+        self._view, self._pos = memoryview(first), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._pos >= len(self._view):
+            if self._chunks is None:
+                return 0
+            self._view = memoryview(b"")  # let the spent chunk go before the next one arrives
+            try:
+                chunk = next(self._chunks, None)
+            except Exception as e:  # noqa: BLE001 - mapped like any request failure
+                self._chunks = None
+                raise self._on_error(e) from None
+            if chunk is None:
+                self._chunks, self._view, self._pos = None, memoryview(b""), 0
+                return 0
+            self._view, self._pos = memoryview(chunk), 0
+        n = min(len(buffer), len(self._view) - self._pos)
+        buffer[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._chunks, self._view = None, memoryview(b"")
+            try:
+                if self._release is not None:
+                    self._release()
             finally:
                 super().close()
 
@@ -274,10 +336,46 @@ class S3Storage(Storage):
 
     # -- Storage interface -----------------------------------------------------------------
     def _list(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
-        objects, prefixes = self._list_raw(f"{prefix}/" if prefix else "", delimiter)
+        _tls.pages, _tls.listed = [], False  # the client modules' _list_raw note each page (note_page)
+        try:
+            objects, prefixes = self._list_raw(f"{prefix}/" if prefix else "", delimiter)
+        finally:
+            _tls.last_pages, _tls.pages = _tls.pages, None
+        _tls.listed = True
         if not objects and not prefixes:
             raise FileNotFoundError(f"s3://{self.bucket}/{prefix}" if prefix else f"s3://{self.bucket} (empty)")
         return objects, prefixes
+
+    def list(self, prefix: str = "", delimiter: bool = False) -> tuple[list[ObjectInfo], list[str]]:
+        """List ``prefix``, recording one "list" row per ListObjectsV2 page actually requested
+        (a 1,005-object prefix is two requests), not one per call; a failed page is a failed row."""
+        rec = get_recorder(self.recorder_spec)
+        _tls.last_pages, _tls.listed = [], False
+        start = time.perf_counter()
+        try:
+            result = self._list(prefix, delimiter)
+        except Exception as e:
+            self._record_pages(rec, prefix, start, e)
+            raise
+        self._record_pages(rec, prefix, start, None)
+        return result
+
+    def _record_pages(self, rec: Any, prefix: str, start: float, error: BaseException | None) -> None:
+        rows = [[s, e, r, None] for s, e, r in getattr(_tls, "last_pages", None) or ()]
+        if error is not None:
+            if getattr(_tls, "listed", False) and rows:  # every page came back, the prefix is empty
+                rows[-1][3] = _short(error)
+            else:  # the request after the last good page failed
+                rows.append([rows[-1][1] if rows else start, time.perf_counter(), self._retries(), _short(error)])
+        elif not rows:
+            rows.append([start, time.perf_counter(), self._retries(), None])
+        if rec is not None:
+            for s, e, r, err in rows:
+                rec.add("list", prefix, s, None, e, 0, error=err, retries=r)
+
+    def list_requests(self) -> int:
+        """ListObjectsV2 requests (pages) the calling thread's last listing of a prefix sent."""
+        return max(1, len(getattr(_tls, "last_pages", None) or ()))
 
     def exists(self, prefix: str = "") -> bool:
         """True when anything is stored under ``prefix`` (False when the bucket is missing)."""
