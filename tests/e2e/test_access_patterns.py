@@ -32,14 +32,23 @@ def test_each_epoch_reads_the_listed_bytes(tiny_root, write_config, tmp_path, wo
 
 
 def test_shards_labels_survive_and_shuffle_differs_per_epoch(tiny_root, write_config, tmp_path):
-    """A train run over shards: loss is computed on the labels packed into .cls members."""
+    """A train run over shards: loss is computed on the labels packed into .cls members, and
+    each epoch reads every shard once, in a new order (no loader workers: requests.csv holds
+    the shard GETs in the order the one reader made them)."""
     cfg = write_config(tiny_root, dataset={"access": "shards", "shuffle_buffer": 8},
-                       shards={"prefix": "shards-train", "max_samples": 6}, framework={"num_workers": 2},
-                       training={"trainer": "train", "epochs": 2})
+                       shards={"prefix": "shards-train", "max_samples": 6}, framework={"num_workers": 0},
+                       training={"trainer": "train", "epochs": 3})
     assert main(["prepare", "--shards", "--config", str(cfg)]) == 0
     assert main(["-q", "--config", str(cfg), "--run-id", "t"]) == 0
     steps = pd.read_csv(tmp_path / "results" / "t" / "steps.csv")
-    assert steps["loss"].notna().all() and steps["samples"].sum() == 72
+    assert steps["loss"].notna().all() and steps["samples"].sum() == 3 * 36
+    req = pd.read_csv(tmp_path / "results" / "t" / "requests.csv")
+    gets = req[(req["op"] == "get") & req["key"].str.endswith(".tar")].sort_values("start_s", kind="stable")
+    order = [gets[gets["epoch"] == e]["key"].tolist() for e in range(3)]
+    shards = sorted(order[0])
+    assert len(shards) == 6 and len(set(shards)) == 6  # 36 samples in shards of 6
+    assert all(sorted(o) == shards for o in order)  # every shard once per epoch
+    assert order[0] != order[1] and order[1] != order[2]  # reshuffled each epoch
 
 
 def test_fewer_shards_than_workers_warns_and_does_not_hang(tiny_root, write_config, tmp_path, capsys):
