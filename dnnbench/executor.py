@@ -13,6 +13,7 @@ import platform
 import socket
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -444,6 +445,14 @@ class Executor:
         self.events.phase_end("train", facts.train_end - facts.train_start)
 
     def _epoch(self, runner, rec: EpochRecord, steps: StepRecorder) -> None:
+        """One epoch; multi-rank, it ends when every rank has run out of batches."""
+        with _uneven_inputs(runner):  # multi-rank: a rank out of batches waits for the others
+            self._epoch_steps(runner, rec, steps)
+        rec.end = time.perf_counter()
+        rec.complete = True
+
+    def _epoch_steps(self, runner, rec: EpochRecord, steps: StepRecorder) -> None:
+        """This rank's steps of one epoch, each timed and recorded."""
         it = runner.epoch(rec.epoch)
         t_req = rec.start
         step = 0
@@ -465,8 +474,6 @@ class Executor:
             t_req = t_done
             if self.cfg.training.max_steps is not None and step >= self.cfg.training.max_steps:
                 break
-        rec.end = time.perf_counter()
-        rec.complete = True
 
     def _on_failures(self, rec: EpochRecord, failures: list) -> None:
         """dataset.on_error: fail names the first bad key; skip counts, reports and goes on."""
@@ -553,6 +560,13 @@ def _emulation_label(emulate: Any) -> str:
     if emulate.bandwidth_MBps:
         parts.append(f"{emulate.bandwidth_MBps:g}MBps")
     return "yes:" + ",".join(parts)
+
+
+def _uneven_inputs(runner: Any) -> AbstractContextManager:
+    """The trainer's context around one epoch's steps when ranks' step counts may differ
+    (DDP's Join: a rank out of batches keeps answering the others' all-reduces); else none."""
+    scope = getattr(getattr(runner, "trainer", None), "uneven_inputs", None)
+    return scope() if scope is not None else nullcontext()
 
 
 def _closing(it, keep_workers: bool):

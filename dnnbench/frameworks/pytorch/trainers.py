@@ -8,6 +8,7 @@ Plugins subclass :class:`Trainer`; they are built as
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -34,6 +35,11 @@ class Trainer:
         """Consume one batch; return the loss if there is one."""
         raise NotImplementedError
 
+    def uneven_inputs(self) -> AbstractContextManager:
+        """Context around one epoch's steps for ranks whose step counts differ; a trainer
+        whose steps hold no collectives needs none."""
+        return nullcontext()
+
     def synchronize(self) -> None:
         """Wait for queued device work, so compute time is measured, not just launched."""
         if self.device.type == "cuda":
@@ -56,29 +62,62 @@ class TrainTrainer(Trainer):
         import torch._dynamo  # noqa: F401
 
         self.model.to(self.device).train()
+        # what the steps run; self.model stays the plain module, for the inference and checkpoint
+        # phases, whose per-rank reads (and batch counts) differ and hold no collective
+        self.net: nn.Module = self.model
         if torch.distributed.is_available() and torch.distributed.is_initialized() \
                 and torch.distributed.get_world_size() > 1:
             # multi-rank (torchrun): gradients are all-reduced across ranks, as in real data-parallel training
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self.model, device_ids=ids)
-        params = self.model.parameters()
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        self._shape: tuple[int, ...] | None = None  # one input's (C, H, W): the stand-in for an empty batch
+        params = self.net.parameters()
         if self.config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
         else:
             self.optimizer = torch.optim.SGD(params, lr=self.config.lr, momentum=self.config.momentum)
         self.criterion = nn.CrossEntropyLoss()
 
+    @property
+    def _ddp(self) -> bool:
+        return isinstance(self.net, torch.nn.parallel.DistributedDataParallel)
+
+    def uneven_inputs(self) -> AbstractContextManager:
+        """DDP: ranks split the data, so their step counts may differ by a step or more (uneven
+        shards, an odd sample count). Under ``Join`` a rank that has run out of batches shadows
+        the others' gradient all-reduces until every rank has, so no rank blocks and no sample
+        is dropped."""
+        if not self._ddp:
+            return nullcontext()
+        from torch.distributed.algorithms import Join
+
+        return Join([self.net])
+
     def step(self, batch: Any) -> float | None:
         if batch.samples == 0:
-            return None
+            return self._empty_step()
         x, y = self.to_device(batch)
+        self._shape = tuple(x.shape[1:])
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.criterion(self.model(x), y)
+        loss = self.criterion(self.net(x), y)
         loss.backward()
         self.optimizer.step()
         return float(loss.item())  # .item() also waits for the device
+
+    def _empty_step(self) -> None:
+        """A batch whose samples were all skipped (dataset.on_error: skip). Under DDP the rank
+        still takes part in the step's collectives, with a zero-weighted stand-in input, so the
+        other ranks' all-reduce does not wait for it."""
+        if not self._ddp or self._shape is None:
+            return None
+        x = torch.zeros((1, *self._shape), device=self.device)
+        y = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        (self.criterion(self.net(x), y) * 0.0).backward()
+        self.optimizer.step()
+        return None
 
 
 @TRAINERS.register("read", framework="pytorch")
