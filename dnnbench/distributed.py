@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+from dnnbench import errors
+from dnnbench.errors import BenchError, RunFailed
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,62 @@ class Group:
     def barrier(self) -> None:
         self.dist.barrier(group=self.objects)
 
+    def agree(self, error: BaseException | None) -> None:
+        """Every rank's outcome of the same step; raises on every rank when any rank failed.
+
+        A collective, so every rank calls it at the same point, failed or not: a rank that
+        fails alone then never leaves the others waiting in the next collective.
+
+        Raises:
+            BaseException: this rank's own ``error``; else the lowest failing rank's error,
+                rebuilt here (a :class:`BenchError` keeps its class, reference and hint).
+        """
+        out: list[Any] = [None] * self.info.world
+        self.dist.all_gather_object(out, portable(error), group=self.objects)
+        if error is not None:
+            raise error
+        for rank, failure in enumerate(out):
+            if failure is not None:
+                raise rebuild(failure, rank)
+
+    def each(self, work: Callable[[], T]) -> T:
+        """``work()`` on this rank, then :meth:`agree` on how every rank's ``work`` went."""
+        try:
+            result = work()
+        except Exception as e:  # noqa: BLE001 - told to every rank, then re-raised here
+            self.agree(e)
+            raise
+        self.agree(None)
+        return result
+
     def close(self) -> None:
         if self.dist.is_initialized():
             self.dist.destroy_process_group()
+
+
+def portable(error: BaseException | None) -> dict[str, Any] | None:
+    """What other ranks need to raise the same error (exceptions may not pickle)."""
+    if error is None:
+        return None
+    if isinstance(error, BenchError):
+        return {"kind": type(error).__name__, "message": error.message, "reference": error.reference,
+                "hint": error.hint, "exit_code": error.exit_code, "details": list(getattr(error, "details", []))}
+    return {"kind": None, "message": f"{type(error).__name__}: {error}", "reference": None, "hint": None,
+            "exit_code": errors.EXIT_FAILED}
+
+
+def rebuild(failure: dict[str, Any], rank: int) -> BenchError:
+    """Another rank's :func:`portable` error, raised here: the same class (and so exit code)
+    for dnnbench's errors, :class:`RunFailed` naming the rank for anything else."""
+    cls = getattr(errors, failure["kind"] or "", None)
+    if isinstance(cls, type) and issubclass(cls, BenchError):
+        error = cls(failure["message"], reference=failure["reference"], hint=failure["hint"])
+        if failure.get("details"):
+            error.details = failure["details"]
+    else:
+        error = RunFailed(f"rank {rank}: {failure['message']}", hint="run again with --debug for the traceback")
+    error.exit_code = failure["exit_code"]
+    return error
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:

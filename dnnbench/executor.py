@@ -16,7 +16,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import yaml
 
@@ -37,6 +37,9 @@ from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS, load_entry_po
 from dnnbench.storage import pagecache
 from dnnbench.storage.base import Storage, create_storage
 from dnnbench.storage.listing import ListingStats, list_dataset
+
+
+T = TypeVar("T")
 
 
 class Interrupted(BaseException):
@@ -235,18 +238,10 @@ class Executor:
     def _run_rank(self) -> RunOutcome:
         cfg = self.cfg
         storage = open_storage(cfg)
-        if self.dist.is_main:
-            self._prepare_if_needed(storage)
-        if self.dist.enabled:
-            self.group.barrier()  # rank 0 has prepared the data
-        storage.check()
-        wanted = [cfg.shards.prefix] if cfg.dataset.access == "shards" else cfg.storage.prefixes
-        missing = [p for p in wanted if not _exists(storage, p)]
-        if missing:
-            raise DataError(f"nothing stored under prefix {missing[0] or '(root)'!r} in {storage.label()}",
-                            reference="shards.prefix" if cfg.dataset.access == "shards" else "storage.prefixes",
-                            hint="fix the prefix, or create the dataset with `benchmark.py prepare --config FILE`"
-                                 + (" and pack it with `prepare --shards`" if cfg.dataset.access == "shards" else ""))
+        # multi-rank: each start-up step ends in an agreement, so a failure on one rank (rank 0's
+        # prepare, a missing dataset) ends every rank at once with its error, none left waiting
+        self._on_every_rank(lambda: self._prepare_if_needed(storage) if self.dist.is_main else None)
+        self._on_every_rank(lambda: self._check_dataset(storage))
         run_dir = self._run_dir()
         work_dir = run_dir / f"rank-{self.dist.rank}" if self.dist.enabled else run_dir
         work_dir.mkdir(exist_ok=True)
@@ -318,13 +313,34 @@ class Executor:
             row = self._aggregate_ranks(row, run_dir)
         return RunOutcome(row, run_dir, exit_code, self._pending_error)
 
+    def _on_every_rank(self, work: Callable[[], T]) -> T:
+        """``work()``; multi-rank, then every rank learns whether it failed anywhere and, if so,
+        raises that error (see :meth:`distributed.Group.each`)."""
+        return self.group.each(work) if self.dist.enabled else work()
+
+    def _check_dataset(self, storage: Storage) -> None:
+        """The storage answers and holds the dataset (or its shards).
+
+        Raises:
+            DataError: nothing is stored under a configured prefix.
+        """
+        cfg = self.cfg
+        storage.check()
+        wanted = [cfg.shards.prefix] if cfg.dataset.access == "shards" else cfg.storage.prefixes
+        missing = [p for p in wanted if not _exists(storage, p)]
+        if missing:
+            raise DataError(f"nothing stored under prefix {missing[0] or '(root)'!r} in {storage.label()}",
+                            reference="shards.prefix" if cfg.dataset.access == "shards" else "storage.prefixes",
+                            hint="fix the prefix, or create the dataset with `benchmark.py prepare --config FILE`"
+                                 + (" and pack it with `prepare --shards`" if cfg.dataset.access == "shards" else ""))
+
     def _run_dir(self) -> Path:
         """Rank 0 creates the run directory (never reused); the other ranks learn its name."""
         cfg = self.cfg
         if not self.dist.enabled:
             return create_run_dir(cfg.metrics.output_dir, self.run_id, self.loaded.stem)
-        name = create_run_dir(cfg.metrics.output_dir, self.run_id, self.loaded.stem).name \
-            if self.dist.is_main else None
+        name = self._on_every_rank(lambda: create_run_dir(cfg.metrics.output_dir, self.run_id, self.loaded.stem).name
+                                   if self.dist.is_main else None)
         return Path(cfg.metrics.output_dir) / self.group.broadcast(name)
 
     def _aggregate_ranks(self, row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
