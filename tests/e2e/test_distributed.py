@@ -1,9 +1,12 @@
-"""torchrun: two ranks on the CPU (gloo) read every sample exactly once per epoch."""
+"""torchrun: two ranks on the CPU (gloo) read every sample exactly once per epoch, also when
+their step counts differ under DistributedDataParallel; rank 0 writes the aggregate; a bad
+dataset ends every rank at once."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,42 +15,92 @@ import pandas as pd
 import pytest
 import yaml
 
+from dnnbench.distributed import aggregate
 from tests.conftest import base_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def torchrun(cfg: Path, nproc: int = 2) -> subprocess.CompletedProcess:
-    """Run under torchrun in its own process group, so a hang never leaves ranks behind."""
+def _wait(p: subprocess.Popen, timeout: float, what: str) -> tuple[str, str]:
+    """Output of ``p``; on a timeout its whole process group is killed and the test fails."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail(f"{what} hung:\n{out[-2000:]}\n{err[-2000:]}")
+
+
+def torchrun(cfg: Path, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run under torchrun in its own process group, so a hang never leaves ranks behind.
+    ``--standalone`` rendezvous on a free port: parallel test runs do not clash."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--standalone",
             "benchmark.py", "-q", "--config", str(cfg)]
     p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                          start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"torchrun hung:\n{out[-2000:]}\n{err[-2000:]}")
+    out, err = _wait(p, timeout, "torchrun")
     return subprocess.CompletedProcess(args, p.returncode, out, err)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write(tmp_path: Path, root: Path, **sections) -> Path:
+    cfg = tmp_path / "dist.yaml"
+    cfg.write_text(yaml.safe_dump(base_config(root, tmp_path / "results", **sections)))
+    return cfg
+
+
+def the_run(tmp_path: Path) -> Path:
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    return run
+
+
+def rank_frames(run: Path, name: str) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(run / f"rank-{k}" / name).assign(rank=k) for k in (0, 1)])
+
+
+def assert_each_epoch_read_once(run: Path, epochs: int, listed: int) -> None:
+    """Per epoch the ranks' GETs together name every object once and add up to the bytes listed."""
+    gets = rank_frames(run, "requests.csv")
+    gets = gets[gets["op"] == "get"]
+    for epoch in range(epochs):
+        e = gets[gets["epoch"] == epoch]
+        assert e["key"].is_unique  # nothing read twice
+        assert e["bytes"].sum() == listed  # everything read once
+        assert set(e["rank"]) == {0, 1}
+
+
+@pytest.fixture(scope="module")
+def odd_root(tmp_path_factory) -> Path:
+    """3 classes x 11 JPEGs: 33 samples, so two ranks get 17 and 16 (5 and 4 batches of 4)."""
+    from dnnbench.config.schema import StorageConfig
+    from dnnbench.data.synthetic import generate
+    from dnnbench.storage.fs import FileSystemStorage
+
+    root = tmp_path_factory.mktemp("odd")
+    generate(FileSystemStorage(StorageConfig(root=str(root))), "train", 3, 11, width=(16, 32), height=(16, 32),
+             seed=3, workers=2)
+    return root
 
 
 @pytest.mark.parametrize("access,trainer", [("random", "read"), ("sequential", "read"), ("shards", "read"),
                                             ("random", "train")])
 def test_two_ranks_read_every_sample_once(tiny_root, tmp_path, access, trainer):
-    cfg = tmp_path / "dist.yaml"
-    data = base_config(tiny_root, tmp_path / "results", dataset={"access": access, "shuffle_buffer": 4},
-                       shards={"prefix": "shards-dist", "max_samples": 4}, prepare={"auto": True},
-                       framework={"num_workers": 1}, training={"trainer": trainer, "epochs": 2})
-    cfg.write_text(yaml.safe_dump(data))
+    cfg = write(tmp_path, tiny_root, dataset={"access": access, "shuffle_buffer": 4},
+                shards={"prefix": "shards-dist", "max_samples": 4}, prepare={"auto": True},
+                framework={"num_workers": 1}, training={"trainer": trainer, "epochs": 2})
     if access == "shards":
         from dnnbench.cli import main
 
         assert main(["prepare", "--shards", "--config", str(cfg)]) == 0
     r = torchrun(cfg)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    run = the_run(tmp_path)
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["rank-0", "rank-1"]
     agg = pd.read_csv(run / "summary.csv").iloc[0]
     assert agg["status"] == "ok" and agg["ranks"] == 2 and agg["byte_check"] == "ok"
@@ -57,12 +110,145 @@ def test_two_ranks_read_every_sample_once(tiny_root, tmp_path, access, trainer):
     assert {r["rank"] for r in per_rank} == {0, 1}
     assert agg["rank_min_MiB_per_s"] <= agg["rank_max_MiB_per_s"]
     assert agg["au_min_percent"] <= agg["au_percent"]
-    gets = pd.concat([pd.read_csv(run / f"rank-{k}" / "requests.csv").assign(rank=k) for k in (0, 1)])
-    gets = gets[gets["op"] == "get"]
-    for epoch in (0, 1):
-        keys = gets[gets["epoch"] == epoch]["key"]
-        assert keys.is_unique  # nothing read twice
-        assert gets[gets["epoch"] == epoch]["bytes"].sum() == listed  # everything read once
-        assert set(gets[(gets["epoch"] == epoch)]["rank"]) == {0, 1}
+    assert_each_epoch_read_once(run, 2, listed)
     summary = pd.read_csv(tmp_path / "results" / "summary.csv")
     assert len(summary) == 1  # one aggregate row per multi-rank run
+
+
+@pytest.mark.parametrize("access", ["random", "shards"])
+def test_ddp_uneven_step_counts_finish_and_read_once(odd_root, tmp_path, access):
+    """trainer train (DDP): 33 samples in batches of 4 (17 / 16 per rank), or 7 shards of <= 5
+    samples (4 / 3 shards per rank): one rank runs out of batches first and must not hang."""
+    cfg = write(tmp_path, odd_root, dataset={"access": access, "shuffle_buffer": 4},
+                shards={"prefix": "shards-odd", "max_samples": 5},
+                framework={"num_workers": 1, "batch_size": 4}, training={"trainer": "train", "epochs": 2})
+    if access == "shards":
+        from dnnbench.cli import main
+
+        assert main(["-q", "prepare", "--shards", "--config", str(cfg)]) == 0
+    r = torchrun(cfg, timeout=240)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = the_run(tmp_path)
+    agg = pd.read_csv(run / "summary.csv").iloc[0]
+    assert agg["status"] == "ok" and agg["byte_check"] == "ok" and agg["samples"] == 2 * 33
+    if access == "shards":
+        assert agg["objects_listed"] == 7
+    assert_each_epoch_read_once(run, 2, agg["bytes_listed"])
+    epochs = rank_frames(run, "epochs.csv")
+    for epoch in (0, 1):
+        e = epochs[epochs["epoch"] == epoch]
+        assert e["samples"].sum() == 33
+        assert e["steps"].nunique() == 2  # the ranks' step counts really differ
+
+
+def test_inference_and_checkpoint_phases_on_two_ranks(tiny_root, tmp_path):
+    """Each rank evaluates its half of the held-out split and saves its own checkpoint;
+    the aggregate sums them (27 training samples: the ranks' step counts differ too)."""
+    cfg = write(tmp_path, tiny_root, framework={"num_workers": 1, "batch_size": 4},
+                training={"trainer": "train", "epochs": 1},
+                execution={"phases": {"inference": True, "checkpoint": True}},
+                inference={"holdout_fraction": 0.25, "batch_size": 2}, checkpoint={"size_MiB": 1, "prefix": "ck2"})
+    r = torchrun(cfg, timeout=240)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = the_run(tmp_path)
+    agg = pd.read_csv(run / "summary.csv").iloc[0]
+    ranks = [pd.read_csv(run / f"rank-{k}" / "summary.csv").iloc[0] for k in (0, 1)]
+    assert agg["status"] == "ok" and agg["byte_check"] == "ok" and agg["samples"] == 27
+    assert agg["infer_samples"] == 9 == sum(r["infer_samples"] for r in ranks)
+    acc = sum(r["accuracy_percent"] * r["infer_samples"] for r in ranks) / 9
+    assert agg["accuracy_percent"] == pytest.approx(acc)
+    assert agg["infer_samples_per_s"] == pytest.approx(sum(r["infer_samples_per_s"] for r in ranks))
+    assert agg["checkpoint_bytes"] == sum(r["checkpoint_bytes"] for r in ranks) > 2 * 2**20
+    assert agg["checkpoint_verified"] == "ok"
+    assert agg["samples_per_request"] == pytest.approx(27 / agg["requests"])
+    reads = rank_frames(run, "requests.csv")
+    held = reads[(reads["epoch"] == -1) & (reads["op"] == "get")]
+    assert len(held) == 9 and held["key"].is_unique and set(held["rank"]) == {0, 1}
+
+
+def test_missing_dataset_ends_every_rank_with_the_error(tiny_root, tmp_path):
+    """Rank 0 finds no data directory: both ranks stop at once with exit 2 and the message."""
+    cfg = write(tmp_path, tmp_path / "nowhere", training={"trainer": "train"})
+    port = free_port()
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "benchmark.py", "-q", "--config", str(cfg)], cwd=ROOT,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                      start_new_session=True))
+    for rank, p in enumerate(procs):
+        _, err = _wait(p, 120, f"rank {rank}")
+        assert p.returncode == 2, err
+        assert "storage.root" in err and "does not exist" in err
+        assert "Traceback" not in err
+
+
+def test_missing_dataset_under_torchrun_fails_fast(tmp_path):
+    """torchrun exits 1 with its own failure report once a rank has exited 2 (and may stop the
+    other rank before it does): the point is that it ends at once, with the message."""
+    cfg = write(tmp_path, tmp_path / "nowhere", training={"trainer": "train"})
+    r = torchrun(cfg, timeout=120)
+    assert r.returncode != 0
+    assert "does not exist" in r.stderr and "exitcode  : 2" in r.stderr
+
+
+# -- the aggregate row, from per-rank rows ------------------------------------------------
+def rank_row(**values) -> dict:
+    row = {"status": "ok", "samples": 10, "bytes": 1000, "requests": 10, "errors": 0, "MiB_per_s": 1.0,
+           "au_percent": 50.0, "byte_check": "ok", "objects_listed": 20, "list_s": 0.5}
+    return {**row, **values}
+
+
+def test_aggregate_sums_inference_and_checkpoint_and_weights_accuracy():
+    rows = [rank_row(infer_samples=3, accuracy_percent=100.0, infer_samples_per_s=30.0, infer_MiB_per_s=1.0,
+                     infer_wall_s=0.1, checkpoint_bytes=100, checkpoint_save_s=0.2, checkpoint_load_s=0.1,
+                     checkpoint_save_MB_per_s=5.0, checkpoint_load_MB_per_s=8.0, checkpoint_verified="ok"),
+            rank_row(infer_samples=1, accuracy_percent=0.0, infer_samples_per_s=10.0, infer_MiB_per_s=2.0,
+                     infer_wall_s=0.3, checkpoint_bytes=120, checkpoint_save_s=0.4, checkpoint_load_s=0.05,
+                     checkpoint_save_MB_per_s=4.0, checkpoint_load_MB_per_s=6.0, checkpoint_verified="ok",
+                     list_s=1.0)]
+    agg = aggregate(rows)
+    assert agg["infer_samples"] == 4 and agg["accuracy_percent"] == pytest.approx(75.0)
+    assert agg["infer_samples_per_s"] == 40.0 and agg["infer_MiB_per_s"] == 3.0 and agg["infer_wall_s"] == 0.3
+    assert agg["checkpoint_bytes"] == 220 and agg["checkpoint_verified"] == "ok"
+    assert agg["checkpoint_save_MB_per_s"] == 9.0 and agg["checkpoint_load_MB_per_s"] == 14.0
+    assert agg["checkpoint_save_s"] == 0.4 and agg["checkpoint_load_s"] == 0.1
+    assert agg["objects_listed"] == 20 and agg["list_s"] == 1.0 and agg["objects_listed_per_s"] == 20.0
+    assert agg["ranks"] == 2 and "rank" not in agg
+
+
+def test_aggregate_recomputes_per_request_columns_from_totals():
+    rows = [rank_row(samples=30, requests=10, errors=2, request_mean_bytes=100.0, samples_per_request=3.0),
+            rank_row(samples=10, requests=10, errors=0, request_mean_bytes=200.0, samples_per_request=1.0)]
+    agg = aggregate(rows)
+    assert agg["requests"] == 20 and agg["samples"] == 40 and agg["samples_per_request"] == 2.0
+    assert agg["request_mean_bytes"] == pytest.approx((8 * 100 + 10 * 200) / 18)
+    sampled = aggregate([rank_row(requests=None, request_mean_bytes=100.0),
+                         rank_row(requests=None, request_mean_bytes=300.0)])
+    assert sampled["request_mean_bytes"] == 200.0 and sampled["samples_per_request"] is None
+
+
+@pytest.mark.parametrize("checks,want", [(["ok", "ok"], "ok"), (["ok", "mismatch"], "mismatch"),
+                                         (["not_checked", "not_checked"], "not_checked"),
+                                         (["ok", "not_checked"], "not_checked"),
+                                         (["mismatch", "not_checked"], "mismatch")])
+def test_aggregate_byte_check(checks, want):
+    assert aggregate([rank_row(byte_check=c) for c in checks])["byte_check"] == want
+
+
+def test_aggregate_status_of_failed_and_unknown_ranks():
+    agg = aggregate([rank_row(), rank_row(status="failed", failed_phase="train", reason="boom")])
+    assert agg["status"] == "failed" and agg["failed_phase"] == "train" and agg["reason"] == "rank 1: boom"
+    odd = aggregate([rank_row(status="incomplete", reason="?"), rank_row()])
+    assert odd["status"] == "incomplete" and odd["reason"] == "rank 0: ?"  # no StopIteration
+    assert aggregate([rank_row(status=None), rank_row()])["status"] == "failed"
+    assert aggregate([rank_row(status="interrupted"), rank_row(status="failed")])["status"] == "interrupted"
+
+
+def test_aggregate_per_rank_spread_and_partial_rates():
+    agg = aggregate([rank_row(MiB_per_s=1.0, au_percent=40.0, samples_per_s=5.0),
+                     rank_row(MiB_per_s=3.0, au_percent=80.0, samples_per_s=None)])
+    assert agg["MiB_per_s"] == 4.0 and agg["rank_min_MiB_per_s"] == 1.0 and agg["rank_max_MiB_per_s"] == 3.0
+    assert agg["au_percent"] == pytest.approx(60.0) and agg["au_min_percent"] == 40.0
+    assert agg["samples_per_s"] is None  # a rate not every rank measured is not summed
