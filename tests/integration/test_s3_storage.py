@@ -1,17 +1,22 @@
 """Every S3 client library against the real local server (Swift + s3api, SigV4 checked):
-the storage contract, paginated parallel listing of > 1000 objects, and each
-failure mapped to one clear error with a hint."""
+the storage contract, paginated parallel listing of > 1000 objects (one recorded
+request per page), streamed reads in bounded memory, checkpoints written and read
+back through each client, and each failure mapped to one clear error with a hint."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from dnnbench.config.loading import validate
+from dnnbench.config.loading import LoadedConfig, validate
 from dnnbench.errors import EXIT_BAD_INPUT, EXIT_FAILED, DataError
+from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 from dnnbench.storage.listing import list_dataset
 from dnnbench.storage.s3common import S3AccessError, S3BucketMissing, S3Unreachable
@@ -28,11 +33,16 @@ def _keep_aws_env(monkeypatch):
         monkeypatch.setenv(name, os.environ.get(name, "unset"))
 
 
-def make(info: dict, bucket: str, client: str = "boto3", prefixes=("train",), **s3):
+def make(info: dict, bucket: str, client: str = "boto3", prefixes=("train",), recorder=None, **s3):
     section = {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
                "access_key": info["access_key"], "secret_key": info["secret_key"], "max_attempts": 2, **s3}
     cfg = validate({"storage": {"client": client, "preset": "minio", "prefixes": list(prefixes), "s3": section}})
-    return create_storage(cfg.storage)
+    return create_storage(cfg.storage, recorder=recorder)
+
+
+def rows(directory: Path) -> list[dict]:
+    flush_current()
+    return read_rows(directory)
 
 
 def free_port() -> int:
@@ -62,18 +72,24 @@ def test_contract_on_the_real_server(client, s3_server, s3_bucket):
     assert not st.exists("train/c3")
 
 
-def test_listing_is_paginated_and_parallel(s3_server, s3_bucket):
+def test_listing_is_paginated_and_parallel(s3_server, s3_bucket, tmp_path):
     writer = make(s3_server, s3_bucket)
     keys = [f"big/cls/{i:05d}.bin" for i in range(1005)] + [f"big/other/{i}.bin" for i in range(3)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda k: writer.put(k, b"x" * (1 + len(k) % 7)), keys))
     writer.put("bigger/x.bin", b"not under big/")
     for client in CLIENTS:
-        st = make(s3_server, s3_bucket, client, prefixes=["big"])
+        spec = RecorderSpec(str(tmp_path / f"req-{client}"))
+        st = make(s3_server, s3_bucket, client, prefixes=["big"], recorder=spec)
         index, stats = list_dataset(st, ["big"], 4, [".bin"])
         assert sorted(index.keys) == sorted(keys), client  # all 1,008: past the 1,000-key page
         assert stats.objects == 1008 and stats.classes == 2 and stats.seconds > 0
         assert index.total_bytes == sum(1 + len(k) % 7 for k in keys)
+        # one request per ListObjectsV2 page: big (delimiter), big/cls x 2 pages, big/other
+        assert stats.requests == 4, client
+        lists = [r for r in rows(tmp_path / f"req-{client}") if r["op"] == "list"]
+        assert sorted(r["key"] for r in lists) == ["big", "big/cls", "big/cls", "big/other"], client
+        assert all(r["error"] is None for r in lists), client
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -96,3 +112,102 @@ def test_failures_are_clear(client, s3_server, s3_bucket):
     with pytest.raises(DataError) as e:  # an empty prefix: the listing phase says which
         list_dataset(make(s3_server, s3_bucket, client), ["empty"], 2, [".jpg"])
     assert "'empty' does not exist" in e.value.message and e.value.reference == "storage.prefixes"
+
+
+BIG = 40 * 2**20  # 5 of s3torchconnector's 8 MiB parts
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_open_stream_is_one_get_in_bounded_memory(client, s3_server, s3_bucket, tmp_path):
+    """How shards are read: one GET streamed, never the whole object in memory (the server is
+    another process, so tracemalloc sees only the client's allocations)."""
+    writer = make(s3_server, s3_bucket)
+    data = os.urandom(BIG)
+    digest = hashlib.sha256(data).hexdigest()
+    writer.put("big/object.bin", data)
+    writer.put("big/small.bin", b"s")
+    del data
+    spec = RecorderSpec(str(tmp_path / "req"))
+    st = make(s3_server, s3_bucket, client, recorder=spec)
+    st.get("big/small.bin")  # the client and its connection exist before measuring
+    tracemalloc.start()
+    try:
+        h, n = hashlib.sha256(), 0
+        with st.open_stream("big/object.bin") as stream:
+            while chunk := stream.read(10240):
+                h.update(chunk)
+                n += len(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == BIG and h.hexdigest() == digest
+    assert peak < BIG // 4, f"{client}: {peak / 2**20:.1f} MiB held to stream {BIG / 2**20:.0f} MiB"
+    got = [(r["op"], r["bytes"], r["error"]) for r in rows(tmp_path / "req") if r["key"] == "big/object.bin"]
+    assert got == [("get", BIG, None)]  # s3fs would show a HEAD as a row of its own
+
+
+@pytest.fixture(scope="module")
+def dataset_bucket(s3_server, s3_client, tmp_path_factory):
+    """A bucket with 2 classes x 12 images, shared by the checkpoint runs."""
+    import uuid
+
+    from dnnbench.events import NullEvents
+    from dnnbench.executor import prepare_dataset
+
+    name = f"dnnbench-ckpt-{uuid.uuid4().hex[:10]}"
+    prepare_dataset(_run_config(s3_server, name, tmp_path_factory.mktemp("prep"), "boto3"), NullEvents())
+    yield name
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for o in page.get("Contents", []):
+            s3_client.delete_object(Bucket=name, Key=o["Key"])
+    s3_client.delete_bucket(Bucket=name)
+
+
+def _run_config(info: dict, bucket: str, out: Path, client: str, **sections) -> LoadedConfig:
+    data = {
+        "name": f"ckpt-{client}",
+        "storage": {"client": client, "preset": "minio", "prefixes": ["train"], "create_bucket": True,
+                    "s3": {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
+                           "access_key": info["access_key"], "secret_key": info["secret_key"]}},
+        "prepare": {"classes": 2, "images_per_class": 12, "width": [16, 48], "height": [16, 48], "workers": 8},
+        "dataset": {"decode": "rgb", "image_dimension": [16, 16]},
+        "framework": {"name": "pytorch", "batch_size": 4, "num_workers": 0},
+        "model": {"name": "convnet", "options": {"width": 4, "hidden": 8}},
+        "training": {"trainer": "read", "epochs": 1},
+        "metrics": {"output_dir": str(out), "system_interval_s": 0.2},
+        **sections,
+    }
+    return LoadedConfig(validate(data), None, [])
+
+
+@pytest.mark.parametrize("client", ["minio", "s3fs", "s3torchconnector"])
+def test_pytorch_checkpoint_put_and_get_through_each_client(client, s3_server, s3_client, dataset_bucket, tmp_path):
+    """The checkpoint phase (10 MiB: multipart for minio and s3torchconnector, one PUT for s3fs)
+    and the inference phase, with PyTorch, through each client that boto3's run does not cover."""
+    import pandas as pd
+
+    from dnnbench.executor import Executor
+
+    cfg = _run_config(s3_server, dataset_bucket, tmp_path, client, training={"trainer": "train", "epochs": 1},
+                      execution={"phases": {"inference": True, "checkpoint": True}},
+                      inference={"holdout_fraction": 0.25},
+                      checkpoint={"size_MiB": 10, "keep": True, "prefix": f"ckpt-{client}"})
+    out = Executor(cfg).run()
+    row = out.row
+    assert out.exit_code == 0, row["reason"]
+    assert row["objects_listed"] == 24 and row["infer_samples"] == 6 and row["samples"] == 18
+    assert row["requests"] == 18 and row["checkpoint_verified"] == "ok"
+    size = row["checkpoint_bytes"]
+    assert size > 10 * 2**20
+    key = f"ckpt-{client}/{out.run_dir.name}.ckpt"
+    req = pd.read_csv(out.run_dir / "requests.csv")
+    ckpt = req[req["epoch"] == -2]
+    assert sorted(zip(ckpt["op"], ckpt["key"], ckpt["bytes"])) == [("get", key, size), ("put", key, size)]
+    assert ckpt["error"].isna().all()
+    infer = req[(req["epoch"] == -1) & (req["op"] == "get")]
+    train = req[(req["epoch"] == 0) & (req["op"] == "get")]
+    assert len(infer) == 6 and infer["key"].is_unique and not set(infer["key"]) & set(train["key"])
+    assert row["bytes"] == train["bytes"].sum() and row["bytes"] + infer["bytes"].sum() == row["bytes_listed"]
+    head = s3_client.head_object(Bucket=dataset_bucket, Key=key)
+    assert head["ContentLength"] == size
+    assert ("-" in head["ETag"]) == (client != "s3fs")  # a multipart upload's ETag carries the part count
