@@ -5,8 +5,9 @@ to preload the body, so the headers have arrived and the body is unread. Retries
 are urllib3's (``Retry(total=max_attempts - 1)`` on connection errors and 5xx),
 counted from the response's retry history. One GET per object, no HEAD; a shard
 is one GET whose body is streamed (``preload_content=False``), never read whole.
-Listing records one request per ListObjectsV2 page. The region is always passed for custom endpoints, so the SDK sends no
-GetBucketLocation first (on AWS without a region it sends one per process).
+Listing records one request per ListObjectsV2 page. The region is always passed
+for custom endpoints, so the SDK sends no GetBucketLocation first (on AWS without
+a region it sends one per process).
 """
 
 from __future__ import annotations

@@ -109,8 +109,8 @@ def tf_runs(s3_server, s3_client, tmp_path_factory):
         results = json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULTS "))[8:])
         listed = {o["Key"]: o["Size"] for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
                   for o in page.get("Contents", [])}
-        heads = {client: s3_client.head_object(Bucket=bucket, Key=f"ckpt-{client}/{results[f'phases-{client}']['run_id']}.ckpt")
-                 for client in CLIENTS}
+        heads = {c: s3_client.head_object(Bucket=bucket, Key=f"ckpt-{c}/{results[f'phases-{c}']['run_id']}.ckpt")
+                 for c in CLIENTS}
         yield {"results": results, "objects": listed, "heads": heads}
     finally:
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
