@@ -44,6 +44,12 @@ class EmulatedStorage(Storage):
         self._delay()
         return self.inner._list(prefix, delimiter)
 
+    def list(self, prefix: str = "", delimiter: bool = False) -> tuple[list[ObjectInfo], list[str]]:
+        """The inner backend records its own list requests (one row per page for S3);
+        the emulated latency applies once per call."""
+        self._delay()
+        return self.inner.list(prefix, delimiter)
+
     def _get(self, key: str) -> tuple[bytes, float | None]:
         self._delay()
         t = time.perf_counter()
