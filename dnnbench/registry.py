@@ -14,6 +14,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -209,11 +211,7 @@ def load_plugin_module(spec: str, base_dir: Path | None = None) -> None:
                 raise PluginError(f"plugin file {spec} not found", reference="plugins",
                                   hint="give a module name on sys.path or a .py path "
                                        "(relative to the working directory or the config file)")
-            name = f"dnnbench_user_{path.stem}_{abs(hash(str(path.resolve())))}"
-            mod_spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(mod_spec)
-            sys.modules[name] = module
-            mod_spec.loader.exec_module(module)
+            importlib.import_module(_file_module(path.resolve()))
         else:
             importlib.import_module(spec)
     except PluginError:
@@ -224,6 +222,51 @@ def load_plugin_module(spec: str, base_dir: Path | None = None) -> None:
     finally:
         _CURRENT_ORIGIN.pop()
     _loaded_sources.add(spec)
+
+
+_SHIM = """# written by dnnbench: the plugin file below under a stable, importable module name, so
+# that loader workers started with spawn or forkserver can unpickle its classes
+__file__ = {path!r}
+
+
+def __dnnbench_run_plugin(path, namespace):
+    with open(path, "rb") as f:
+        exec(compile(f.read(), path, "exec", dont_inherit=True), namespace)
+
+
+__dnnbench_run_plugin(__file__, globals())
+del __dnnbench_run_plugin
+"""
+_shim_dir: list[str] = []
+
+
+def _file_module(path: Path) -> str:
+    """The module name a ``.py`` plugin file is imported under: ``dnnbench_user_<stem>_<digest of
+    its path>``, the same in every process. A small module of that name, which runs the file,
+    is written to a per-process folder put on ``sys.path``; processes started with spawn or
+    forkserver inherit ``sys.path``, so pickles that name the plugin's classes load there too."""
+    import hashlib
+
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"dnnbench_user_{stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return name
+    if not _shim_dir:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="dnnbench-plugins-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _shim_dir.append(folder)
+        sys.path.append(folder)
+    shim = Path(_shim_dir[0]) / f"{name}.py"
+    if not shim.exists():
+        tmp = shim.with_suffix(".tmp")
+        tmp.write_text(_SHIM.format(path=str(path)), encoding="utf-8")
+        os.replace(tmp, shim)
+    importlib.invalidate_caches()
+    return name
 
 
 def load_entry_points() -> list[str]:

@@ -343,3 +343,16 @@ def test_run_id_named_like_a_subcommand(tiny_root, write_config, tmp_path):
     cfg = write_config(tiny_root, dataset={"max_samples": 8})
     assert main(["-q", "--config", str(cfg), "--run-id", "plugins"]) == 0
     assert (tmp_path / "results" / "plugins" / "summary.csv").is_file()
+
+
+def test_example_plugins_with_spawned_loader_workers(tmp_path):
+    """Plugin classes from a .py file reach loader workers started with spawn (by module name)."""
+    out = tmp_path / "res"
+    r = cli("--config", "examples/plugins/config.yaml", "-q", "--set", f"metrics.output_dir={out}",
+            "--set", f"storage.root={tmp_path / 'plug'}", "--set", "framework.num_workers=2",
+            "--set", "framework.multiprocessing_context=spawn")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    row = pd.read_csv(out / "summary.csv").iloc[-1]
+    assert row["dataset"] == "flipped_images" and row["model"] == "tiny_mlp" and row["status"] == "ok"
+    assert row["workers"] == 2

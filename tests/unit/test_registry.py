@@ -132,3 +132,36 @@ def test_entry_point_group(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("entry point ep")
     assert lines[1].startswith("1 ") and "bad" in lines[1]
+
+
+PICKLED_PLUGIN = """
+from dnnbench.registry import DATASETS
+
+@DATASETS.register("pickled_plug_ds")
+class Carried:
+    def __init__(self, value):
+        self.value = value
+"""
+
+
+def test_plugin_file_classes_unpickle_in_spawned_processes(tmp_path):
+    """Loader workers started with spawn import the plugin's classes by module name."""
+    import multiprocessing as mp
+
+    p = tmp_path / "datasets.py"  # a file name that is also a common package name
+    p.write_text(PICKLED_PLUGIN)
+    load_plugin_module(str(p))
+    cls = DATASETS.get("pickled_plug_ds")
+    assert cls.__module__.startswith("dnnbench_user_datasets_")
+    with mp.get_context("spawn").Pool(1) as pool:
+        assert pool.apply_async(getattr, (cls(41), "value")).get(timeout=60) == 41
+
+
+def test_plugin_file_module_name_is_stable_across_processes(tmp_path):
+    p = tmp_path / "stable_plug.py"
+    p.write_text("from dnnbench.registry import MODELS\n@MODELS.register('stable_plug_model')\nclass M: pass\n")
+    code = ("import sys; from dnnbench.registry import MODELS, load_plugin_module; load_plugin_module(sys.argv[1]); "
+            "print(MODELS.get('stable_plug_model').__module__)")
+    names = {subprocess.run([sys.executable, "-c", code, str(p)], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip() for _ in range(2)}
+    assert len(names) == 1 and names.pop().startswith("dnnbench_user_stable_plug_")
