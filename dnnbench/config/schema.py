@@ -17,6 +17,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def relative_prefix(v: str, what: str = "the prefix") -> str:
+    """A key prefix inside the storage (under ``storage.root`` or the bucket), ``/``-trimmed.
+
+    ``''`` and ``'/'`` are the root itself. Refused, as they would leave the root (the rule
+    of ``dnnbench.data.index.unsafe_key``): an absolute path, a ``..`` part, a NUL byte.
+
+    Raises:
+        ValueError: saying why; ``what`` names the value (``entry 'x'`` in a list).
+    """
+    if v in ("", "/"):
+        return ""
+    if "\x00" in v:
+        raise ValueError(f"{what} has a NUL byte")
+    if v.startswith(("/", "\\")) or (len(v) > 1 and v[1] == ":" and v[0].isalpha()):
+        raise ValueError(f"{what} is an absolute path: prefixes are relative to storage.root (fs) or the "
+                         f"bucket (S3); put the directory in storage.root, or drop the leading '/'")
+    if ".." in v.replace("\\", "/").split("/"):
+        raise ValueError(f"{what} has a '..' part: prefixes must stay inside storage.root or the bucket; "
+                         "point storage.root higher instead")
+    return v.strip("/")
+
+
 #: storage clients that read S3 (they need ``storage.s3``)
 S3_CLIENTS = ("boto3", "s3", "minio", "s3fs", "s3torchconnector")
 #: ``storage.preset``: defaults filled into ``storage.s3`` (explicit keys win)
@@ -105,6 +127,11 @@ class ShardsConfig(Strict):
     max_samples: PositiveInt = Field(1000, description="cut a shard at this many samples")
     seed: int = Field(0, description="the random sample order of packing")
 
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return relative_prefix(v)
+
 
 class StorageConfig(Strict):
     """Where the dataset lives and which client reads it."""
@@ -127,7 +154,7 @@ class StorageConfig(Strict):
     def _prefixes(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("at least one prefix is needed ('' for the root itself)")
-        return [p.strip("/") if p not in ("", "/") else "" for p in v]
+        return [relative_prefix(p, f"entry {p!r}") for p in v]
 
     @model_validator(mode="before")
     @classmethod
@@ -309,6 +336,11 @@ class InferenceConfig(Strict):
                                                                   "training when prefixes is not given")
     batch_size: PositiveInt | None = Field(None, description="default: framework.batch_size")
 
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [relative_prefix(p, f"entry {p!r}") for p in v]
+
 
 class CheckpointConfig(Strict):
     """Checkpoint I/O through the configured storage (as training code saving to S3 does)."""
@@ -316,6 +348,11 @@ class CheckpointConfig(Strict):
     prefix: str = Field("checkpoints", description="checkpoints are written as <prefix>/<run-id>.ckpt")
     size_MiB: float = Field(0.0, ge=0, description="pad the state with this many MiB to benchmark large checkpoints")
     keep: bool = Field(False, description="keep the checkpoint object after the phase (default: delete it)")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return relative_prefix(v)
 
 
 class ExecutionConfig(Strict):
