@@ -17,6 +17,12 @@ from dnnbench.errors import ConfigError
 
 _LOADER_KEYS = ("batch_size", "num_workers", "shuffle", "prefetch_factor", "persistent_workers",
                 "pin_memory", "drop_last", "multiprocessing_context")
+_TRAINING_KEYS = ("epochs", "max_steps", "warmup_steps", "lr", "optimizer", "compute_time_s")
+_LEGACY_SECTIONS = ("storage", "dataset", "framework", "model", "training", "execution")
+#: top-level keys of the dnnbench schema a dss-style file may carry as they are
+_KEPT_TOP_KEYS = ("name", "metrics", "plugins", "prepare")
+_CREDENTIAL_KEYS = {"endpoint": "endpoint_url", "region_name": "region", "region": "region",
+                    "access_key": "access_key", "secret_key": "secret_key"}
 
 
 def is_legacy(data: dict[str, Any]) -> bool:
@@ -47,21 +53,24 @@ def translate_legacy(data: dict[str, Any], source: str = "config") -> tuple[dict
     out: dict[str, Any] = {}
     out["storage"] = _storage(_section(data, "storage", source), source, dropped)
     out["dataset"] = _dataset(_section(data, "dataset", source), source, dropped)
-    fw, loader_workers = _framework(_section(data, "framework", source), source)
+    fw, loader_workers = _framework(_section(data, "framework", source), source, dropped)
     out["framework"] = fw
     model = _section(data, "model", source)
     out["model"] = {"name": model.get("name", "convnet")}
     if "loss_function" in model:
         dropped.append("model.loss_function (cross-entropy is used)")
+    _unused(model, ("name", "loss_function"), "model", dropped)
     training = _section(data, "training", source)
     out["training"] = {"trainer": training.get("name", "train")}
-    for key in ("epochs", "max_steps", "warmup_steps", "lr", "optimizer", "compute_time_s"):
+    for key in _TRAINING_KEYS:
         if key in training:
             out["training"][key] = training[key]
+    _unused(training, ("name", *_TRAINING_KEYS), "training", dropped)
     execution = _section(data, "execution", source)
     out["execution"] = {}
     if "workers" in execution:
         out["execution"]["listing_workers"] = execution["workers"]
+    _unused(execution, ("workers", "steps"), "execution", dropped)
     steps = execution.get("steps", {})
     if isinstance(steps, dict):
         phases = {}
@@ -73,10 +82,19 @@ def translate_legacy(data: dict[str, Any], source: str = "config") -> tuple[dict
             out["execution"]["phases"] = phases
         if steps.get("metrics"):
             dropped.append("execution.steps.metrics (metrics are always recorded)")
-    for key in ("name", "metrics", "plugins", "prepare"):
+        _unused(steps, ("model", "training", "inference", "metrics"), "execution.steps", dropped)
+    for key in _KEPT_TOP_KEYS:
         if key in data:
             out[key] = data[key]
+    _unused(data, (*_LEGACY_SECTIONS, *_KEPT_TOP_KEYS), "", dropped)
     return out, dropped
+
+
+def _unused(section: dict[str, Any], known: tuple[str, ...], where: str, dropped: list[str]) -> None:
+    """Name (never show the value of) every key of ``section`` the translation does not read."""
+    for key in section:
+        if key not in known:
+            dropped.append(f"{where}.{key}" if where else str(key))
 
 
 def _storage(storage: dict[str, Any], source: str, dropped: list[str]) -> dict[str, Any]:
@@ -87,6 +105,11 @@ def _storage(storage: dict[str, Any], source: str, dropped: list[str]) -> dict[s
     if fmt in ("fs", "file", "filesystem"):
         out["client"] = "fs"
         fs = storage.get("fs", {}) or {}
+        if not isinstance(fs, dict):
+            raise ConfigError(f"must be a mapping with data_dir, not {type(fs).__name__}",
+                              reference=f"{source}: storage.fs",
+                              hint='e.g. "fs": {"data_dir": ["/data/flower_photos"]}')
+        _unused(fs, ("data_dir",), "storage.fs", dropped)
         dirs = fs.get("data_dir", [])
         if isinstance(dirs, str):
             dirs = [dirs]
@@ -109,6 +132,7 @@ def _storage(storage: dict[str, Any], source: str, dropped: list[str]) -> dict[s
     else:
         raise ConfigError(f"storage format {fmt!r} of the dss-style layout is not supported",
                           reference=f"{source}: storage.format", hint="use format fs or s3")
+    _unused(storage, ("format", "name", "fs", "s3"), "storage", dropped)
     return out
 
 
@@ -123,33 +147,57 @@ def _storage_s3(storage: dict[str, Any], source: str, dropped: list[str], out: d
     if isinstance(lib, dict):
         dropped.extend(f"storage.s3.client_lib.{k}" for k in lib if k != "name")
         lib = lib.get("name", "boto3")
-    lib = str(lib)
-    if lib.lower() in ("dss_client", "dss"):
+    lib = str(lib).strip().lower()  # "Boto3", "MinIO": the registry's names are lower case
+    if lib in ("dss_client", "dss"):
         dropped.append("storage.s3.client_lib dss_client (the DSS C++ client is not supported; boto3 reads)")
         lib = "boto3"
     out["client"] = lib
     prefixes = s3.get("prefix", [""])
     out["prefixes"] = [prefixes] if isinstance(prefixes, str) else prefixes
     name = str(storage.get("name") or "").lower()
-    creds = {k: ((s3.get(k) or {}).get("credentials") or {}) for k in ("aws", "dss")}
+    creds = {k: _credentials(s3, k, source) for k in ("aws", "dss")}
     kind = "aws" if name == "aws" or (name not in ("dss", "minio") and not creds["dss"].get("endpoint")) else "dss"
     chosen = creds[kind]
-    if not isinstance(chosen, dict):
-        raise ConfigError("must be a mapping", reference=f"{source}: storage.s3.{kind}.credentials")
     out["preset"] = "minio" if name == "minio" else kind
     new: dict[str, Any] = {"bucket": s3["bucket"]}
-    for old_key, new_key in (("endpoint", "endpoint_url"), ("region_name", "region"), ("region", "region"),
-                             ("access_key", "access_key"), ("secret_key", "secret_key")):
+    for old_key, new_key in _CREDENTIAL_KEYS.items():
         if chosen.get(old_key) not in (None, ""):
             new[new_key] = chosen[old_key]
+    _unused(chosen, tuple(_CREDENTIAL_KEYS), f"storage.s3.{kind}.credentials", dropped)
+    _unused(s3.get(kind) or {}, ("credentials",), f"storage.s3.{kind}", dropped)
     if kind == "aws" and "endpoint_url" in new:
         out["preset"] = "dss"
     out["s3"] = new
     other = "dss" if kind == "aws" else "aws"
     if s3.get(other):
         dropped.append(f"storage.s3.{other} (storage.name is {name or kind!r})")
+    _unused(s3, ("bucket", "prefix", "client_lib", "aws", "dss"), "storage.s3", dropped)
     if "fs" in storage:
         dropped.append("storage.fs (format is s3)")
+
+
+def _credentials(s3: dict[str, Any], kind: str, source: str) -> dict[str, Any]:
+    """``storage.s3.<kind>.credentials`` (``{}`` when absent).
+
+    Raises:
+        ConfigError: the block or its credentials are not mappings (the value is never shown).
+    """
+    hint = (f'e.g. "{kind}": {{"credentials": {{"endpoint": "http://host:9000", "access_key": "${{KEY}}", '
+            '"secret_key": "${SECRET}"}}' if kind == "dss" else
+            f'e.g. "{kind}": {{"credentials": {{"region_name": "us-east-1"}}}} (keys from the AWS chain)')
+    block = s3.get(kind)
+    if block in (None, ""):
+        return {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"must be a mapping with a credentials block, not {type(block).__name__}",
+                          reference=f"{source}: storage.s3.{kind}", hint=hint)
+    creds = block.get("credentials")
+    if creds in (None, ""):
+        return {}
+    if not isinstance(creds, dict):
+        raise ConfigError(f"must be a mapping, not {type(creds).__name__}",
+                          reference=f"{source}: storage.s3.{kind}.credentials", hint=hint)
+    return creds
 
 
 def _dataset(dataset: dict[str, Any], source: str, dropped: list[str]) -> dict[str, Any]:
@@ -175,24 +223,32 @@ def _dataset(dataset: dict[str, Any], source: str, dropped: list[str]) -> dict[s
             out[key] = dataset[key]
     if dataset.get("type", "image") != "image":
         dropped.append(f"dataset.type={dataset['type']}")
+    _unused(dataset, ("name", "access", "label", "image_dimension", "decode", "extensions", "max_samples", "type"),
+            "dataset", dropped)
     return out
 
 
-def _framework(fw: dict[str, Any], source: str) -> tuple[dict[str, Any], int | None]:
+def _framework(fw: dict[str, Any], source: str, dropped: list[str]) -> tuple[dict[str, Any], int | None]:
     """``framework.name`` + the ``PyTorch.DataLoader`` (or ``TensorFlow``) block -> loader options.
 
     The block is found case-insensitively. A TensorFlow run with an empty TensorFlow block
     takes batch size and workers from the PyTorch block, so flipping the name compares fairly.
+    Keys the translation does not read are added to ``dropped``.
     """
     out: dict[str, Any] = {}
     blocks = {k.lower(): v for k, v in fw.items() if k.lower() in ("pytorch", "tensorflow")}
+    spelled = {k.lower(): k for k in fw if k.lower() in ("pytorch", "tensorflow")}
     name = fw.get("name") or (next(iter(blocks)) if blocks else "pytorch")
     out["name"] = str(name).lower()
-    candidates = [blocks.get(out["name"]), blocks.get("pytorch")]
     loader: Any = {}
-    for block in candidates:
+    used = None
+    for which in (out["name"], "pytorch"):
+        block = blocks.get(which)
         if block:
             loader = block.get("DataLoader", block) if isinstance(block, dict) else block
+            used = which
+            if isinstance(block, dict) and "DataLoader" in block:
+                _unused(block, ("DataLoader",), f"framework.{spelled[which]}", dropped)
             break
     if not isinstance(loader, dict):
         where = "PyTorch.DataLoader" if out["name"] == "pytorch" else "TensorFlow"
@@ -202,7 +258,16 @@ def _framework(fw: dict[str, Any], source: str) -> tuple[dict[str, Any], int | N
             out[key] = loader[key]
         elif key in fw:
             out[key] = fw[key]
-    tf_options = {k: v for k, v in loader.items() if k not in _LOADER_KEYS} if out["name"] == "tensorflow" else {}
+    # the TensorFlow block's own keys are tf.data options (the schema checks them)
+    tf_options = {k: v for k, v in loader.items() if k not in _LOADER_KEYS} if used == out["name"] == "tensorflow" \
+        else {}
     if tf_options:
         out["tensorflow"] = tf_options
+    elif used is not None:
+        inner = "DataLoader" if isinstance(blocks[used], dict) and "DataLoader" in blocks[used] else None
+        _unused(loader, _LOADER_KEYS, ".".join(p for p in ("framework", spelled[used], inner) if p), dropped)
+    for which, block in blocks.items():
+        if which != used and block:
+            dropped.append(f"framework.{spelled[which]} (framework.name is {out['name']})")
+    _unused(fw, ("name", *_LOADER_KEYS, *spelled.values()), "framework", dropped)
     return out, out.get("num_workers")

@@ -55,3 +55,77 @@ def test_legacy_mistakes_name_the_field(tmp_path, data, ref):
     with pytest.raises(ConfigError) as e:
         load_config(p)
     assert ref in str(e.value)
+
+
+S3_BASE = {"format": "s3", "name": "dss", "s3": {"bucket": "b", "prefix": ["p/"],
+                                                 "dss": {"credentials": {"endpoint": "http://127.0.0.1:9"}}}}
+
+
+def _legacy(tmp_path, storage=None, **extra):
+    p = tmp_path / "legacy.json"
+    p.write_text(json.dumps({"storage": storage or {"format": "fs", "fs": {"data_dir": "/d"}}, **extra}))
+    return p
+
+
+@pytest.mark.parametrize("s3_extra,ref", [
+    ({"aws": "not-a-mapping"}, "storage.s3.aws"),
+    ({"dss": ["a", "list"]}, "storage.s3.dss"),
+    ({"dss": {"credentials": "98765432109"}}, "storage.s3.dss.credentials"),
+    ({"aws": {"credentials": 7}}, "storage.s3.aws.credentials"),
+])
+def test_legacy_s3_blocks_that_are_not_mappings(tmp_path, capsys, s3_extra, ref):
+    from dnnbench.cli import main
+
+    storage = {**S3_BASE, "s3": {**S3_BASE["s3"], **s3_extra}}
+    p = _legacy(tmp_path, storage)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert ref in str(e.value)
+    assert main(["validate", "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert ref in err and "Traceback" not in err and "AttributeError" not in err and "98765432109" not in err
+    assert sum(line.startswith("error") for line in err.splitlines()) == 1
+
+
+def test_legacy_fs_block_not_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="storage.fs"):
+        load_config(_legacy(tmp_path, {"format": "fs", "fs": "/d"}))
+
+
+@pytest.mark.parametrize("lib,client", [("Boto3", "boto3"), ("BOTO3", "boto3"), ({"name": "MinIO"}, "minio"),
+                                        (" s3fs ", "s3fs")])
+def test_client_lib_in_any_case(tmp_path, lib, client):
+    storage = {**S3_BASE, "s3": {**S3_BASE["s3"], "client_lib": lib}}
+    assert load_config(_legacy(tmp_path, storage)).config.storage.client == client
+
+
+def test_notice_lists_every_key_not_used(tmp_path):
+    loader = {"batch_size": 8, "num_workers": 1, "timeout": 30, "sampler": "weighted"}
+    storage = {**S3_BASE, "s3": {**S3_BASE["s3"], "dss": {"credentials": {
+        "endpoint": "http://127.0.0.1:9", "access_key": "AKIA-NOT-SHOWN", "secret_key": "98765432109",
+        "session_token": "TOKEN-NOT-SHOWN"}, "verify": False}, "acl": "private"}}
+    p = _legacy(tmp_path, storage, framework={"name": "PyTorch", "PyTorch": {"DataLoader": loader, "amp": True},
+                                              "TensorFlow": {"batch_size": 4}, "seed": 1},
+                dataset={"name": "image_folder", "bogus": 1}, model={"name": "ConvNet", "dropout": 0.5},
+                training={"name": "train", "epochs": 1, "scheduler": "cosine"},
+                execution={"workers": 2, "steps": {"training": True, "warmup": 3}, "gpus": 2},
+                report={"html": True}, wandb=True)
+    loaded = load_config(p)
+    (notice,) = loaded.notices
+    assert notice.count("not used:") == 1 and "\n" not in notice
+    for key in ("framework.PyTorch.DataLoader.timeout", "framework.PyTorch.DataLoader.sampler",
+                "framework.PyTorch.amp", "framework.TensorFlow", "framework.seed", "dataset.bogus",
+                "model.dropout", "training.scheduler", "execution.steps.warmup", "execution.gpus",
+                "storage.s3.acl", "storage.s3.dss.verify", "storage.s3.dss.credentials.session_token",
+                "report", "wandb"):
+        assert key in notice, key
+    for value in ("AKIA-NOT-SHOWN", "98765432109", "TOKEN-NOT-SHOWN", "weighted", "cosine"):
+        assert value not in notice
+    cfg = loaded.config
+    assert cfg.framework.batch_size == 8 and cfg.framework.num_workers == 1 and cfg.storage.client == "boto3"
+
+
+def test_shipped_legacy_configs_use_every_key_they_have():
+    for name in ("legacy-dss-fs.json", "legacy-dss-s3.json"):
+        (notice,) = load_config(ROOT / "config" / name).notices
+        assert "DataLoader" not in notice and "framework." not in notice
