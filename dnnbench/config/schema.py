@@ -7,6 +7,7 @@ Key paths used by docs, examples and checks: ``framework.name``,
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
 
@@ -368,6 +369,18 @@ class MetricsConfig(Strict):
     requests: Literal["all", "sampled", "off"] = "all"
     request_sample_rate: float = Field(0.1, gt=0, le=1)
     system_interval_s: float = Field(0.5, gt=0)
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir(cls, v: str) -> str:
+        path = os.path.expanduser(v)
+        while path and not os.path.exists(path):  # the nearest part that exists must be a folder
+            parent = os.path.dirname(path.rstrip("/"))
+            path = parent if parent != path else ""
+        if path and not os.path.isdir(path):
+            what = "it is a file" if path == os.path.expanduser(v) else f"{path} is a file"
+            raise ValueError(f"{what}: results go in a folder (it is created when missing)")
+        return v
 
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")

@@ -24,10 +24,20 @@ def create_run_dir(output_dir: str | Path, run_id: str | None, stem: str) -> Pat
     when taken (mkdir is atomic, so two runs starting together get two dirs).
 
     Raises:
-        ConfigError: an explicit ``--run-id`` exists already or is not a plain name.
+        ConfigError: ``output_dir`` is (or lies under) a file or cannot be created, or an
+            explicit ``--run-id`` exists already or is not a plain name.
     """
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{output_dir} is a file, or lies under one: results go in a folder",
+                          reference="metrics.output_dir",
+                          hint="point metrics.output_dir at a folder (it is created when missing)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot create the results folder {output_dir}: {e.strerror or e}",
+                          reference="metrics.output_dir",
+                          hint="choose a writable folder, e.g. --set metrics.output_dir=results") from None
     if run_id is not None:
         if not run_id or _SAFE.sub("", run_id) != run_id or run_id in (".", ".."):
             raise ConfigError(f"run id {run_id!r} must be a plain name (letters, digits, . _ -)",
