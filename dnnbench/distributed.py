@@ -4,12 +4,16 @@
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set. Each rank reads its own
 split of the data; rank 0 creates the one run directory and tells the others its
 name; every rank writes its CSVs under ``rank-K/``; rank 0 gathers the per-rank
-summary rows and writes the aggregate. Nothing here is imported unless WORLD_SIZE > 1.
+summary rows and writes the aggregate (:func:`aggregate`). A step that can fail on one
+rank (preparing or checking the data, an epoch of DDP steps) ends in :meth:`Group.agree`,
+so a failure anywhere ends every rank with that error instead of leaving the others
+blocked in a collective. Nothing here is imported unless WORLD_SIZE > 1.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
@@ -110,6 +114,10 @@ class Group:
             self.dist.destroy_process_group()
 
 
+RELAYED = " (from rank {rank})"  # ends the message of an error raised for another rank's failure
+_RELAYED_RE = re.compile(r" \(from rank \d+\)")
+
+
 def portable(error: BaseException | None) -> dict[str, Any] | None:
     """What other ranks need to raise the same error (exceptions may not pickle)."""
     if error is None:
@@ -126,11 +134,13 @@ def rebuild(failure: dict[str, Any], rank: int) -> BenchError:
     for dnnbench's errors, :class:`RunFailed` naming the rank for anything else."""
     cls = getattr(errors, failure["kind"] or "", None)
     if isinstance(cls, type) and issubclass(cls, BenchError):
-        error = cls(failure["message"], reference=failure["reference"], hint=failure["hint"])
+        error = cls(f"{failure['message']}{RELAYED.format(rank=rank)}", reference=failure["reference"],
+                    hint=failure["hint"])
         if failure.get("details"):
             error.details = failure["details"]
     else:
-        error = RunFailed(f"rank {rank}: {failure['message']}", hint="run again with --debug for the traceback")
+        error = RunFailed(f"{failure['message']}{RELAYED.format(rank=rank)}",
+                          hint="run again with --debug for the traceback")
     error.exit_code = failure["exit_code"]
     return error
 
@@ -224,8 +234,14 @@ def _status(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"status": "ok", "failed_phase": None, "reason": None}
     statuses = [r.get("status") for _, r in bad]
     status = next((s for s in ("interrupted", "failed") if s in statuses), None) or statuses[0] or "failed"
-    k, first = bad[0]
+    own = [(k, r) for k, r in bad if not _relayed(r.get("reason"))]
+    k, first = (own or bad)[0]  # the rank that failed first, not one stopped by its error
     return {"status": status, "failed_phase": first.get("failed_phase"), "reason": f"rank {k}: {first.get('reason')}"}
+
+
+def _relayed(reason: Any) -> bool:
+    """Did this rank stop for another rank's error (see :func:`rebuild`)?"""
+    return isinstance(reason, str) and _RELAYED_RE.search(reason) is not None
 
 
 def _ok_requests(row: dict[str, Any]) -> float | None:

@@ -13,7 +13,7 @@ import platform
 import socket
 import sys
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -461,9 +461,20 @@ class Executor:
         self.events.phase_end("train", facts.train_end - facts.train_start)
 
     def _epoch(self, runner, rec: EpochRecord, steps: StepRecorder) -> None:
-        """One epoch; multi-rank, it ends when every rank has run out of batches."""
-        with _uneven_inputs(runner):  # multi-rank: a rank out of batches waits for the others
+        """One epoch. Multi-rank with collective steps (DDP), it ends when every rank has run out
+        of batches, and a rank that fails ends the epoch of every rank with its error instead of
+        leaving them waiting in an all-reduce."""
+        join = _uneven_inputs(runner) if self.dist.enabled else None
+        if join is None:
             self._epoch_steps(runner, rec, steps)
+        else:
+            error = None
+            with join:  # a rank out of batches (or failed) answers the others' all-reduces
+                try:
+                    self._epoch_steps(runner, rec, steps)
+                except Exception as e:  # noqa: BLE001 - every rank learns of it just below
+                    error = e
+            self.group.agree(error)
         rec.end = time.perf_counter()
         rec.complete = True
 
@@ -578,11 +589,11 @@ def _emulation_label(emulate: Any) -> str:
     return "yes:" + ",".join(parts)
 
 
-def _uneven_inputs(runner: Any) -> AbstractContextManager:
-    """The trainer's context around one epoch's steps when ranks' step counts may differ
-    (DDP's Join: a rank out of batches keeps answering the others' all-reduces); else none."""
+def _uneven_inputs(runner: Any) -> AbstractContextManager | None:
+    """The trainer's context around one epoch's steps when they hold collectives and ranks'
+    step counts may differ (DDP's Join); None when the steps hold no collectives."""
     scope = getattr(getattr(runner, "trainer", None), "uneven_inputs", None)
-    return scope() if scope is not None else nullcontext()
+    return scope() if scope is not None else None
 
 
 def _closing(it, keep_workers: bool):

@@ -8,7 +8,7 @@ Plugins subclass :class:`Trainer`; they are built as
 from __future__ import annotations
 
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -35,10 +35,10 @@ class Trainer:
         """Consume one batch; return the loss if there is one."""
         raise NotImplementedError
 
-    def uneven_inputs(self) -> AbstractContextManager:
-        """Context around one epoch's steps for ranks whose step counts differ; a trainer
-        whose steps hold no collectives needs none."""
-        return nullcontext()
+    def uneven_inputs(self) -> AbstractContextManager | None:
+        """Multi-rank: the context around one epoch's steps when the steps hold collectives
+        (an all-reduce) and the ranks' step counts may differ; None when they hold none."""
+        return None
 
     def synchronize(self) -> None:
         """Wait for queued device work, so compute time is measured, not just launched."""
@@ -84,13 +84,13 @@ class TrainTrainer(Trainer):
     def _ddp(self) -> bool:
         return isinstance(self.net, torch.nn.parallel.DistributedDataParallel)
 
-    def uneven_inputs(self) -> AbstractContextManager:
+    def uneven_inputs(self) -> AbstractContextManager | None:
         """DDP: ranks split the data, so their step counts may differ by a step or more (uneven
         shards, an odd sample count). Under ``Join`` a rank that has run out of batches shadows
         the others' gradient all-reduces until every rank has, so no rank blocks and no sample
         is dropped."""
         if not self._ddp:
-            return nullcontext()
+            return None
         from torch.distributed.algorithms import Join
 
         return Join([self.net])
