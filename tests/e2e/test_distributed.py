@@ -22,17 +22,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait(p: subprocess.Popen, timeout: float, what: str) -> tuple[str, str]:
-    """Output of ``p``; on a timeout its whole process group is killed and the test fails."""
+    """Output of ``p``; on a timeout ``p`` and all its descendants are killed (torchrun starts
+    each rank in a session of its own) and the test fails."""
+    import psutil
+
     try:
         return p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        for child in psutil.Process(p.pid).children(recursive=True):
+            child.kill()
         os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
         pytest.fail(f"{what} hung:\n{out[-2000:]}\n{err[-2000:]}")
 
 
 def torchrun(cfg: Path, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run under torchrun in its own process group, so a hang never leaves ranks behind.
+    """Run under torchrun; a hang fails the test and leaves no rank behind.
     ``--standalone`` rendezvous on a free port: parallel test runs do not clash."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--standalone",
@@ -166,6 +171,30 @@ def test_inference_and_checkpoint_phases_on_two_ranks(tiny_root, tmp_path):
     assert len(held) == 9 and held["key"].is_unique and set(held["rank"]) == {0, 1}
 
 
+def test_ddp_rank_failing_mid_epoch_ends_every_rank(tmp_path):
+    """trainer train, dataset.on_error fail, one truncated JPEG: the rank that reads it fails
+    while the other is still stepping (in DDP's all-reduce); both end, rank 0 writes the
+    aggregate naming the rank that failed."""
+    import shutil
+
+    from dnnbench.config.schema import StorageConfig
+    from dnnbench.data.synthetic import generate
+    from dnnbench.storage.fs import FileSystemStorage
+
+    root = tmp_path / "data"
+    generate(FileSystemStorage(StorageConfig(root=str(root))), "train", 2, 8, width=(16, 24), height=(16, 24))
+    bad = sorted((root / "train").rglob("*.jpg"))[5]
+    bad.write_bytes(bad.read_bytes()[:60])
+    cfg = write(tmp_path, root, dataset={"on_error": "fail"}, framework={"num_workers": 0, "batch_size": 2},
+                training={"trainer": "train", "epochs": 2})
+    r = torchrun(cfg, timeout=180)
+    assert r.returncode != 0 and "exitcode  : 1" in r.stderr
+    agg = pd.read_csv(the_run(tmp_path) / "summary.csv").iloc[0]
+    assert agg["status"] == "failed" and agg["failed_phase"] == "train" and agg["ranks"] == 2
+    assert bad.name in agg["reason"] and "(from rank" not in agg["reason"]
+    shutil.rmtree(root)
+
+
 def test_missing_dataset_ends_every_rank_with_the_error(tiny_root, tmp_path):
     """Rank 0 finds no data directory: both ranks stop at once with exit 2 and the message."""
     cfg = write(tmp_path, tmp_path / "nowhere", training={"trainer": "train"})
@@ -244,6 +273,9 @@ def test_aggregate_status_of_failed_and_unknown_ranks():
     assert odd["status"] == "incomplete" and odd["reason"] == "rank 0: ?"  # no StopIteration
     assert aggregate([rank_row(status=None), rank_row()])["status"] == "failed"
     assert aggregate([rank_row(status="interrupted"), rank_row(status="failed")])["status"] == "interrupted"
+    relayed = aggregate([rank_row(status="failed", reason="k.jpg: truncated (from rank 1)"),
+                         rank_row(status="failed", reason="k.jpg: truncated")])
+    assert relayed["reason"] == "rank 1: k.jpg: truncated"  # the rank that failed, not one it stopped
 
 
 def test_aggregate_per_rank_spread_and_partial_rates():
