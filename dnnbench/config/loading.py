@@ -23,6 +23,7 @@ from dnnbench.config.redact import REDACTED, SECRET_KEYS
 from dnnbench.config.schema import BenchConfig
 from dnnbench.errors import ConfigError
 
+_USERINFO = re.compile(r"//[^/@\s]*@")
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -206,7 +207,7 @@ def format_validation_error(err: ValidationError, secrets: set[str] | None = Non
             if e["type"] == "string_type":
                 msg += " (value not shown: it is a secret; quote it or give it as ${ENV})"
         elif e["type"] not in ("extra_forbidden", "missing") and not isinstance(given, (dict, list)):
-            msg += f" (got {given!r})"
+            msg += f" (got {_USERINFO.sub(r'//***@', repr(given))})"  # http://user:pass@host: masked
         line = f"{loc}: {msg}" if loc else msg
         for s in sorted(secrets or (), key=len, reverse=True):
             line = line.replace(s, REDACTED)

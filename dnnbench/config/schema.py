@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
@@ -91,9 +92,28 @@ class S3Config(Strict):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://, e.g. http://127.0.0.1:9000")
-        return v.rstrip("/") if v else v
+        if v is None:
+            return v
+        example = "e.g. http://127.0.0.1:9000 or https://s3.example.com"
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, {example}")
+        if any(c.isspace() for c in v):
+            raise ValueError(f"a URL has no spaces, {example}")
+        try:
+            url = urlsplit(v)
+            port = url.port  # ValueError when not a number in 0-65535
+        except ValueError:
+            raise ValueError(f"not a valid URL (host or port), {example}") from None
+        if not url.hostname:
+            raise ValueError(f"has no host, {example}")
+        if url.username is not None or url.password is not None:
+            raise ValueError("holds credentials (user:password@): give them as storage.s3.access_key / "
+                             "secret_key (${ENV} references) instead")
+        if port == 0:
+            raise ValueError(f"port 0 is not a server port, {example}")
+        if url.query or url.fragment:
+            raise ValueError(f"has a ?query or #fragment, {example}")
+        return v.rstrip("/")
 
     @model_validator(mode="after")
     def _pairs(self) -> "S3Config":
