@@ -19,6 +19,13 @@ from dnnbench.errors import BenchError, ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 VALID = yaml.safe_load((ROOT / "config" / "quickstart.yaml").read_text())
 
+
+
+def _s3(endpoint: str) -> dict:
+    """The quickstart's storage on S3 with this endpoint (keys never echoed: see test_config)."""
+    return {"client": "boto3", "root": None, "s3": {"bucket": "b", "endpoint_url": endpoint}}
+
+
 # (description, yaml/json text or a mutation of the quickstart config, text that must be in the message)
 CASES = [
     ("unknown top key", {"trainning": {}}, "trainning"),
@@ -59,6 +66,17 @@ CASES = [
     ("plugins not a list", {"plugins": 7}, "plugins"),
     ("section not a mapping", {"framework": "pytorch"}, "framework"),
     ("missing env var", {"storage": {"root": "${DNNBENCH_TEST_UNSET_VAR}"}}, "DNNBENCH_TEST_UNSET_VAR"),
+    ("endpoint not a url", {"storage": _s3("not a url")}, "storage.s3.endpoint_url"),
+    ("endpoint without scheme", {"storage": _s3("127.0.0.1:9000")}, "storage.s3.endpoint_url"),
+    ("endpoint other scheme", {"storage": _s3("ftp://127.0.0.1:9000")}, "storage.s3.endpoint_url"),
+    ("endpoint without host", {"storage": _s3("http://")}, "storage.s3.endpoint_url"),
+    ("endpoint bad port", {"storage": _s3("http://127.0.0.1:99999")}, "storage.s3.endpoint_url"),
+    ("endpoint with a space", {"storage": _s3("http://my host:9000")}, "storage.s3.endpoint_url"),
+    ("endpoint with credentials", {"storage": _s3("http://AKIAXX:sekrit123@127.0.0.1:9000")},
+     "storage.s3.endpoint_url"),
+    ("prefix leaves the root", {"storage": {"prefixes": ["../elsewhere"]}}, "storage.prefixes"),
+    ("output dir is a file", {"metrics": {"output_dir": str(ROOT / "config" / "quickstart.yaml")}},
+     "metrics.output_dir"),
 ]
 RAW = [
     ("yaml syntax", "framework: {batch_size: 3\n", ".yaml", "YAML syntax error"),
@@ -93,6 +111,7 @@ def check_exit_2(path: Path, expect: str, capsys) -> None:
     assert expect in out.err, out.err
     assert "Traceback" not in out.err + out.out
     assert sum(line.startswith("error") for line in out.err.splitlines()) == 1
+    assert "sekrit123" not in out.err + out.out
 
 
 @pytest.mark.parametrize("name,mutation,expect", CASES, ids=[c[0] for c in CASES])
@@ -138,9 +157,7 @@ def _paths(d: dict, prefix=()):
 PATHS = list(_paths(VALID))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mutations=st.lists(st.tuples(st.sampled_from(PATHS), _scalars, st.booleans()), min_size=1, max_size=4))
-def test_random_mutations_never_traceback(tmp_path, mutations):
+def _mutate(mutations) -> dict:
     cfg = copy.deepcopy(VALID)
     for path, value, rename in mutations:
         node = cfg
@@ -153,11 +170,35 @@ def test_random_mutations_never_traceback(tmp_path, mutations):
                 node[path[-1] + "_x"] = node.pop(path[-1], None)
             else:
                 node[path[-1]] = value
+    return cfg
+
+
+_MUTATIONS = st.lists(st.tuples(st.sampled_from(PATHS), _scalars, st.booleans()), min_size=1, max_size=4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutations=_MUTATIONS)
+def test_random_mutations_never_traceback(tmp_path, mutations):
     p = tmp_path / "m.json"
-    p.write_text(json.dumps(cfg, default=str))
+    p.write_text(json.dumps(_mutate(mutations), default=str))
     try:
         load_config(p)
     except ConfigError as e:
         assert e.message  # a clear message, never an unexpected exception type
     except BenchError as e:  # pragma: no cover - any other user error is fine too
         assert e.message
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutations=_MUTATIONS)
+def test_random_mutations_through_the_cli_exit_0_or_2(tmp_path, capsys, mutations):
+    """The same mutations through ``validate``: valid (0) or one clear error (2), never a traceback."""
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(_mutate(mutations), default=str))
+    capsys.readouterr()
+    code = main(["validate", "--config", str(p)])
+    out = capsys.readouterr()
+    assert code in (0, 2), (code, out.err)
+    assert "Traceback" not in out.err + out.out
+    if code == 2:
+        assert sum(line.startswith("error") for line in out.err.splitlines()) == 1, out.err
