@@ -147,10 +147,16 @@ def _set_signal(sig: int, handler: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Ctrl-C or SIGTERM at any point is one line on stderr and 130, never a traceback.
+    """
+    entry_point = argv is None  # the process's own command line: it ends when main returns
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = {signal.SIGTERM: _set_signal(signal.SIGTERM, _on_sigterm),
                 signal.SIGINT: signal.getsignal(signal.SIGINT)}
     command = None
+    interrupted = False
     try:
         parser = build_parser()
         args = parser.parse_args(_normalise(argv))
@@ -159,15 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:
         if not _is_interrupt(e):
             raise
-        for sig in previous:  # a second Ctrl-C while saying so must not print a traceback
+        interrupted = True
+        for sig in previous:  # a second Ctrl-C while saying so (or while exiting) must not print a traceback
             _set_signal(sig, signal.SIG_IGN)
         note = ": the dataset may be incomplete; `prepare --force` writes it again" if command == "prepare" else ""
         print(f"interrupted{note}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     finally:
-        for sig, handler in previous.items():
-            if handler is not None:
-                _set_signal(sig, handler)
+        if not (interrupted and entry_point):  # called in-process (tests, embedding): put the handlers back
+            for sig, handler in previous.items():
+                if handler is not None:
+                    _set_signal(sig, handler)
 
 
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
