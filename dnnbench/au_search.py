@@ -291,7 +291,8 @@ def child_main(spec: dict[str, Any]) -> None:
 
 def _child_run(spec: dict[str, Any]) -> int:
     from dnnbench.config.loading import load_config
-    from dnnbench.executor import Executor, Interrupted
+    from dnnbench.errors import Interrupted
+    from dnnbench.executor import Executor
     from dnnbench.frameworks import FRAMEWORK_RUNNERS
     from dnnbench.sweep import record_failure
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from dnnbench import __version__
 from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError,
-                             Interrupted)
+                             ConfigError, Interrupted)
 
 SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search")
 
@@ -134,9 +134,8 @@ def _normalise(argv: list[str]) -> list[str]:
 
 
 def _is_interrupt(e: BaseException) -> bool:
-    """Ctrl-C (KeyboardInterrupt, and our SIGTERM Interrupted), or the executor's own Interrupted."""
-    return isinstance(e, KeyboardInterrupt) or (
-        type(e).__name__ == "Interrupted" and type(e).__module__.startswith("dnnbench."))
+    """Ctrl-C: KeyboardInterrupt, and errors.Interrupted (SIGTERM) which is one."""
+    return isinstance(e, KeyboardInterrupt)
 
 
 def _set_signal(sig: int, handler: Any) -> Any:
@@ -346,10 +345,25 @@ def _compare(args: argparse.Namespace, events) -> int:
     sweeps = [s for s in dict.fromkeys(df["sweep_id"]) if s]
     name = f"compare-{sweeps[0]}" if len(sweeps) == 1 and not args.run_dirs else \
         f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = Path(args.out) if args.out else compare.fresh_dir(args.results, name)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _compare_out(Path(args.out)) if args.out else compare.fresh_dir(args.results, name)
     _show_comparison(c, out, events, plots=not args.no_plots)
     return _apply_gate(c, g, events, EXIT_OK) if g is not None else EXIT_OK
+
+
+def _compare_out(out: Path) -> Path:
+    """``compare --out DIR``: a new or empty folder (results are never overwritten).
+
+    Raises:
+        ConfigError: DIR is a file, or a folder that holds something already.
+    """
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not an empty folder: the comparison would overwrite it",
+                          reference="--out", hint="name a new folder, or leave --out out for a fresh one")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {out}: {e.strerror or e}", reference="--out") from None
+    return out
 
 
 def _au_search(args: argparse.Namespace, loaded, events) -> int:

@@ -274,7 +274,7 @@ def run_sweep(p: SweepPlan, events: Events | None = None, sweep_id: str | None =
     Raises:
         ConfigError: an explicit ``sweep_id`` is taken already.
     """
-    from dnnbench.executor import Executor, Interrupted
+    from dnnbench.executor import Executor
 
     events = events or NullEvents()
     check_plugins(p, events)
@@ -296,7 +296,7 @@ def run_sweep(p: SweepPlan, events: Events | None = None, sweep_id: str | None =
                                  str(outcome.row.get("status") or "failed"), outcome.row.get("reason"))
                 if outcome.error is not None and run.reason is None:
                     run.reason = str(outcome.error)
-            except (KeyboardInterrupt, Interrupted):
+            except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (errors.Interrupted is one)
                 result.interrupted = True
                 break
             except Exception as e:  # noqa: BLE001 - a failing variant is recorded; the sweep goes on
