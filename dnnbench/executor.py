@@ -6,6 +6,7 @@ Knows plugins only by registry name; imports a framework only when a run needs i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -24,8 +25,8 @@ from dnnbench import __version__, distributed
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.config.redact import redact, secret_values
 from dnnbench.data import manifest, shards, synthetic, upload
-from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError, DataError, PluginError,
-                             RunFailed, SampleError)
+from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError, DataError,
+                             PluginError, RunFailed, SampleError)
 from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
 from dnnbench.metrics.report import RunFacts, build_reports
@@ -40,10 +41,6 @@ from dnnbench.storage.listing import ListingStats, list_dataset
 
 
 T = TypeVar("T")
-
-
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM: stop, keep what was measured, exit 130."""
 
 
 @dataclass
@@ -102,20 +99,54 @@ def prepare_dataset(loaded: LoadedConfig, events: Events, force: bool = False,
     ensure_bucket = getattr(storage, "ensure_bucket", None)
     if cfg.storage.create_bucket and ensure_bucket is not None and ensure_bucket():
         events.notice(f"bucket created: {storage.label()}")
-    if not force and all(storage.exists(pre) for pre in prefixes):
+    unfinished = incomplete(storage, prefixes)
+    if unfinished:
+        events.notice(f"an earlier prepare of {', '.join(unfinished)} did not finish: writing the dataset again")
+    elif not force and all(storage.exists(pre) for pre in prefixes):
         events.notice(f"dataset already present in {storage.label()} ({', '.join(prefixes)}); "
                       "use --force to write it again")
         return None
-    if source:
-        return _upload_folders(cfg, storage, source, events)
-    total = p.classes * p.images_per_class * len(prefixes)
-    events.phase_start("prepare")
-    jobs = [lambda progress, i=i, prefix=prefix: synthetic.generate(
-        storage, prefix, p.classes, p.images_per_class, width=tuple(p.width), height=tuple(p.height),
-        fmt=p.format, quality=p.jpeg_quality, seed=p.seed + 1000 * i, workers=p.workers, progress=progress)
-        for i, prefix in enumerate(prefixes)]
-    return _write_all(events, jobs, f"prepare {total:,} {p.format} images", total, "images",
-                      f"written to {storage.label()}")
+    with _preparing(storage, prefixes):
+        if source:
+            return _upload_folders(cfg, storage, source, events)
+        total = p.classes * p.images_per_class * len(prefixes)
+        events.phase_start("prepare")
+        jobs = [lambda progress, i=i, prefix=prefix: synthetic.generate(
+            storage, prefix, p.classes, p.images_per_class, width=tuple(p.width), height=tuple(p.height),
+            fmt=p.format, quality=p.jpeg_quality, seed=p.seed + 1000 * i, workers=p.workers, progress=progress)
+            for i, prefix in enumerate(prefixes)]
+        return _write_all(events, jobs, f"prepare {total:,} {p.format} images", total, "images",
+                          f"written to {storage.label()}")
+
+
+#: stored under a prefix while prepare (or pack) writes it; left behind when it is interrupted
+PREPARING = ".dnnbench-preparing"
+
+
+def _marker(prefix: str) -> str:
+    return "/".join(x for x in (prefix.strip("/"), PREPARING) if x)
+
+
+def incomplete(storage: Storage, prefixes: list[str]) -> list[str]:
+    """The prefixes an interrupted or failed prepare / pack left half written."""
+    out = []
+    for prefix in prefixes:
+        try:
+            storage._get(_marker(prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        out.append(prefix)
+    return out
+
+
+@contextlib.contextmanager
+def _preparing(storage: Storage, prefixes: list[str]):
+    """Mark ``prefixes`` as being written; the marks go only when the writing succeeded."""
+    for prefix in prefixes:
+        storage.put(_marker(prefix), b"dnnbench prepare in progress: rerun `benchmark.py prepare --force`\n")
+    yield
+    for prefix in prefixes:
+        storage.delete(_marker(prefix))
 
 
 def _write_all(events: Events, jobs: list, title: str, total: int, unit: str, where: str) -> synthetic.PrepareStats:
@@ -141,7 +172,9 @@ def pack_shards(loaded: LoadedConfig, events: Events, force: bool = False) -> sh
     cfg = loaded.config
     sh = cfg.shards
     storage = open_storage(cfg, emulate=False)
-    if not force and _exists(storage, sh.prefix):
+    if incomplete(storage, [sh.prefix]):
+        events.notice(f"an earlier pack under {sh.prefix!r} did not finish: packing again")
+    elif not force and _exists(storage, sh.prefix):
         events.notice(f"shards already present under {sh.prefix!r} in {storage.label()}; use --force to pack again")
         return None
     index, _ = list_dataset(storage, cfg.storage.prefixes, cfg.execution.listing_workers, cfg.dataset.extensions,
@@ -151,8 +184,9 @@ def pack_shards(loaded: LoadedConfig, events: Events, force: bool = False) -> sh
     events.phase_start("pack shards")
     events.task_start(f"pack {len(index):,} samples", total=len(index), unit="samples")
     try:
-        stats = shards.pack(storage, index, sh.prefix, max_bytes=sh.max_bytes, max_samples=sh.max_samples,
-                            seed=sh.seed, progress=lambda done, n: events.task_advance(1, n))
+        with _preparing(storage, [sh.prefix]):
+            stats = shards.pack(storage, index, sh.prefix, max_bytes=sh.max_bytes, max_samples=sh.max_samples,
+                                seed=sh.seed, progress=lambda done, n: events.task_advance(1, n))
     finally:
         events.task_end()
     events.phase_end("pack shards", stats.seconds,
@@ -228,11 +262,14 @@ class Executor:
         except DataError:  # a missing directory or bucket is what prepare.auto creates
             if not cfg.prepare.auto:
                 raise
-        if cfg.prepare.auto and not all(_exists(storage, p) for p in cfg.storage.prefixes):
-            self.events.notice("dataset not found: generating it (prepare.auto is on)")
+        if not cfg.prepare.auto:
+            return
+        if not all(_exists(storage, p) for p in cfg.storage.prefixes) or incomplete(storage, cfg.storage.prefixes):
+            self.events.notice("dataset not found or incomplete: generating it (prepare.auto is on)")
             prepare_dataset(self.loaded, self.events)
-        if cfg.prepare.auto and cfg.dataset.access == "shards" and not _exists(storage, cfg.shards.prefix):
-            self.events.notice("shards not found: packing them (prepare.auto is on)")
+        if cfg.dataset.access == "shards" and (not _exists(storage, cfg.shards.prefix)
+                                              or incomplete(storage, [cfg.shards.prefix])):
+            self.events.notice("shards not found or incomplete: packing them (prepare.auto is on)")
             pack_shards(self.loaded, self.events)
 
     def _run_rank(self) -> RunOutcome:
@@ -287,7 +324,7 @@ class Executor:
                 if facts.extra.get("checkpoint_verified") != "ok":
                     raise RunFailed("the checkpoint read back differs from the one written",
                                     reference=key, hint="the storage returned other bytes than it stored")
-        except (KeyboardInterrupt, Interrupted):
+        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (errors.Interrupted is one)
             facts.status, facts.failed_phase, facts.reason = "interrupted", phase, "interrupted by the user"
             exit_code = EXIT_INTERRUPTED
         except BenchError as e:
@@ -333,6 +370,14 @@ class Executor:
                             reference="shards.prefix" if cfg.dataset.access == "shards" else "storage.prefixes",
                             hint="fix the prefix, or create the dataset with `benchmark.py prepare --config FILE`"
                                  + (" and pack it with `prepare --shards`" if cfg.dataset.access == "shards" else ""))
+        unfinished = incomplete(storage, wanted)
+        if unfinished:
+            what = "packing the shards" if cfg.dataset.access == "shards" else "preparing the dataset"
+            raise DataError(f"the data under prefix {unfinished[0] or '(root)'!r} in {storage.label()} is incomplete: "
+                            f"{what} was interrupted or failed",
+                            reference="shards.prefix" if cfg.dataset.access == "shards" else "storage.prefixes",
+                            hint="write it again with `benchmark.py prepare --config FILE`"
+                                 + (" --shards" if cfg.dataset.access == "shards" else ""))
 
     def _run_dir(self) -> Path:
         """Rank 0 creates the run directory (never reused); the other ranks learn its name."""

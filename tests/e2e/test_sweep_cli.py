@@ -94,6 +94,8 @@ def test_repeats_give_mean_stdev_min_max_and_compare_reads_them_back(tiny_root, 
     assert main(["compare", "--results", str(out), "--sweep", "rep", "--no-plots"]) == EXIT_OK
     assert (out / "compare-rep-2" / "comparison.csv").is_file()
     assert main(["compare", "--results", str(out), "--last", "2", "--out", str(tmp_path / "c2")]) == EXIT_OK
+    assert main(["compare", "--results", str(out), "--last", "2", "--out", str(tmp_path / "c2")]) == \
+        EXIT_BAD_INPUT  # never over an earlier comparison
     assert sorted(p.name for p in (tmp_path / "c2").iterdir()) == sorted(["comparison.csv", *PNGS])
     dirs = [str(out / r) for r in summary["run_id"][:2]]
     assert main(["compare", *dirs, "--out", str(tmp_path / "c3"), "--no-plots", "--baseline", "nope"]) == \
