@@ -161,11 +161,12 @@ def test_inference_and_checkpoint_phases_on_two_ranks(tiny_root, tmp_path):
     assert agg["status"] == "ok" and agg["byte_check"] == "ok" and agg["samples"] == 27
     assert agg["infer_samples"] == 9 == sum(r["infer_samples"] for r in ranks)
     acc = sum(r["accuracy_percent"] * r["infer_samples"] for r in ranks) / 9
-    assert agg["accuracy_percent"] == pytest.approx(acc)
-    assert agg["infer_samples_per_s"] == pytest.approx(sum(r["infer_samples_per_s"] for r in ranks))
+    # summary.csv holds 6 significant digits: sums of rounded figures agree to that
+    assert agg["accuracy_percent"] == pytest.approx(acc, rel=1e-5)
+    assert agg["infer_samples_per_s"] == pytest.approx(sum(r["infer_samples_per_s"] for r in ranks), rel=1e-5)
     assert agg["checkpoint_bytes"] == sum(r["checkpoint_bytes"] for r in ranks) > 2 * 2**20
     assert agg["checkpoint_verified"] == "ok"
-    assert agg["samples_per_request"] == pytest.approx(27 / agg["requests"])
+    assert agg["samples_per_request"] == pytest.approx(27 / agg["requests"], rel=1e-5)
     reads = rank_frames(run, "requests.csv")
     held = reads[(reads["epoch"] == -1) & (reads["op"] == "get")]
     assert len(held) == 9 and held["key"].is_unique and set(held["rank"]) == {0, 1}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ if str(_HERE) not in sys.path:  # works whatever pytest's import mode is
 
 from s3server import (  # noqa: E402
     S3ServerUnavailable,
+    delete_bucket,
     ensure_server,
     make_s3_client,
     server_running,
@@ -63,26 +63,6 @@ def s3_client(s3_server):
     return make_s3_client(s3_server)
 
 
-def _empty_and_delete_bucket(client, bucket: str) -> None:
-    from botocore.exceptions import ClientError
-
-    try:
-        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-        for up in uploads:
-            client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
-    except ClientError:
-        pass
-    # One DELETE per object: Swift's DeleteObjects (batch) wants a Content-MD5
-    # header that current botocore no longer sends.
-    keys = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    if keys:
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda key: client.delete_object(Bucket=bucket, Key=key), keys))
-    client.delete_bucket(Bucket=bucket)
-
-
 @pytest.fixture
 def s3_bucket(s3_server, s3_client):
     """Name of a new, empty bucket; it and its objects are deleted afterwards."""
@@ -94,7 +74,7 @@ def s3_bucket(s3_server, s3_client):
         from botocore.exceptions import ClientError
 
         try:
-            _empty_and_delete_bucket(s3_client, bucket)
+            delete_bucket(s3_client, bucket)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
                 raise

@@ -167,3 +167,34 @@ def make_s3_client(info: Dict[str, str], **overrides):
             read_timeout=60,
         ),
     )
+
+
+def delete_bucket(client, bucket: str) -> None:
+    """Abort its multipart uploads, delete every object (one DELETE each), then the bucket."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+
+    try:
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        for up in uploads:
+            client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+    except ClientError:
+        pass
+    # One DELETE per object: Swift's DeleteObjects (batch) wants a Content-MD5
+    # header that current botocore no longer sends.
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    if keys:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda key: client.delete_object(Bucket=bucket, Key=key), keys))
+    client.delete_bucket(Bucket=bucket)
+
+
+def storage_section(info: dict, bucket: str, client: str = "boto3") -> dict:
+    """A config's ``storage`` section for ``bucket`` on the server ``info`` describes
+    (train/ prefix, bucket created by prepare)."""
+    return {"client": client, "preset": "minio", "prefixes": ["train"], "create_bucket": True,
+            "s3": {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
+                   "access_key": info["access_key"], "secret_key": info["secret_key"]}}

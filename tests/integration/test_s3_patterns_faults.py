@@ -5,6 +5,7 @@ within the retry budget."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import yaml
 from dnnbench.config.loading import LoadedConfig, validate
 from dnnbench.events import NullEvents
 from dnnbench.executor import Executor, pack_shards, prepare_dataset
+from s3server import delete_bucket, storage_section
 
 pytestmark = pytest.mark.s3
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,9 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def cfg_dict(info: dict, bucket: str, out: Path, client: str = "boto3", **sections) -> dict:
     data = {
         "name": f"patterns-{client}",
-        "storage": {"client": client, "preset": "minio", "prefixes": ["train"], "create_bucket": True,
-                    "s3": {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
-                           "access_key": info["access_key"], "secret_key": info["secret_key"]}},
+        "storage": storage_section(info, bucket, client),
         "prepare": {"classes": 2, "images_per_class": 12, "width": [16, 48], "height": [16, 48], "workers": 8},
         "shards": {"prefix": "shards", "max_samples": 5},
         "dataset": {"decode": "rgb", "image_dimension": [16, 16], "shuffle_buffer": 4},
@@ -53,10 +53,7 @@ def bucket(s3_server, s3_client, tmp_path_factory):
     prepare_dataset(cfg, NullEvents())
     pack_shards(cfg, NullEvents())
     yield name
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for o in page.get("Contents", []):
-            s3_client.delete_object(Bucket=name, Key=o["Key"])
-    s3_client.delete_bucket(Bucket=name)
+    delete_bucket(s3_client, name)
 
 
 @pytest.mark.parametrize("client", ["boto3", "minio", "s3fs", "s3torchconnector"])
@@ -98,7 +95,8 @@ def own_server(tmp_path, monkeypatch):
 
     env = {"DNNBENCH_S3_DIR": str(tmp_path / "s3b"), "DNNBENCH_S3_PORT": "18091",
            "DNNBENCH_S3_OBJECT_PORT": "16231", "DNNBENCH_S3_CONTAINER_PORT": "16232",
-           "DNNBENCH_S3_ACCOUNT_PORT": "16233", "DNNBENCH_S3_MEMCACHED_PORT": "11731"}
+           "DNNBENCH_S3_ACCOUNT_PORT": "16233", "DNNBENCH_S3_MEMCACHED_PORT": "11731",
+           "DNNBENCH_S3_LOG_LEVEL": "INFO"}  # the proxy logs each request: the tests watch for reads
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     info = s3server.ensure_server(ROOT)
@@ -113,16 +111,20 @@ def _run_cli(cfg: dict, tmp_path: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_until_training(p: subprocess.Popen, out: Path, timeout: float = 120) -> None:
-    """Block until the run has listed its dataset and is reading (its run directory exists,
-    which happens right before listing, plus a margin for the few-ms listing and the loader's start)."""
+def _wait_until_reading(p: subprocess.Popen, server_dir: Path, bucket: str, gets: int = 16,
+                        timeout: float = 120) -> None:
+    """Block until the server has answered ``gets`` GETs of training samples (its proxy log
+    says so): the run is past listing and its loader has delivered batches."""
+    log = server_dir / "logs" / "proxy.log"
+    needle = re.compile(rf"GET /{re.escape(bucket)}/train/class_")
     deadline = time.time() + timeout
-    while not any(d.is_dir() for d in out.glob("*")):
-        assert p.poll() is None, p.communicate()[1][-3000:]
-        assert time.time() < deadline, "the run did not start"
+    while True:
+        assert p.poll() is None, "the run ended before the fault could be injected: " + p.communicate()[1][-3000:]
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if len(needle.findall(text)) >= gets:
+            return
+        assert time.time() < deadline, "the run did not start reading"
         time.sleep(0.1)
-    time.sleep(2)
-    assert p.poll() is None, "the run ended before the fault could be injected"
 
 
 def test_server_stopped_mid_epoch_fails_cleanly(own_server, tmp_path):
@@ -133,7 +135,7 @@ def test_server_stopped_mid_epoch_fails_cleanly(own_server, tmp_path):
     base["storage"]["s3"].update(connect_timeout_s=2, read_timeout_s=2, max_attempts=2)
     prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
     p = _run_cli(base, tmp_path)
-    _wait_until_training(p, tmp_path / "res")
+    _wait_until_reading(p, tmp_path / "s3b", bucket)
     t_stop = time.time()
     stop()
     stdout, stderr = p.communicate(timeout=120)
@@ -154,7 +156,7 @@ def test_server_restarted_within_retry_budget_completes(own_server, tmp_path):
     base["storage"]["s3"].update(connect_timeout_s=2, read_timeout_s=5, max_attempts=12, retry_mode="standard")
     prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
     p = _run_cli(base, tmp_path)
-    _wait_until_training(p, tmp_path / "res")  # 48 steps of 0.3 s: the run is mid-epoch for ~14 s
+    _wait_until_reading(p, tmp_path / "s3b", bucket)  # 48 steps of 0.3 s: mid-epoch for ~14 s
     stop()
     time.sleep(1)
     start()

@@ -16,6 +16,7 @@ import pytest
 from dnnbench.config.loading import LoadedConfig, load_config, validate
 from dnnbench.events import NullEvents
 from dnnbench.executor import Executor, prepare_dataset
+from s3server import delete_bucket, storage_section
 
 pytestmark = pytest.mark.s3
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +44,7 @@ class Notes(NullEvents):
 def config(info: dict, bucket: str, out: Path, client: str = "boto3", **sections) -> LoadedConfig:
     data = {
         "name": f"selfcheck-{client}",
-        "storage": {"client": client, "preset": "minio", "prefixes": ["train"], "create_bucket": True,
-                    "s3": {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
-                           "access_key": info["access_key"], "secret_key": info["secret_key"]}},
+        "storage": storage_section(info, bucket, client),
         "prepare": {"classes": 2, "images_per_class": 20, "width": [16, 64], "height": [16, 64], "workers": 8},
         "dataset": {"decode": "none"},
         "framework": {"batch_size": 8, "num_workers": 2},
@@ -63,10 +62,7 @@ def dataset_bucket(s3_server, s3_client, tmp_path_factory):
     bucket = f"dnnbench-selfcheck-{uuid.uuid4().hex[:10]}"
     prepare_dataset(config(s3_server, bucket, tmp_path_factory.mktemp("prep")), NullEvents())
     yield bucket
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for o in page.get("Contents", []):
-            s3_client.delete_object(Bucket=bucket, Key=o["Key"])
-    s3_client.delete_bucket(Bucket=bucket)
+    delete_bucket(s3_client, bucket)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -118,7 +114,4 @@ def test_legacy_dss_s3_config_runs(s3_server, s3_client, tmp_path):
         assert outcome.exit_code == 0, outcome.row["reason"]
         assert outcome.row["samples"] == 24 and outcome.row["byte_check"] == "ok"
     finally:
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for o in page.get("Contents", []):
-                s3_client.delete_object(Bucket=bucket, Key=o["Key"])
-        s3_client.delete_bucket(Bucket=bucket)
+        delete_bucket(s3_client, bucket)

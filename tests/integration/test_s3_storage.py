@@ -20,7 +20,7 @@ from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 from dnnbench.storage.listing import list_dataset
 from dnnbench.storage.s3common import S3AccessError, S3BucketMissing, S3Unreachable
-from s3server import OTHER_ACCOUNT
+from s3server import OTHER_ACCOUNT, delete_bucket, storage_section
 
 pytestmark = pytest.mark.s3
 CLIENTS = ("boto3", "minio", "s3fs", "s3torchconnector")
@@ -157,18 +157,13 @@ def dataset_bucket(s3_server, s3_client, tmp_path_factory):
     name = f"dnnbench-ckpt-{uuid.uuid4().hex[:10]}"
     prepare_dataset(_run_config(s3_server, name, tmp_path_factory.mktemp("prep"), "boto3"), NullEvents())
     yield name
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for o in page.get("Contents", []):
-            s3_client.delete_object(Bucket=name, Key=o["Key"])
-    s3_client.delete_bucket(Bucket=name)
+    delete_bucket(s3_client, name)
 
 
 def _run_config(info: dict, bucket: str, out: Path, client: str, **sections) -> LoadedConfig:
     data = {
         "name": f"ckpt-{client}",
-        "storage": {"client": client, "preset": "minio", "prefixes": ["train"], "create_bucket": True,
-                    "s3": {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
-                           "access_key": info["access_key"], "secret_key": info["secret_key"]}},
+        "storage": storage_section(info, bucket, client),
         "prepare": {"classes": 2, "images_per_class": 12, "width": [16, 48], "height": [16, 48], "workers": 8},
         "dataset": {"decode": "rgb", "image_dimension": [16, 16]},
         "framework": {"name": "pytorch", "batch_size": 4, "num_workers": 0},

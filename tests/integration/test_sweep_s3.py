@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from s3server import delete_bucket
 
 pytestmark = pytest.mark.s3
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,10 +23,7 @@ def bucket_name(s3_client):
     name = f"dnnbench-sweep-{uuid.uuid4().hex[:12]}"
     yield name
     try:
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
-            for o in page.get("Contents", []):
-                s3_client.delete_object(Bucket=name, Key=o["Key"])
-        s3_client.delete_bucket(Bucket=name)
+        delete_bucket(s3_client, name)
     except s3_client.exceptions.ClientError:
         pass
 

@@ -36,6 +36,7 @@ from dnnbench.config.loading import LoadedConfig, validate
 from dnnbench.events import NullEvents
 from dnnbench.executor import Executor
 import pandas as pd
+from s3server import delete_bucket, storage_section
 
 results = {}
 for name, data in json.load(open(sys.argv[1])).items():
@@ -58,9 +59,7 @@ print("RESULTS " + json.dumps(results, default=str))
 def config(info: dict, bucket: str, out: Path, client: str, **sections) -> dict:
     data = {
         "name": f"tf-s3-{client}",
-        "storage": {"client": client, "preset": "minio", "prefixes": ["train"], "create_bucket": True,
-                    "s3": {"bucket": bucket, "endpoint_url": info["endpoint_url"], "region": info["region"],
-                           "access_key": info["access_key"], "secret_key": info["secret_key"]}},
+        "storage": storage_section(info, bucket, client),
         "prepare": {"classes": 2, "images_per_class": 16, "width": [16, 48], "height": [16, 48], "workers": 8},
         "shards": {"prefix": "shards", "max_samples": 5},
         "dataset": {"decode": "none", "image_dimension": [16, 16], "shuffle_buffer": 4},
@@ -113,10 +112,7 @@ def tf_runs(s3_server, s3_client, tmp_path_factory):
                  for c in CLIENTS}
         yield {"results": results, "objects": listed, "heads": heads}
     finally:
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for o in page.get("Contents", []):
-                s3_client.delete_object(Bucket=bucket, Key=o["Key"])
-        s3_client.delete_bucket(Bucket=bucket)
+        delete_bucket(s3_client, bucket)
 
 
 def test_the_tensorflow_process_never_imports_torch(tf_runs):
