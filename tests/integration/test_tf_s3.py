@@ -21,6 +21,7 @@ import pytest
 from dnnbench.config.loading import LoadedConfig, validate
 from dnnbench.events import NullEvents
 from dnnbench.executor import pack_shards, prepare_dataset
+from s3server import delete_bucket, storage_section
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
@@ -36,7 +37,6 @@ from dnnbench.config.loading import LoadedConfig, validate
 from dnnbench.events import NullEvents
 from dnnbench.executor import Executor
 import pandas as pd
-from s3server import delete_bucket, storage_section
 
 results = {}
 for name, data in json.load(open(sys.argv[1])).items():
