@@ -13,6 +13,7 @@ import argparse
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from dnnbench import __version__
@@ -331,8 +332,6 @@ def _show_comparison(c, out_dir, events, plots: bool) -> None:
 
 def _compare(args: argparse.Namespace, events) -> int:
     import time
-    from pathlib import Path
-
     from dnnbench.metrics import compare, gate
 
     label, file = args.baseline, None

@@ -483,8 +483,7 @@ class Executor:
         return runner
 
     def _train(self, runner, storage: Storage, index, facts: RunFacts, steps: StepRecorder) -> None:
-        cfg = self.cfg
-        fw, tr = cfg.framework, cfg.training
+        tr = self.cfg.training
         per_epoch = runner.samples_per_epoch()
         expected = getattr(runner, "expected_epoch_bytes", None)
         if expected is None:  # a framework runner without per-epoch expectations: whole epochs only
@@ -683,7 +682,8 @@ def environment(storage: Storage, runner, facts: RunFacts, notices: list[str], a
                 "physical_cores": psutil.cpu_count(logical=False)},
         "memory_GiB": round(psutil.virtual_memory().total / 2**30, 1), "versions": versions,
         "storage": storage.describe(), "framework": runner.describe() if runner is not None else None,
-        "cache": {"epochs": [e.cache for e in facts.epochs], "root": os.geteuid() == 0 if hasattr(os, "geteuid") else None},
+        "cache": {"epochs": [e.cache for e in facts.epochs],
+                  "root": os.geteuid() == 0 if hasattr(os, "geteuid") else None},
         "unmeasured": facts.unmeasured, "notices": notices,
     }
 

@@ -152,8 +152,8 @@ def main() -> int:
         paths = sorted(str(p) for p in Path(root).rglob("*.jpg"))
         size = sum(os.path.getsize(p) for p in paths)
         print(f"dataset: {len(paths):,} JPEGs, {size / 2**20:.1f} MiB (mean {size / len(paths) / 1024:.0f} KiB), "
-              f"in page cache (read once, and one unmeasured dnnbench run, before measuring); {args.workers} workers/processes, "
-              f"{args.epochs} passes per measurement; {os.cpu_count()} CPUs")
+              "in page cache (read once, and one unmeasured dnnbench run, before measuring); "
+              f"{args.workers} workers/processes, {args.epochs} passes per measurement; {os.cpu_count()} CPUs")
         plain_reader(paths, args.workers)  # warm the page cache
         Executor(loaded, NullEvents()).run()  # and the process: first-run imports and allocations
         kept, discard, hand = [], [], []

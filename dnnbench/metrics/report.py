@@ -181,7 +181,8 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
             why["decode_p50_ms"] = why["read_share_percent"] = (
                 "shards: one request streams many samples, so decode time is not attributable per request")
         else:
-            why["decode_p50_ms"] = why["read_share_percent"] = "no decode step (dataset.decode none or a custom dataset)"
+            why["decode_p50_ms"] = why["read_share_percent"] = \
+                "no decode step (dataset.decode none or a custom dataset)"
     elif f.request_mode == "off":
         for c in ("request_p50_ms", "request_p90_ms", "request_p99_ms", "request_p999_ms", "request_max_ms",
                   "request_ttfb_p50_ms", "request_ttfb_p99_ms", "decode_p50_ms", "read_share_percent"):

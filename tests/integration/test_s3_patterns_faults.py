@@ -4,7 +4,6 @@ within the retry budget."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys

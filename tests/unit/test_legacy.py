@@ -45,8 +45,8 @@ def test_single_dir_and_sequential_access():
 
 @pytest.mark.parametrize("data,ref", [
     ({"storage": {"format": "fs", "fs": {"data_dir": []}}}, "storage.fs.data_dir"),
-    ({"storage": {"format": "fs", "fs": {"data_dir": ["/a"]}}, "dataset": {"access": {"random": True, "sequential": True}}},
-     "dataset.access"),
+    ({"storage": {"format": "fs", "fs": {"data_dir": ["/a"]}},
+      "dataset": {"access": {"random": True, "sequential": True}}}, "dataset.access"),
     ({"storage": {"format": "nfs9"}}, "storage.format"),
 ])
 def test_legacy_mistakes_name_the_field(tmp_path, data, ref):

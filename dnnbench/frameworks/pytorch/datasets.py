@@ -8,7 +8,6 @@ name the key without a worker traceback.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from typing import Any
