@@ -223,6 +223,14 @@ def scenarios(tiny_root, tmp_path_factory):
         "corrupt_skip": config(bad, out, tf, dataset={"on_error": "skip"},
                                framework={"tensorflow": {"read_unit": "sample"}}),
     }
+    results = run_scenarios(tmp, runs)
+    results["_victim"] = victim.relative_to(bad).as_posix()
+    return results
+
+
+def run_scenarios(tmp: Path, runs: dict) -> dict:
+    """Run the configs ``runs`` (name -> config dict) in one fresh TensorFlow-only process
+    (SCENARIOS); returns what it reported per name, plus its stderr as ``_stderr``."""
     (tmp / "scenarios.json").write_text(json.dumps(runs))
     (tmp / "scenarios.py").write_text(SCENARIOS)
     env = {k: v for k, v in os.environ.items() if k != "DNNBENCH_DEBUG"}
@@ -233,7 +241,6 @@ def scenarios(tiny_root, tmp_path_factory):
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULTS "))
     results = json.loads(line[len("RESULTS "):])
     results["_stderr"] = done.stderr
-    results["_victim"] = victim.relative_to(bad).as_posix()
     return results
 
 

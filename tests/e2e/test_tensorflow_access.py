@@ -7,15 +7,12 @@ per process); shards are packed first in this process (packing imports no framew
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from dnnbench.cli import main
-from tests.e2e.test_tensorflow import ROOT, SCENARIOS, TF_NOISE, config
+from tests.e2e.test_tensorflow import TF_NOISE, config, run_scenarios
 
 pytestmark = pytest.mark.slow
 
@@ -54,16 +51,7 @@ def access_runs(tiny_root, tmp_path_factory):
         assert main(["prepare", "--shards", "--config", str(path)]) == 0
     victim = sorted((root / "shards-bad").glob("*.tar"))[3]
     victim.write_bytes(b"not a tar" * 100)
-    (tmp / "runs.json").write_text(json.dumps(runs))
-    (tmp / "scenarios.py").write_text(SCENARIOS)
-    env = {k: v for k, v in os.environ.items() if k != "DNNBENCH_DEBUG"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, str(tmp / "scenarios.py"), str(tmp / "runs.json")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULTS "))
-    results = json.loads(line[len("RESULTS "):])
-    results["_stderr"] = done.stderr
+    results = run_scenarios(tmp, runs)
     results["_victim"] = victim.relative_to(root).as_posix()
     return results
 
