@@ -7,7 +7,6 @@ anything runs.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import types
@@ -19,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dnnbench.config.legacy import is_legacy, translate_legacy
+from dnnbench.config.parse import parse, read_text
 from dnnbench.config.redact import REDACTED, SECRET_KEYS
 from dnnbench.config.schema import BenchConfig
 from dnnbench.errors import ConfigError
@@ -41,33 +41,17 @@ class LoadedConfig:
 
 
 def read_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML or JSON file into a mapping.
+    """Parse a YAML or JSON file into a mapping (within the bounds of :mod:`.parse`).
 
     Raises:
-        ConfigError: missing, unreadable, syntax error, or not a mapping.
+        ConfigError: missing, not a regular file, too large, unreadable, syntax error,
+            a duplicate key, an alias bomb, empty, or not a mapping.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", reference=str(path),
-                          hint="check the --config path; shipped configs live in config/") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file: {e}", reference=str(path)) from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"JSON syntax error at line {e.lineno} column {e.colno}: {e.msg}",
-                          reference=str(path)) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"YAML syntax error{where}: {getattr(e, 'problem', e)}",
-                          reference=str(path)) from None
-    if data is None:
-        data = {}
+    data = parse(read_text(path), path)
+    if data is None or data == {}:
+        raise ConfigError("the config is empty: nothing says what to benchmark", reference=str(path),
+                          hint="start from a shipped config, e.g. `cp config/quickstart.yaml my.yaml`; "
+                               "storage.root (fs) or storage.s3.bucket names the dataset")
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping, not {type(data).__name__}",
                           reference=str(path))
