@@ -7,6 +7,7 @@ anything runs.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import types
@@ -18,9 +19,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dnnbench.config.legacy import is_legacy, translate_legacy
+from dnnbench.config.options import option_problems
 from dnnbench.config.parse import parse, read_text
 from dnnbench.config.redact import REDACTED, SECRET_KEYS
-from dnnbench.config.schema import BenchConfig
+from dnnbench.config.schema import BenchConfig, union_members
 from dnnbench.errors import ConfigError
 
 _USERINFO = re.compile(r"//[^/@\s]*@")
@@ -143,15 +145,8 @@ def _keeps_string(at: tuple[str | int, ...]) -> bool:
     return _takes_str(node)
 
 
-def _members(tp: Any) -> tuple[Any, ...]:
-    """The alternatives of a Union / Optional (the type itself otherwise)."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return tuple(a for m in typing.get_args(tp) for a in _members(m))
-    return (tp,)
-
-
 def _child_type(tp: Any, part: str | int) -> Any:
-    for member in _members(tp):
+    for member in union_members(tp):
         if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(part, str):
             field = member.model_fields.get(part)
             if field is not None:
@@ -166,7 +161,22 @@ def _child_type(tp: Any, part: str | int) -> Any:
 
 
 def _takes_str(tp: Any) -> bool:
-    return any(m is str for m in _members(tp))
+    return any(m is str for m in union_members(tp))
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """``; did you mean framework.num_workers?`` for a misspelt key (difflib over its section's keys)."""
+    node: Any = BenchConfig
+    for part in loc[:-1]:
+        node = _child_type(node, part)
+        if node is None:
+            return ""
+    keys = [k for m in union_members(node) if isinstance(m, type) and issubclass(m, BaseModel)
+            for k in m.model_fields]
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {'.'.join([*(str(p) for p in loc[:-1]), close[0]])}?"
 
 
 def _is_secret_path(loc: tuple[Any, ...]) -> bool:
@@ -183,7 +193,7 @@ def format_validation_error(err: ValidationError, secrets: set[str] | None = Non
         loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "extra inputs are not permitted (unknown key)"
+            msg = "extra inputs are not permitted (unknown key)" + _did_you_mean(tuple(e["loc"]))
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         given = e.get("input")
@@ -200,14 +210,26 @@ def format_validation_error(err: ValidationError, secrets: set[str] | None = Non
 
 
 def validate(data: dict[str, Any], source: str = "config") -> BenchConfig:
+    """The validated config, the options of its built-in plugins included.
+
+    Raises:
+        ConfigError: every problem, one line each naming the field.
+    """
     try:
-        return BenchConfig.model_validate(data)
+        config = BenchConfig.model_validate(data)
     except ValidationError as err:
-        lines = format_validation_error(err, _raw_secrets(data))
-        raise ConfigError(lines[0] if len(lines) == 1 else f"{len(lines)} problems in the config",
-                          reference=source, details=lines if len(lines) > 1 else [],
-                          hint="`python3 benchmark.py validate --config FILE` checks a config; "
-                               "README lists every key") from None
+        _problems(format_validation_error(err, _raw_secrets(data)), source)
+    lines = option_problems(config)
+    if lines:
+        _problems(lines, source)
+    return config
+
+
+def _problems(lines: list[str], source: str) -> typing.NoReturn:
+    raise ConfigError(lines[0] if len(lines) == 1 else f"{len(lines)} problems in the config",
+                      reference=source, details=lines if len(lines) > 1 else [],
+                      hint="`python3 benchmark.py validate --config FILE` checks a config; "
+                           "README lists every key") from None
 
 
 def _raw_secrets(data: Any) -> set[str]:

@@ -44,7 +44,7 @@ def _bool_in_number(v: Any, tp: Any) -> bool:
     if isinstance(v, bool):
         return not _takes_bool(tp)
     if isinstance(v, (list, tuple)) and any(isinstance(x, bool) for x in v):
-        for member in _members(tp):
+        for member in union_members(tp):
             if typing.get_origin(member) in (list, tuple):
                 args = [a for a in typing.get_args(member) if a is not Ellipsis]
                 return not any(_takes_bool(a) for a in args)
@@ -52,7 +52,7 @@ def _bool_in_number(v: Any, tp: Any) -> bool:
 
 
 def _takes_bool(tp: Any) -> bool:
-    for member in _members(tp):
+    for member in union_members(tp):
         if member is bool or member is Any:
             return True
         origin = typing.get_origin(member)
@@ -65,10 +65,10 @@ def _takes_bool(tp: Any) -> bool:
     return False
 
 
-def _members(tp: Any) -> tuple[Any, ...]:
+def union_members(tp: Any) -> tuple[Any, ...]:
     """The alternatives of a Union / Optional (the type itself otherwise)."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return tuple(a for m in typing.get_args(tp) for a in _members(m))
+        return tuple(a for m in typing.get_args(tp) for a in union_members(m))
     return (tp,)
 
 
