@@ -391,7 +391,7 @@ def _validate(loaded, events, overrides: list[str]) -> int:
 
     from dnnbench import sweep
     from dnnbench.config.redact import redact, secret_values
-    from dnnbench.executor import check_plugin_names, load_plugins
+    from dnnbench.config.plugins import check_plugin_names, load_plugins
 
     load_plugins(loaded, events)
     check_plugin_names(loaded.config)
@@ -413,7 +413,7 @@ def _plugins(args: argparse.Namespace, events) -> int:
 
     if args.config:
         from dnnbench.config.loading import load_config
-        from dnnbench.executor import load_plugins
+        from dnnbench.config.plugins import load_plugins
 
         load_plugins(load_config(args.config, args.overrides), events)
     else:

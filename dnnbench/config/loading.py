@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import types
 import typing
 from pathlib import Path
 from typing import Any
