@@ -33,7 +33,11 @@ MAX_DEPTH = 64
 #: keys that may repeat: upstream dss configs write several ``"__comment__"`` in one object
 COMMENT_PREFIX = "__comment"
 
+#: digits of an integer (Python itself refuses to read more than 4,300)
+MAX_DIGITS = 100
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
 
 
 def read_text(path: Path) -> str:
@@ -156,6 +160,9 @@ class _Measure:
                 self._bound(total, at)
         elif isinstance(node, yaml.MappingNode):
             total += self._mapping(node, at, depth)
+        elif node.tag == _INT_TAG and len(node.value) > MAX_DIGITS:
+            raise _Refused(f"{_dotted(at)}: a number of {len(node.value):,} digits at line "
+                           f"{node.start_mark.line + 1}: over the limit of {MAX_DIGITS} digits for a number")
         self.open.discard(key)
         self.sizes[key] = total
         return total
@@ -224,27 +231,27 @@ def _parse_json(text: str, path: Path) -> Any:
         raise ConfigError(f"JSON syntax error at line {e.lineno} column {e.colno}: {e.msg}",
                           reference=str(path)) from None
     except _DuplicateKey as e:
-        raise ConfigError(_json_duplicate(text, e.key), reference=str(path)) from None
+        raise ConfigError(_located(text, _duplicate(repr(e.key), 0, None)), reference=str(path)) from None
     except RecursionError:
         raise ConfigError(f"nested too deep: over the limit of {MAX_DEPTH} nesting levels for a config",
                           reference=str(path)) from None
     except ValueError as e:  # an integer of more than 4,300 digits
-        raise ConfigError(f"a value cannot be read: {_short(e)}", reference=str(path)) from None
+        raise ConfigError(_located(text, f"a value cannot be read: {_short(e)}"), reference=str(path)) from None
     _check_depth(data, path)
     return data
 
 
-def _json_duplicate(text: str, key: str) -> str:
-    """The duplicate's message, with its path and lines found by the YAML composer (JSON is
-    YAML's flow style) when it can read the file, else the key alone."""
+def _located(text: str, fallback: str) -> str:
+    """The message of the YAML composer for the same text (JSON is YAML's flow style), which
+    knows the key path and the line, when it reads the file; else ``fallback``."""
     try:
         _parse_yaml(text, Path("x.yaml"))
     except ConfigError as e:
-        if e.message.startswith("duplicate key"):
+        if not e.message.startswith("YAML syntax error"):
             return e.message
-    except Exception:  # noqa: BLE001 - the line is a courtesy; the key is named either way
+    except Exception:  # noqa: BLE001 - the line is a courtesy; the fallback names the problem
         pass
-    return _duplicate(repr(key), 0, None)
+    return fallback
 
 
 def _check_depth(data: Any, path: Path) -> None:

@@ -94,6 +94,23 @@ def relative_prefix(v: str, what: str = "the prefix") -> str:
     return v.strip("/")
 
 
+def distinct_prefixes(prefixes: list[str]) -> list[str]:
+    """Refuse a prefix listed twice or lying inside another: its samples would be read twice.
+
+    Raises:
+        ValueError: naming the two entries.
+    """
+    for i, a in enumerate(prefixes):
+        for b in prefixes[i + 1:]:
+            if a == b:
+                raise ValueError(f"entry {a or '(the root)'!r} is listed twice: its samples would be read twice")
+            outer, inner = (a, b) if len(a) <= len(b) else (b, a)
+            if outer == "" or inner.startswith(outer + "/"):
+                raise ValueError(f"entry {inner!r} lies inside {outer or '(the root)'!r}: its samples would be "
+                                 "read twice; keep one of them")
+    return prefixes
+
+
 #: names of the filesystem client (it needs ``storage.root``)
 FS_CLIENTS = ("fs", "file", "local")
 #: storage clients that read S3 (they need ``storage.s3``)
@@ -230,7 +247,7 @@ class StorageConfig(Strict):
     def _prefixes(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("at least one prefix is needed ('' for the root itself)")
-        return [relative_prefix(p, f"entry {p!r}") for p in v]
+        return distinct_prefixes([relative_prefix(p, f"entry {p!r}") for p in v])
 
     @model_validator(mode="before")
     @classmethod
@@ -425,7 +442,7 @@ class InferenceConfig(Strict):
     @field_validator("prefixes")
     @classmethod
     def _prefixes(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else [relative_prefix(p, f"entry {p!r}") for p in v]
+        return None if v is None else distinct_prefixes([relative_prefix(p, f"entry {p!r}") for p in v])
 
 
 class CheckpointConfig(Strict):
