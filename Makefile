@@ -10,14 +10,22 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/quickstart.yaml
 # pip prints one warning per package for the offline mirror's missing folders
 PIP_FILTER := grep -v -e 'is ignored: it is neither a file nor a directory' || true
+# torch is pinned to its CPU build (requirements.lock: torch==2.13.0+cpu), which PyPI does not carry.
+# On the project's machines pip finds it in the local wheel folder (pip.conf: find-links = /opt/wheels);
+# elsewhere name PyTorch's CPU index: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+PIP_EXTRA := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
 .PHONY: setup run test test-fast perf s3-up s3-down s3-status lock clean
 
 $(STAMP): requirements.txt requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing requirements into $(VENV) (pinned by requirements.lock) ..."
-	@$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -c requirements.lock 2>&1 | $(PIP_FILTER)
-	@$(PY) -c "import torch, cv2, pandas, pydantic, rich, boto3, s3fs" 
+	@$(PY) -m pip install --disable-pip-version-check -q $(PIP_EXTRA) -r requirements.txt -c requirements.lock 2>&1 \
+	  | $(PIP_FILTER)
+	@$(PY) -c "import torch, cv2, pandas, pydantic, rich, boto3, s3fs" || { echo "setup failed: a package did not \
+	install (for torch's CPU wheel, off this machine: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu)"; \
+	exit 1; }
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -54,7 +62,7 @@ s3-status:
 # regenerate the exact pins after changing requirements.txt
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install -q -r requirements.txt 2>&1 | $(PIP_FILTER)
+	.venv-lock/bin/pip install -q $(PIP_EXTRA) -r requirements.txt 2>&1 | $(PIP_FILTER)
 	.venv-lock/bin/pip freeze > requirements.lock && rm -rf .venv-lock
 
 clean:

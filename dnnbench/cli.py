@@ -24,8 +24,8 @@ SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search")
 
 
 def _common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
-    p.add_argument("--config", "-c", required=config_required, metavar="FILE",
-                   help="YAML or JSON config (the dss-style JSON layout works too)")
+    p.add_argument("--config", "-c", "-cfg", required=config_required, metavar="FILE",
+                   help="YAML or JSON config (the dss-style JSON layout works too; -cfg as upstream)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set framework.num_workers=4 (repeatable)")
     _flags(p)
@@ -129,7 +129,7 @@ def _normalise(argv: list[str]) -> list[str]:
     if i < len(argv) and argv[i] in SUBCOMMANDS:
         return argv
     if any(a in ("-h", "--help", "--version") for a in argv) and not any(
-            a.startswith("--config") or a == "-c" for a in argv):
+            a.startswith("--config") or a in ("-c", "-cfg") for a in argv):
         return argv
     return ["run", *argv] if argv else argv
 
@@ -246,10 +246,20 @@ def _dispatch(args: argparse.Namespace, argv: list[str], events, secrets: set[st
         args.overrides.append("training.trainer=emulate")
     loaded = load_config(args.config, args.overrides)
     secrets |= secret_values(loaded.config.model_dump(mode="json"))
-    for notice in loaded.notices:
-        events.notice(notice)
     if args.command == "validate":
+        for notice in loaded.notices:
+            events.notice(notice)
         return _validate(loaded, events, args.overrides)
+    from dnnbench.runlog import run_log
+
+    with run_log(loaded.config.logging, loaded.stem, events, args.command, secrets) as logged:
+        for notice in loaded.notices:
+            logged.notice(notice)
+        return _execute(args, argv, loaded, logged)
+
+
+def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
+    """prepare, au-search or run (a sweep or one run) of a loaded config."""
     from dnnbench import executor
 
     if args.command == "prepare":
@@ -381,7 +391,7 @@ def _validate(loaded, events, overrides: list[str]) -> int:
 
     from dnnbench import sweep
     from dnnbench.config.redact import redact, secret_values
-    from dnnbench.executor import check_plugin_names, load_plugins
+    from dnnbench.config.plugins import check_plugin_names, load_plugins
 
     load_plugins(loaded, events)
     check_plugin_names(loaded.config)
@@ -403,7 +413,7 @@ def _plugins(args: argparse.Namespace, events) -> int:
 
     if args.config:
         from dnnbench.config.loading import load_config
-        from dnnbench.executor import load_plugins
+        from dnnbench.config.plugins import load_plugins
 
         load_plugins(load_config(args.config, args.overrides), events)
     else:

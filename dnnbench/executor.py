@@ -23,10 +23,11 @@ import yaml
 
 from dnnbench import __version__, distributed
 from dnnbench.config.loading import LoadedConfig
+from dnnbench.config.plugins import check_plugin_names, load_plugins
 from dnnbench.config.redact import redact, secret_values
 from dnnbench.data import manifest, shards, synthetic, upload
-from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError, DataError,
-                             PluginError, RunFailed, SampleError)
+from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError, DataError, RunFailed,
+                             SampleError)
 from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
 from dnnbench.metrics.report import RunFacts, build_reports
@@ -34,7 +35,7 @@ from dnnbench.metrics.requests import RecorderSpec, flush_current
 from dnnbench.metrics.results import append_summary, create_run_dir, write_row_csv
 from dnnbench.metrics.steps import EpochRecord, StepRecorder
 from dnnbench.metrics.system import SystemSampler
-from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS, load_entry_points, load_plugin_module
+from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS
 from dnnbench.storage import pagecache
 from dnnbench.storage.base import Storage, create_storage
 from dnnbench.storage.listing import ListingStats, list_dataset
@@ -49,33 +50,6 @@ class RunOutcome:
     run_dir: Path
     exit_code: int
     error: BaseException | None = None
-
-
-def load_plugins(loaded: LoadedConfig, events: Events) -> None:
-    """Import the config's ``plugins:`` and the ``dnnbench.plugins`` entry points."""
-    base = loaded.path.parent if loaded.path else None
-    for spec in loaded.config.plugins:
-        load_plugin_module(spec, base_dir=base)
-    for problem in load_entry_points():
-        events.warning(problem)
-
-
-def check_plugin_names(cfg: Any) -> None:
-    """Resolve every plugin name without importing anything heavy.
-
-    Raises:
-        PluginError: an unknown name, with its close matches.
-    """
-    fw = cfg.framework.name
-    checks = [(STORAGE, cfg.storage.client, None, "storage.client"),
-              (DATASETS, cfg.dataset.name, fw, "dataset.name"),
-              (MODELS, cfg.model.name, fw, "model.name"),
-              (TRAINERS, cfg.training.trainer, fw, "training.trainer")]
-    for registry, name, framework, path in checks:
-        try:
-            registry.resolve(name, framework)
-        except PluginError as e:
-            raise PluginError(e.message, reference=path, hint=e.hint) from None
 
 
 def open_storage(cfg: Any, recorder: RecorderSpec | None = None, emulate: bool = True) -> Storage:

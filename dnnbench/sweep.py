@@ -156,7 +156,7 @@ def check_plugins(p: SweepPlan, events: Events | None = None) -> None:
     Raises:
         ConfigError: an unknown name in any variant (all of them listed).
     """
-    from dnnbench.executor import check_plugin_names, load_plugins
+    from dnnbench.config.plugins import check_plugin_names, load_plugins
 
     problems = []
     for v in p.variants:

@@ -7,10 +7,9 @@ anything runs.
 
 from __future__ import annotations
 
-import json
+import difflib
 import os
 import re
-import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dnnbench.config.legacy import is_legacy, translate_legacy
+from dnnbench.config.options import option_problems
+from dnnbench.config.parse import parse, read_text
 from dnnbench.config.redact import REDACTED, SECRET_KEYS
-from dnnbench.config.schema import BenchConfig
+from dnnbench.config.schema import BenchConfig, union_members
 from dnnbench.errors import ConfigError
 
 _USERINFO = re.compile(r"//[^/@\s]*@")
@@ -41,33 +42,17 @@ class LoadedConfig:
 
 
 def read_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML or JSON file into a mapping.
+    """Parse a YAML or JSON file into a mapping (within the bounds of :mod:`.parse`).
 
     Raises:
-        ConfigError: missing, unreadable, syntax error, or not a mapping.
+        ConfigError: missing, not a regular file, too large, unreadable, syntax error,
+            a duplicate key, an alias bomb, empty, or not a mapping.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", reference=str(path),
-                          hint="check the --config path; shipped configs live in config/") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file: {e}", reference=str(path)) from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"JSON syntax error at line {e.lineno} column {e.colno}: {e.msg}",
-                          reference=str(path)) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"YAML syntax error{where}: {getattr(e, 'problem', e)}",
-                          reference=str(path)) from None
-    if data is None:
-        data = {}
+    data = parse(read_text(path), path)
+    if data is None or data == {}:
+        raise ConfigError("the config is empty: nothing says what to benchmark", reference=str(path),
+                          hint="start from a shipped config, e.g. `cp config/quickstart.yaml my.yaml`; "
+                               "storage.root (fs) or storage.s3.bucket names the dataset")
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping, not {type(data).__name__}",
                           reference=str(path))
@@ -159,15 +144,8 @@ def _keeps_string(at: tuple[str | int, ...]) -> bool:
     return _takes_str(node)
 
 
-def _members(tp: Any) -> tuple[Any, ...]:
-    """The alternatives of a Union / Optional (the type itself otherwise)."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return tuple(a for m in typing.get_args(tp) for a in _members(m))
-    return (tp,)
-
-
 def _child_type(tp: Any, part: str | int) -> Any:
-    for member in _members(tp):
+    for member in union_members(tp):
         if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(part, str):
             field = member.model_fields.get(part)
             if field is not None:
@@ -182,7 +160,22 @@ def _child_type(tp: Any, part: str | int) -> Any:
 
 
 def _takes_str(tp: Any) -> bool:
-    return any(m is str for m in _members(tp))
+    return any(m is str for m in union_members(tp))
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """``; did you mean framework.num_workers?`` for a misspelt key (difflib over its section's keys)."""
+    node: Any = BenchConfig
+    for part in loc[:-1]:
+        node = _child_type(node, part)
+        if node is None:
+            return ""
+    keys = [k for m in union_members(node) if isinstance(m, type) and issubclass(m, BaseModel)
+            for k in m.model_fields]
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {'.'.join([*(str(p) for p in loc[:-1]), close[0]])}?"
 
 
 def _is_secret_path(loc: tuple[Any, ...]) -> bool:
@@ -199,7 +192,7 @@ def format_validation_error(err: ValidationError, secrets: set[str] | None = Non
         loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "extra inputs are not permitted (unknown key)"
+            msg = "extra inputs are not permitted (unknown key)" + _did_you_mean(tuple(e["loc"]))
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         given = e.get("input")
@@ -216,14 +209,26 @@ def format_validation_error(err: ValidationError, secrets: set[str] | None = Non
 
 
 def validate(data: dict[str, Any], source: str = "config") -> BenchConfig:
+    """The validated config, the options of its built-in plugins included.
+
+    Raises:
+        ConfigError: every problem, one line each naming the field.
+    """
     try:
-        return BenchConfig.model_validate(data)
+        config = BenchConfig.model_validate(data)
     except ValidationError as err:
-        lines = format_validation_error(err, _raw_secrets(data))
-        raise ConfigError(lines[0] if len(lines) == 1 else f"{len(lines)} problems in the config",
-                          reference=source, details=lines if len(lines) > 1 else [],
-                          hint="`python3 benchmark.py validate --config FILE` checks a config; "
-                               "README lists every key") from None
+        _problems(format_validation_error(err, _raw_secrets(data)), source)
+    lines = option_problems(config)
+    if lines:
+        _problems(lines, source)
+    return config
+
+
+def _problems(lines: list[str], source: str) -> typing.NoReturn:
+    raise ConfigError(lines[0] if len(lines) == 1 else f"{len(lines)} problems in the config",
+                      reference=source, details=lines if len(lines) > 1 else [],
+                      hint="`python3 benchmark.py validate --config FILE` checks a config; "
+                           "README lists every key") from None
 
 
 def _raw_secrets(data: Any) -> set[str]:

@@ -9,14 +9,67 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Literal
+import types
+import typing
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
+
+from dnnbench.config.limits import check_limits
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Unknown keys are errors; NaN and infinities are refused in every float; a boolean is
+    never taken as a number (``batch_size: true``, ``epochs: yes`` would otherwise be 1)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, v: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _bool_in_number(v, field.annotation):
+            raise ValueError("a boolean is not accepted here (YAML reads yes/no/on/off/true/false as "
+                             "booleans): write the number, or quote the word")
+        return v
+
+
+#: seeds reach numpy (``np.random.seed``: 0 to 2**32 - 1) and torch: this range fits both
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="0 to 4294967295 (2**32 - 1), numpy's seed range")]
+
+
+def _bool_in_number(v: Any, tp: Any) -> bool:
+    """True when ``v`` is (or a list/tuple ``v`` holds) a boolean where ``tp`` takes none."""
+    if isinstance(v, bool):
+        return not _takes_bool(tp)
+    if isinstance(v, (list, tuple)) and any(isinstance(x, bool) for x in v):
+        for member in union_members(tp):
+            if typing.get_origin(member) in (list, tuple):
+                args = [a for a in typing.get_args(member) if a is not Ellipsis]
+                return not any(_takes_bool(a) for a in args)
+    return False
+
+
+def _takes_bool(tp: Any) -> bool:
+    for member in union_members(tp):
+        if member is bool or member is Any:
+            return True
+        origin = typing.get_origin(member)
+        if origin is Literal and any(isinstance(a, bool) for a in typing.get_args(member)):
+            return True
+        if origin is typing.Annotated and _takes_bool(typing.get_args(member)[0]):
+            return True
+        if origin in (dict, list, tuple) or (isinstance(member, type) and issubclass(member, BaseModel)):
+            return True  # containers: their items are checked where they are validated
+    return False
+
+
+def union_members(tp: Any) -> tuple[Any, ...]:
+    """The alternatives of a Union / Optional (the type itself otherwise)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(a for m in typing.get_args(tp) for a in union_members(m))
+    return (tp,)
 
 
 def relative_prefix(v: str, what: str = "the prefix") -> str:
@@ -41,6 +94,25 @@ def relative_prefix(v: str, what: str = "the prefix") -> str:
     return v.strip("/")
 
 
+def distinct_prefixes(prefixes: list[str]) -> list[str]:
+    """Refuse a prefix listed twice or lying inside another: its samples would be read twice.
+
+    Raises:
+        ValueError: naming the two entries.
+    """
+    for i, a in enumerate(prefixes):
+        for b in prefixes[i + 1:]:
+            if a == b:
+                raise ValueError(f"entry {a or '(the root)'!r} is listed twice: its samples would be read twice")
+            outer, inner = (a, b) if len(a) <= len(b) else (b, a)
+            if outer == "" or inner.startswith(outer + "/"):
+                raise ValueError(f"entry {inner!r} lies inside {outer or '(the root)'!r}: its samples would be "
+                                 "read twice; keep one of them")
+    return prefixes
+
+
+#: names of the filesystem client (it needs ``storage.root``)
+FS_CLIENTS = ("fs", "file", "local")
 #: storage clients that read S3 (they need ``storage.s3``)
 S3_CLIENTS = ("boto3", "s3", "minio", "s3fs", "s3torchconnector")
 #: ``storage.preset``: defaults filled into ``storage.s3`` (explicit keys win)
@@ -146,7 +218,7 @@ class ShardsConfig(Strict):
     prefix: str = Field("shards", description="where the shards live in the storage (under root/bucket)")
     max_bytes: PositiveInt = Field(10_000_000, description="cut a shard before it exceeds this many bytes")
     max_samples: PositiveInt = Field(1000, description="cut a shard at this many samples")
-    seed: int = Field(0, description="the random sample order of packing")
+    seed: Seed = Field(0, description="the random sample order of packing")
 
     @field_validator("prefix")
     @classmethod
@@ -175,7 +247,7 @@ class StorageConfig(Strict):
     def _prefixes(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("at least one prefix is needed ('' for the root itself)")
-        return [relative_prefix(p, f"entry {p!r}") for p in v]
+        return distinct_prefixes([relative_prefix(p, f"entry {p!r}") for p in v])
 
     @model_validator(mode="before")
     @classmethod
@@ -196,7 +268,7 @@ class StorageConfig(Strict):
             if self.root is not None:
                 raise ValueError("storage.root is for the fs client; an S3 dataset is storage.s3.bucket "
                                  "+ storage.prefixes")
-        elif self.client in ("fs", "file", "local") and (self.s3 is not None or self.preset):
+        elif self.client in FS_CLIENTS and (self.s3 is not None or self.preset):
             raise ValueError(f"storage.s3 / storage.preset are set but storage.client is {self.client!r}: "
                              "use boto3, minio, s3fs or s3torchconnector")
         if self.preset == "aws" and self.s3 is not None and self.s3.endpoint_url:
@@ -217,7 +289,7 @@ class PrepareConfig(Strict):
     width: tuple[PositiveInt, PositiveInt] = (32, 128)
     height: tuple[PositiveInt, PositiveInt] = (32, 128)
     jpeg_quality: int = Field(90, ge=1, le=100)
-    seed: int = 0
+    seed: Seed = 0
     workers: PositiveInt = 4
 
     @model_validator(mode="after")
@@ -342,10 +414,20 @@ class TrainingConfig(Strict):
 
 
 class PhasesConfig(Strict):
-    list: bool = True
+    list: bool = Field(True, description="always true: listing builds the sample index (dataset.manifest "
+                                         "skips it on re-runs)")
     train: bool = True
     inference: bool = Field(False, description="evaluate the model on a held-out split after training")
     checkpoint: bool = Field(False, description="save model + optimizer state to the storage, load it back, verify")
+
+    @field_validator("list")
+    @classmethod
+    def _list(cls, v: bool) -> bool:
+        if not v:
+            raise ValueError("listing cannot be turned off: it builds the sample index that every phase reads. "
+                             "To skip it on re-runs, set dataset.manifest: the index is saved there and read "
+                             "back while the storage, prefixes and extensions are the same")
+        return v
 
 
 class InferenceConfig(Strict):
@@ -360,7 +442,7 @@ class InferenceConfig(Strict):
     @field_validator("prefixes")
     @classmethod
     def _prefixes(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else [relative_prefix(p, f"entry {p!r}") for p in v]
+        return None if v is None else distinct_prefixes([relative_prefix(p, f"entry {p!r}") for p in v])
 
 
 class CheckpointConfig(Strict):
@@ -379,7 +461,7 @@ class CheckpointConfig(Strict):
 class ExecutionConfig(Strict):
     listing_workers: PositiveInt = 8
     phases: PhasesConfig = Field(default_factory=PhasesConfig)
-    seed: int = 0
+    seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     drop_caches: bool = Field(False, description="drop the OS page cache before each epoch (needs root)")
 
@@ -387,6 +469,14 @@ class ExecutionConfig(Strict):
 class MetricsConfig(Strict):
     output_dir: str = "results"
     requests: Literal["all", "sampled", "off"] = "all"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _requests_off(cls, data: Any) -> Any:
+        """``requests: off`` unquoted is the boolean false in YAML: it means "off"."""
+        if isinstance(data, dict) and data.get("requests") is False:
+            data = {**data, "requests": "off"}
+        return data
     request_sample_rate: float = Field(0.1, gt=0, le=1)
     system_interval_s: float = Field(0.5, gt=0)
 
@@ -478,6 +568,42 @@ class SweepConfig(Strict):
         return self
 
 
+class LimitsConfig(Strict):
+    """Bounds checked at validation, so that no config hangs the tool or takes the machine's
+    memory (exit 2 naming the limit). Raise one when your machine can take more."""
+
+    workers: PositiveInt = Field(256, description="framework.num_workers, execution.listing_workers, "
+                                                  "prepare.workers, tensorflow.cycle_length")
+    prefetch_factor: PositiveInt = Field(64, description="framework.prefetch_factor")
+    latency_ms: float = Field(60_000.0, gt=0, description="storage.emulate.latency_ms")
+    duration_s: float = Field(3600.0, gt=0, description="each duration: training.compute_time_s, "
+                                                        "metrics.system_interval_s, storage.s3 timeouts")
+    sweep_runs: PositiveInt = Field(1000, description="a sweep's variants x repeat")
+    memory_MiB: PositiveInt | None = Field(
+        None, description="what decoded batches in flight, and a checkpoint held twice, may need; "
+                          "default: this machine's physical memory")
+
+
+class LoggingConfig(Strict):
+    """A run log: the notices, warnings, phases and outcome of each command, one timestamped
+    line each, in ``<path>/dnnbench-<time>-<name>.log`` (never an existing file)."""
+
+    path: str | None = Field(None, description="folder of the log file; absent: no log file")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="INFO and DEBUG: everything; WARNING: warnings and the outcome; ERROR: failures")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+
+#: trainer names that run the model on decoded images (the built-in and its dss-style aliases)
+TRAIN_TRAINERS = ("train", "RandomAccessDatasetTrain", "DNNTrain")
+#: dataset names that pass the stored bytes on undecoded
+RAW_DATASETS = ("raw", "PythonReadDataset")
+
+
 class BenchConfig(Strict):
     """A whole benchmark run."""
 
@@ -496,15 +622,40 @@ class BenchConfig(Strict):
     plugins: list[str] = Field(default_factory=list, description="modules or .py files with user plugins")
     sweep: SweepConfig | None = Field(None, description="several variants in one invocation (dnnbench.sweep)")
     repeat: PositiveInt = Field(1, description="run each variant this many times (mean/stdev/min/max compared)")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "BenchConfig":
-        if self.training.trainer in ("train", "RandomAccessDatasetTrain", "DNNTrain") and self.dataset.decode == "none":
-            raise ValueError("training.trainer 'train' needs decoded images: set dataset.decode "
-                             "to rgb or gray, or use the 'read' trainer to measure storage alone")
+        if self.storage.client in FS_CLIENTS and not self.storage.root:
+            raise ValueError(f"storage.root is needed by the {self.storage.client} client: the directory the "
+                             "dataset lives in (never the working directory by default), e.g. root: data/quickstart")
+        self._check_decoding()
+        check_limits(self)
         if self.framework.num_workers == 0 and self.framework.persistent_workers:
             raise ValueError("framework.persistent_workers needs framework.num_workers > 0")
         if self.framework.name == "tensorflow" and self.storage.client in ("s3torchconnector", "s3torch"):
             raise ValueError("storage.client s3torchconnector imports torch, and a tensorflow run stays "
                              "torch-free (one framework per process): use boto3, minio or s3fs")
         return self
+
+    def _check_decoding(self) -> None:
+        """What needs decoded images gets them: caught here, not after the train phase."""
+        trainer, dataset, phases = self.training.trainer, self.dataset, self.execution.phases
+        model_phases = [p for p in ("inference", "checkpoint") if getattr(phases, p)]
+        if dataset.name in RAW_DATASETS:
+            if trainer in TRAIN_TRAINERS and phases.train:
+                raise ValueError(f"dataset.name {dataset.name!r} passes the stored bytes on undecoded, and "
+                                 f"training.trainer {trainer!r} trains a model on images: use dataset.name "
+                                 "image_folder, or training.trainer read to measure storage alone")
+            if phases.inference:
+                raise ValueError(f"dataset.name {dataset.name!r} passes the stored bytes on undecoded, and "
+                                 "execution.phases.inference runs a model on images: use dataset.name "
+                                 "image_folder, or turn the inference phase off")
+        if dataset.decode == "none":
+            if trainer in TRAIN_TRAINERS:
+                raise ValueError("training.trainer 'train' needs decoded images: set dataset.decode "
+                                 "to rgb or gray, or use the 'read' trainer to measure storage alone")
+            if model_phases:
+                raise ValueError(f"execution.phases.{model_phases[0]} needs a model on decoded images: set "
+                                 "dataset.decode to rgb or gray, or turn that phase off")

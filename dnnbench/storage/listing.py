@@ -3,7 +3,8 @@
 Each configured prefix is listed with a delimiter to discover its class
 directories; then every (prefix, class) is listed in full on a thread pool of
 ``execution.listing_workers``. The result is a :class:`SampleIndex` in a
-deterministic order (prefix, class, key). ``ListingStats.requests`` counts the
+deterministic order (prefix, class, key). Hidden directories and files (a name starting
+with ``.``) are never classes or samples. ``ListingStats.requests`` counts the
 requests really sent: one per ListObjectsV2 page for the S3 clients (which also
 record one "list" row per page), one per listed prefix for the others.
 """
@@ -51,6 +52,7 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
         requests += sum(t[2] for t in tops)
         jobs: list[tuple[int, str, str]] = []  # (prefix index, class name, class prefix)
         for i, (prefix, (objects, subs, _)) in enumerate(zip(prefixes, tops)):
+            subs = [sub for sub in subs if not _hidden(sub)]
             if not subs:
                 raise DataError(f"no class directories under {prefix or 'the root'!r}",
                                 reference="storage.prefixes",
@@ -78,7 +80,9 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
     for k in order:
         cls = class_id[jobs[k][1]]
         for obj in listed[k]:
-            if posixpath.splitext(obj.key)[1].lower() in extensions:
+            if _hidden(obj.key[len(jobs[k][2]):]):
+                skipped += 1
+            elif posixpath.splitext(obj.key)[1].lower() in extensions:
                 keys.append(obj.key)
                 label_list.append(cls)
                 sizes.append(obj.size)
@@ -92,6 +96,12 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
     index = SampleIndex(keys, np.asarray(label_list, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
                         classes)
     return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes))
+
+
+def _hidden(path: str) -> bool:
+    """A part of ``path`` starts with ``.`` (``.git/``, ``.cache/x.jpg``, ``._x.jpg``): never a class
+    or a sample, as ``ls`` and the image-folder loaders people use do not show them."""
+    return any(part.startswith(".") for part in path.split("/") if part)
 
 
 def _requests_of_last_list(storage: Storage) -> int:

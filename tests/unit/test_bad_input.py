@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,7 +81,125 @@ CASES = [
     ("output dir is a file", {"metrics": {"output_dir": str(ROOT / "config" / "quickstart.yaml")}},
      "metrics.output_dir"),
 ]
+
+
+def _float_fields(model=None, at=()) -> list[str]:
+    """Every float field of the schema, as a dotted path."""
+    from pydantic import BaseModel
+
+    from dnnbench.config.schema import BenchConfig, union_members
+
+    out = []
+    for name, field in (model or BenchConfig).model_fields.items():
+        for tp in union_members(field.annotation):
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                out += _float_fields(tp, (*at, name))
+            elif tp is float:
+                out.append(".".join((*at, name)))
+    return out
+
+
+def _at(path: str, value) -> dict:
+    """A mutation setting the dotted ``path`` (with the S3 or emulation section it needs)."""
+    *parents, leaf = path.split(".")
+    if parents[:2] == ["storage", "s3"]:
+        storage = _s3("http://127.0.0.1:9")
+        storage["s3"][leaf] = value
+        return {"storage": storage}
+    node: dict = {leaf: value}
+    for part in reversed(parents[1:]):
+        node = {part: node}
+    return {parents[0]: node}
+
+
+FLOATS = _float_fields()
+GRID_1E12 = {"grid": {f"dataset.options.k{i}": list(range(10)) for i in range(12)}}
+CASES += [  # issues 11 and 12: each was accepted, or failed only after the run had started
+    ("fs without root", {"storage": {"root": None}}, "storage.root"),
+    ("fs root empty", {"storage": {"root": ""}}, "storage.root"),
+    ("raw dataset with train trainer", {"dataset": {"name": "raw"}, "training": {"trainer": "train"}}, "dataset.name"),
+    ("raw dataset with inference", {"dataset": {"name": "PythonReadDataset"}, "training": {"trainer": "read"},
+                                    "execution": {"phases": {"inference": True}}}, "execution.phases.inference"),
+    ("decode none with inference", {"dataset": {"decode": "none"}, "training": {"trainer": "read"},
+                                    "execution": {"phases": {"inference": True}}}, "execution.phases.inference"),
+    ("decode none with checkpoint", {"dataset": {"decode": "none"}, "training": {"trainer": "read"},
+                                     "execution": {"phases": {"checkpoint": True}}}, "execution.phases.checkpoint"),
+    ("listing off", {"execution": {"phases": {"list": False}}}, "execution.phases.list"),
+    ("requests true", {"metrics": {"requests": True}}, "metrics.requests"),
+    ("misspelt key suggests", {"framework": {"num_wrokers": 2}}, "did you mean framework.num_workers"),
+    ("batch size true", {"framework": {"batch_size": True}}, "framework.batch_size"),
+    ("epochs true", {"training": {"epochs": True}}, "training.epochs"),
+    ("image dimension boolean", {"dataset": {"image_dimension": [True, 32]}}, "dataset.image_dimension"),
+    ("lr boolean", {"training": {"lr": True}}, "training.lr"),
+    ("duplicate prefixes", {"storage": {"prefixes": ["train", "train/"]}}, "storage.prefixes"),
+    ("nested prefixes", {"storage": {"prefixes": ["train", "train/cats"]}}, "storage.prefixes"),
+    ("root prefix and another", {"storage": {"prefixes": ["", "train"]}}, "storage.prefixes"),
+    ("duplicate held-out prefixes", {"inference": {"prefixes": ["val", "val"]}}, "inference.prefixes"),
+    ("model width negative", {"model": {"options": {"width": -4}}}, "model.options.width"),
+    ("model width boolean", {"model": {"options": {"width": True}}}, "model.options.width"),
+    ("model option unknown", {"model": {"options": {"depth": 3}}}, "model.options.depth"),
+    ("resnet layers zero", {"model": {"name": "resnet", "options": {"layers": [2, 0]}}}, "model.options.layers"),
+    ("dataset option unknown", {"dataset": {"options": {"cache": True}}}, "dataset.options.cache"),
+    ("storage option unknown", {"storage": {"options": {"threads": 4}}}, "storage.options.threads"),
+    ("seed huge", {"execution": {"seed": 2**64}}, "execution.seed"),
+    ("seed negative", {"execution": {"seed": -1}}, "execution.seed"),
+    ("prepare seed huge", {"prepare": {"seed": 2**40}}, "prepare.seed"),
+    ("shards seed huge", {"shards": {"seed": 2**40}}, "shards.seed"),
+    ("workers 10000", {"framework": {"num_workers": 10000}}, "limits.workers"),
+    ("listing workers 10^6", {"execution": {"listing_workers": 10**6}}, "execution.listing_workers"),
+    ("prepare workers 10^5", {"prepare": {"workers": 10**5}}, "prepare.workers"),
+    ("prefetch 10^9", {"framework": {"prefetch_factor": 10**9}}, "framework.prefetch_factor"),
+    ("latency 1e12", {"storage": {"emulate": {"latency_ms": 1e12}}}, "storage.emulate.latency_ms"),
+    ("compute time a year", {"training": {"compute_time_s": 3.2e7}}, "training.compute_time_s"),
+    ("image too large to hold", {"dataset": {"image_dimension": [100000, 100000]}}, "dataset.image_dimension"),
+    ("checkpoint larger than memory", {"checkpoint": {"size_MiB": 1e9}}, "checkpoint.size_MiB"),
+    ("sweep grid of 10^12 variants", {"sweep": GRID_1E12}, "limits.sweep_runs"),
+    ("repeat 10^6", {"repeat": 10**6}, "limits.sweep_runs"),
+    ("limits zero", {"limits": {"workers": 0}}, "limits.workers"),
+    ("log level", {"logging": {"path": "logs", "level": "LOUD"}}, "logging.level"),
+    *[(f"{path} infinite", _at(path, float("inf")), path) for path in FLOATS],
+    *[(f"{path} NaN", _at(path, float("nan")), path) for path in FLOATS],
+]
+_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+_LEGACY_FS = '"storage": {"format": "fs", "fs": {"data_dir": "/d"}}'
 RAW = [
+    ("empty file", "", ".yaml", "empty"),
+    ("only a comment", "# nothing here\n", ".yaml", "empty"),
+    ("empty mapping", "{}\n", ".yaml", "empty"),
+    ("empty json object", "{}", ".json", "empty"),
+    ("alias bomb", _BOMB, ".yaml", "over the limit of 100,000 values"),
+    ("recursive alias", "storage: {root: d}\nsweep: &s {grid: {a.b: [*s]}}\n", ".yaml", "recursive alias"),
+    ("deep yaml nesting", "model: {options: {a: " + "[" * 5000 + "]" * 5000 + "}}\n", ".yaml", "nested deeper"),
+    ("deep json nesting", '{"model": {"options": {"a": ' + "[" * 100000 + "]" * 100000 + "}}}", ".json", "nested"),
+    ("duplicate key", "storage: {root: d}\nframework: {batch_size: 8}\nframework: {batch_size: 4}\n", ".yaml",
+     "duplicate key framework at line 3 (first at line 2)"),
+    ("duplicate nested key", "storage: {root: d}\nframework:\n  batch_size: 8\n  batch_size: 4\n", ".yaml",
+     "duplicate key framework.batch_size at line 4"),
+    ("duplicate json key", '{"storage": {"root": "d", "root": "e"}}', ".json", "duplicate key storage.root"),
+    ("epochs yes", "storage: {root: d}\ntraining: {epochs: yes}\n", ".yaml", "training.epochs"),
+    ("batch size on", "storage: {root: d}\nframework: {batch_size: on}\n", ".yaml", "framework.batch_size"),
+    ("system interval .inf", "storage: {root: d}\nmetrics: {system_interval_s: .inf}\n", ".yaml",
+     "metrics.system_interval_s"),
+    ("lr .nan", "storage: {root: d}\ntraining: {lr: .nan}\n", ".yaml", "training.lr"),
+    ("json Infinity", '{"storage": {"root": "d"}, "training": {"lr": Infinity}}', ".json", "training.lr"),
+    ("integer of 5000 digits", "storage: {root: d}\nexecution: {seed: " + "9" * 5000 + "}\n", ".yaml",
+     "execution.seed"),
+    ("json integer of 5000 digits", '{"storage": {"root": "d"}, "execution": {"seed": ' + "9" * 5000 + "}}",
+     ".json", "execution.seed"),
+    ("legacy metrics format", "{" + _LEGACY_FS + ', "metrics": {"format": "json"}}', ".json", "metrics.format"),
+    ("legacy dss client", '{"storage": {"format": "s3", "s3": {"bucket": "b", "client_lib": "dss_client"}}}',
+     ".json", "storage.s3.client_lib"),
+    ("legacy object detector", "{" + _LEGACY_FS + ', "model": {"name": "ObjectDetector"}}', ".json", "model.name"),
+    ("legacy text dataset", "{" + _LEGACY_FS + ', "dataset": {"type": "text"}}', ".json", "dataset.type"),
+    ("legacy device", "{" + _LEGACY_FS + ', "device": "TPU"}', ".json", "device"),
+    ("legacy epochs twice", "{" + _LEGACY_FS + ', "framework": {"epochs": 2}, "training": {"epochs": 3}}',
+     ".json", "framework.epochs"),
+    ("legacy access method", "{" + _LEGACY_FS + ', "training": {"choice": "RandomAccessDatasetTrain", '
+     '"RandomAccessDatasetTrain": {"access_method": "Sequential"}}}', ".json", "access_method"),
+    ("legacy choice not a name", "{" + _LEGACY_FS + ', "dataset": {"choice": 3}}', ".json", "dataset.choice"),
+    ("legacy metrics path is a file", "{" + _LEGACY_FS + ', "metrics": {"format": "csv", '
+     '"path": "' + str(ROOT / "config" / "quickstart.yaml") + '"}}', ".json", "metrics.output_dir"),
     ("yaml syntax", "framework: {batch_size: 3\n", ".yaml", "YAML syntax error"),
     ("yaml tab", "framework:\n\t batch_size: 3\n", ".yaml", "YAML syntax error"),
     ("json syntax", '{"framework": {"batch_size": 3,}}', ".json", "JSON syntax error"),
@@ -127,6 +248,61 @@ def test_malformed_file(tmp_path, capsys, name, text, suffix, expect):
     path = tmp_path / f"c{suffix}"
     path.write_text(text)
     check_exit_2(path, expect, capsys)
+
+
+def test_files_that_are_not_config_files_are_refused_unread(tmp_path):
+    """/dev/zero, a FIFO nobody writes to, a 2 MiB file: each refused at once, never read forever."""
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as f:
+        f.truncate(2 * 2**20)
+    for path, expect in (("/dev/zero", "not a regular file"), (fifo, "not a regular file"),
+                         (big, "1 MiB")):
+        p = subprocess.run([sys.executable, "benchmark.py", "validate", "--config", str(path)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and expect in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_a_grown_file_is_read_no_further_than_the_limit(tmp_path, monkeypatch):
+    from dnnbench.config import parse
+
+    path = tmp_path / "c.yaml"
+    path.write_text("storage: {root: d}\n" + "# padding\n" * 200)
+    monkeypatch.setattr(parse, "MAX_CONFIG_BYTES", 100)
+    with pytest.raises(ConfigError, match="bytes"):
+        load_config(path)
+
+
+def test_upstream_comment_keys_may_repeat(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text('{"storage": {"root": "d"}, "__comment__": "one", "__comment__": "two"}')
+    with pytest.raises(ConfigError, match="__comment__: extra inputs"):  # a comment, not a duplicate key
+        load_config(p)
+
+
+def test_requests_off_unquoted_is_off(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("storage: {root: d}\nmetrics: {requests: off}\n")
+    assert load_config(p).config.metrics.requests == "off"
+    assert load_config(p, ["metrics.requests=off"]).config.metrics.requests == "off"
+
+
+def test_limits_can_be_raised(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("storage: {root: d}\nframework: {num_workers: 300}\n")
+    with pytest.raises(ConfigError, match="limits.workers"):
+        load_config(p)
+    assert load_config(p, ["limits.workers=512"]).config.framework.num_workers == 300
+
+
+def test_validate_imports_no_framework_nor_pandas(tmp_path):
+    code = ("import sys\nfrom dnnbench.cli import main\n"
+            f"assert main(['validate', '--config', {str(ROOT / 'tests/data/dss/choice-layout.json')!r}]) == 0\n"
+            "print(sorted(m for m in ('torch', 'tensorflow', 'pandas', 'cv2') if m in sys.modules), "
+            "file=sys.stderr)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr.strip().endswith("[]"), p.stderr
 
 
 def test_unreadable_and_missing_files(tmp_path, capsys):

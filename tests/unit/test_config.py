@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from dnnbench.config.loading import apply_override, interpolate, load_config
 from dnnbench.config.redact import REDACTED, redact, secret_values
@@ -12,7 +13,16 @@ from dnnbench.errors import ConfigError
 
 
 def write(tmp_path, text, name="c.yaml"):
+    """The config ``text`` in a file; without a storage section it reads the fs root ``data``
+    (the fs client has no default root)."""
     p = tmp_path / name
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict) and "storage" not in data:
+        text = json.dumps({**data, "storage": {"root": "data"}}) if name.endswith(".json") \
+            else f"storage: {{root: data}}\n{text}"
     p.write_text(text)
     return p
 

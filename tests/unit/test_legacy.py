@@ -129,3 +129,58 @@ def test_shipped_legacy_configs_use_every_key_they_have():
     for name in ("legacy-dss-fs.json", "legacy-dss-s3.json"):
         (notice,) = load_config(ROOT / "config" / name).notices
         assert "DataLoader" not in notice and "framework." not in notice
+
+
+def test_read_only_classes_flattened_by_hand_run_what_they_ask(tmp_path):
+    """The reported case, written in the first layout: read only, 2 labels, 2 epochs."""
+    p = _legacy(tmp_path, dataset={"name": "PythonReadDataset", "label": ["roses", "tulips"]},
+                training={"name": "PythonReadTrain"}, framework={"name": "PyTorch", "batch_size": 16, "epochs": 2},
+                model={"name": "ConvNet"})
+    cfg = load_config(p).config
+    assert cfg.training.trainer == "read" and cfg.training.epochs == 2
+    assert cfg.dataset.name == "PythonReadDataset" and cfg.dataset.decode == "none"
+    assert cfg.dataset.labels == ["roses", "tulips"] and cfg.framework.batch_size == 16
+
+
+def test_choice_sections_take_the_chosen_block(tmp_path):
+    p = _legacy(tmp_path, {"format": "fs", "fs": {"choice": "B", "A": {"data_dir": ["/a"]}, "B": {"data_dir": "/b"}}},
+                dataset={"choice": "TorchImageClassificationDataset", "TorchImageClassificationDataset": {
+                    "access": {"random": False, "sequential": True}, "label": ["x"], "__comment__": "c"}},
+                training={"choice": "RandomAccessDatasetTrain",
+                          "RandomAccessDatasetTrain": {"access_method": "Sequential", "epochs": 3}},
+                device="GPU", metrics={"format": "CSV", "path": str(tmp_path / "out"), "graph": {"enabled": True}},
+                logging={"path": str(tmp_path / "logs"), "level": "debug"})
+    loaded = load_config(p)
+    cfg = loaded.config
+    assert cfg.storage.root == "/b" and cfg.dataset.access == "sequential" and cfg.dataset.labels == ["x"]
+    assert cfg.training.trainer == "RandomAccessDatasetTrain" and cfg.training.epochs == 3
+    assert cfg.execution.device == "cuda" and cfg.metrics.output_dir == str(tmp_path / "out")
+    assert cfg.logging.path == str(tmp_path / "logs") and cfg.logging.level == "DEBUG"
+    (notice,) = loaded.notices
+    assert "storage.fs.A (storage.fs.choice is B)" in notice and "metrics.graph" in notice
+    assert "__comment__" not in notice
+
+
+@pytest.mark.parametrize("extra,ref", [
+    ({"model": {"name": "ObjectDetector"}}, "model.name"),
+    ({"dataset": {"name": "TorchObjectDetectionDataset"}}, "dataset.name"),
+    ({"training": {"name": "ObjectDetectionDatasetTrain"}}, "training.name"),
+    ({"dataset": {"choice": "A", "A": 3}}, "dataset.A"),
+    ({"dataset": {"choice": "A", "label": ["a"], "A": {"label": ["b"]}}}, "dataset.A.label"),
+    ({"framework": {"epochs": 2}, "training": {"epochs": 1}}, "framework.epochs"),
+    ({"metrics": {"format": "parquet"}}, "metrics.format"),
+    ({"device": "TPU"}, "device"),
+])
+def test_what_cannot_be_honoured_is_refused_not_replaced(tmp_path, extra, ref):
+    with pytest.raises(ConfigError) as e:
+        load_config(_legacy(tmp_path, **extra))
+    assert f": {ref}" in str(e.value) or e.value.reference.endswith(ref)
+
+
+def test_distributed_data_parallel_true_is_named(tmp_path):
+    fw = {"name": "PyTorch", "PyTorch": {"DataLoader": {"num_workers": 1}, "distributed_data_parallel": True}}
+    (notice,) = load_config(_legacy(tmp_path, framework=fw)).notices
+    assert "framework.PyTorch.distributed_data_parallel (dnnbench runs data-parallel ranks" in notice
+    fw["PyTorch"]["distributed_data_parallel"] = False
+    (notice,) = load_config(_legacy(tmp_path, framework=fw)).notices
+    assert "not used" not in notice  # false: one process, as dnnbench runs without torchrun

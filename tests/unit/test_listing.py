@@ -67,3 +67,18 @@ def test_subset_is_seeded_and_ordered(store):
     index, _ = list_dataset(store, ["src1", "src2"], 2, EXT)
     a, b = index.subset(4, seed=3), index.subset(4, seed=3)
     assert a.keys == b.keys and len(a) == 4 and a.keys == sorted(a.keys, key=index.keys.index)
+
+
+def test_hidden_directories_and_files_are_never_classes_or_samples(store):
+    """A dataset folder beside .git, .venv or a .cache of its own: only the visible classes count."""
+    for key in (".git/objects/a.jpg", ".venv/lib/b.png", "src1/.cache/c.jpg", "src1/roses/.thumbs/d.jpg",
+                "src1/roses/._0.jpg"):
+        store.put(key, b"hidden")
+    index, stats = list_dataset(store, ["src1"], 2, EXT)
+    assert index.classes == ["daisy", "roses"] and len(index) == 5
+    assert not any("/." in k or k.startswith(".") for k in index.keys)
+    assert stats.skipped_objects == 3  # notes.txt and the two hidden files under roses/
+    with pytest.raises(DataError, match="not found"):
+        list_dataset(store, ["src1"], 2, EXT, labels=[".cache"])
+    index, _ = list_dataset(store, [""], 2, EXT)
+    assert index.classes == ["src1", "src2"]  # the root itself: .git and .venv are not classes

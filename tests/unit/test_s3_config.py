@@ -118,17 +118,20 @@ def test_legacy_dss_and_aws_credentials():
     assert st.client == "boto3" and st.preset == "dss" and st.prefixes == ["flower_photos"]
     assert (st.s3.endpoint_url, st.s3.access_key, st.s3.secret_key) == ("http://10.1.51.107:9000", "minio",
                                                                         "minio123")
-    assert "storage.s3.client_lib.dss_client" in dropped and any("storage.s3.aws" in d for d in dropped)
+    assert any(d.startswith("storage.s3.client_lib.dss_client") for d in dropped)
+    assert any("storage.s3.aws" in d for d in dropped)
     out, _ = translate_legacy(legacy(name="aws", bucket="b", prefix="p", client_lib="minio", **creds))
     st = validate(out).storage
     assert st.client == "minio" and st.preset == "aws" and st.s3.endpoint_url is None
     assert (st.s3.region, st.s3.access_key) == ("us-east-2", "AK1") and st.prefixes == ["p"]
 
 
-def test_legacy_dss_client_falls_back_to_boto3():
-    out, dropped = translate_legacy(legacy(bucket="b", client_lib="dss_client",
-                                           dss={"credentials": {"endpoint": "http://h:9000"}}))
-    assert out["storage"]["client"] == "boto3" and any("dss_client" in d for d in dropped)
+@pytest.mark.parametrize("lib", ["dss_client", {"name": "dss_client", "dss_client": {"max_connections": 25}}])
+def test_legacy_dss_client_is_refused_not_replaced(lib):
+    """The DSS C++ client does not read here: exit 2 naming client_lib, never boto3 in its place."""
+    with pytest.raises(ConfigError) as e:
+        translate_legacy(legacy(bucket="b", client_lib=lib, dss={"credentials": {"endpoint": "http://h:9000"}}))
+    assert "storage.s3.client_lib" in str(e.value) and "boto3" in e.value.hint
 
 
 def test_legacy_s3_without_bucket_names_the_field(tmp_path):

@@ -22,7 +22,7 @@ from dnnbench.registry import DATASETS, MODELS, TRAINERS
 
 
 def tf_config(framework: dict | None = None, **sections):
-    return validate({"framework": {"name": "tensorflow", **(framework or {})}, **sections})
+    return validate({"framework": {"name": "tensorflow", **(framework or {})}, "storage": {"root": "data"}, **sections})
 
 
 def test_name_is_case_insensitive_and_options_default():
@@ -61,7 +61,8 @@ def test_bad_tensorflow_options(framework, fragment):
 
 
 def test_pytorch_ignores_the_tensorflow_block():
-    cfg = validate({"framework": {"num_workers": 2, "tensorflow": {"num_parallel_calls": 2, "prefetch": 0}}})
+    cfg = validate({"framework": {"num_workers": 2, "tensorflow": {"num_parallel_calls": 2, "prefetch": 0}},
+                    "storage": {"root": "data"}})
     assert cfg.framework.name == "pytorch" and cfg.framework.num_workers == 2
 
 
