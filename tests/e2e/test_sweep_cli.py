@@ -110,15 +110,20 @@ def test_the_gate_exits_3_naming_each_regressed_metric(tiny_root, write_config, 
     assert json.loads(base.read_text())["variants"]["tiny"]["runs"] == 1
     capsys.readouterr()
     slow = ["--set", "storage.emulate.latency_ms=30"]
-    assert main(["-q", "--config", str(cfg), *slow, "--baseline", str(base), "--max-regression", "10%"]) == \
-        EXIT_REGRESSION
+    # an emulated store is not the baseline's: refused, naming what differs ...
+    assert main(["-q", "--config", str(cfg), *slow, "--baseline", str(base)]) == EXIT_BAD_INPUT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not like the baseline" in err and "emulated no -> yes:30ms" in err
+    # ... unless asked for: then the slower store regresses every gated metric
+    assert main(["-q", "--config", str(cfg), *slow, "--baseline", str(base), "--max-regression", "10%",
+                 "--allow-mismatch"]) == EXIT_REGRESSION
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("REGRESSION")]
     assert [ln.split(": ")[1].split(" ")[0] for ln in lines] == ["MiB_per_s", "request_p99_ms",
                                                                  "time_to_first_batch_s"]
     # also on compare, against the run directory just made
     slow_run = pd.read_csv(tmp_path / "results" / "summary.csv")["run_id"].iloc[-1]
     assert main(["compare", str(tmp_path / "results" / slow_run), "--baseline", str(base), "--no-plots",
-                 "--out", str(tmp_path / "cmp")]) == EXIT_REGRESSION
+                 "--out", str(tmp_path / "cmp"), "--allow-mismatch"]) == EXIT_REGRESSION
     # within tolerance: an emulated baseline against the same emulated run
     slow_base = tmp_path / "slow.json"
     assert main(["-q", "--config", str(cfg), *slow, "--save-baseline", str(slow_base)]) == EXIT_OK
