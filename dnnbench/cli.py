@@ -106,7 +106,10 @@ def _au_search_parser(sub) -> None:
     au.add_argument("--max-accelerators", type=int, default=32, metavar="N", help="largest count tried (default 32)")
     au.add_argument("--criterion", choices=("min", "mean"), default="min",
                     help="AU over a count's accelerators that must meet the target (default min)")
-    au.add_argument("--timeout-s", type=float, default=600.0, metavar="S", help="limit per count (default 600)")
+    au.add_argument("--repeats", type=int, default=3, metavar="N",
+                    help="measurements of the counts either side of the answer, to show their noise (default 3; "
+                         "other counts are measured once)")
+    au.add_argument("--timeout-s", type=float, default=600.0, metavar="S", help="limit per measurement (default 600)")
     au.add_argument("--run-id", metavar="NAME", help="the search id (default <time>-<config name>)")
 
 
@@ -378,7 +381,7 @@ def _au_search(args: argparse.Namespace, loaded, events) -> int:
 
     result = au_search.search(loaded, args.overrides, args.compute_time_s, target=args.target_au,
                               max_accelerators=args.max_accelerators, criterion=args.criterion, events=events,
-                              search_id=args.run_id, timeout_s=args.timeout_s)
+                              search_id=args.run_id, timeout_s=args.timeout_s, repeats=args.repeats)
     render_au_search(result, events.console)
     return EXIT_OK
 

@@ -40,7 +40,12 @@ TABLE_METRICS = [
     Metric("time_to_first_batch_s", "first batch s", "lower", 3),
     Metric("au_percent", "AU %", "higher", 1),
     Metric("cpu_percent", "CPU %", None, 0),
+    Metric("infer_samples_per_s", "infer samples/s", "higher", 1),
+    Metric("checkpoint_save_MB_per_s", "ckpt save MB/s", "higher", 1),
+    Metric("checkpoint_load_MB_per_s", "ckpt load MB/s", "higher", 1),
 ]
+#: figures of the optional phases: the table shows them only where a run measured them
+PHASE_METRICS = ("infer_samples_per_s", "checkpoint_save_MB_per_s", "checkpoint_load_MB_per_s")
 #: comparison.csv has these as well
 CSV_METRICS = TABLE_METRICS + [
     Metric("MB_per_s", "MB/s", "higher", 2),

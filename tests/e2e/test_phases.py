@@ -62,3 +62,16 @@ def test_legacy_inference_step_maps_to_phase(tmp_path, legacy_inference):
     p.write_text(json.dumps({"storage": {"format": "fs", "fs": {"data_dir": "/d"}},
                              "execution": {"workers": 2, "steps": {"training": True, "inference": legacy_inference}}}))
     assert load_config(p).config.execution.phases.inference is True
+
+
+@pytest.mark.parametrize("phase, says", [("checkpoint", "ok: checkpoint save "), ("inference", "ok: inference ")])
+def test_a_run_of_one_phase_reports_that_phase(tiny_root, write_config, tmp_path, capsys, phase, says):
+    cfg = write_config(tiny_root, training={"trainer": "train"}, inference={"holdout_fraction": 0.25},
+                       execution={"phases": {"train": False, phase: True}})
+    assert main(["-q", "--config", str(cfg), "--run-id", phase]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(says) and "0.00 MiB/s" not in out
+    assert main(["--config", str(cfg), "--run-id", f"{phase}-table"]) == 0
+    table = " ".join(capsys.readouterr().out.split())
+    assert ("checkpoint save / load MB_per_s" if phase == "checkpoint" else "infer samples_per_s") in table
+    assert "samples_per_s │" not in table.replace("infer samples_per_s", "")
