@@ -101,7 +101,8 @@ class RichEvents:
 
     def summary(self, row: dict[str, Any], run_dir: str, unmeasured: dict[str, str]) -> None:
         if self.quiet:
-            self.console.print(f"{row.get('status')}: {headline(row)}, results in {run_dir}", highlight=False)
+            self.console.print(f"{row.get('status')}: {headline(row)}, results in {run_dir}", highlight=False,
+                               markup=False, soft_wrap=True)  # one line, whatever the width: it is grepped
             return
         self.console.print(summary_table(row, width=self.console.width))
         for col, reason in sorted(unmeasured.items()):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from dnnbench.ui.fit import Col, fit_table
+from dnnbench.ui.fit import Col, fit_table, table_width
 
 
 def _num(v: Any) -> float | None:
@@ -127,8 +129,6 @@ def summary_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
 
 def summary_table(row: dict[str, Any], width: int | None = None) -> Table:
     """The pairs in two what/value column pairs when they fit ``width`` unwrapped, else in one."""
-    from rich.markup import escape
-
     status = row.get("status")
     style = "green" if status == "ok" else "red"
     title = f"dnnbench {escape(str(row.get('run_id')))}  [{style}]{escape(str(status))}[/]"
@@ -138,14 +138,5 @@ def summary_table(row: dict[str, Any], width: int | None = None) -> Table:
     wide = [Col("what", [a for a, _ in left]), Col("value", [b for _, b in left], "right"),
             Col("what", [a for a, _ in right]), Col("value", [b for _, b in right], "right")]
     narrow = [Col("what", [a for a, _ in pairs]), Col("value", [b for _, b in pairs], "right")]
-    cols = wide if width is None or _natural(wide) <= width else narrow
+    cols = wide if width is None or table_width(wide, Console(width=10_000)) <= width else narrow
     return fit_table(cols, width, title=title, header_style="bold").table
-
-
-def _natural(cols: list[Col]) -> int:
-    """Width of the table with no cell wrapped."""
-    from rich.console import Console
-
-    from dnnbench.ui.fit import table_width
-
-    return table_width(cols, Console(width=10_000))

@@ -36,8 +36,9 @@ def fake_run(out: Path, run_id: str, variant: str | None, mib: float, p99: float
         pd.DataFrame({"op": ["get"] * 50 + ["list"], "latency_ms": list(rng.exponential(p99 / 4, 50)) + [3.0],
                       "error": [None] * 51}).to_csv(run / "requests.csv", index=False)
         t = np.arange(20) * 0.05
-        pd.DataFrame({"t_s": t + 1.0, "wait_s": 0.01, "compute_s": 0.04, "bytes": int(mib * 2**20 * 0.05)}).to_csv(
-            run / "steps.csv", index=False)
+        pd.DataFrame({"epoch": [0] * 10 + [1] * 10, "t_s": t + 1.0, "wait_s": 0.01, "compute_s": 0.04,
+                      "bytes": int(mib * 2**20 * 0.05)}).to_csv(run / "steps.csv", index=False)
+        (run / "config.yaml").write_text("training:\n  warmup_steps: 2\n")
     else:
         row.update(reason="storage.prefixes: nothing stored under prefix 'nope' (hint: fix it)")
     write_row_csv(run / "summary.csv", row)
@@ -119,6 +120,22 @@ def test_plots_are_three_readable_pngs(sweep_runs, tmp_path):
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < p.stat().st_size < 300_000
     assert any("no get requests recorded for C" in n for n in notes)
+
+
+def test_throughput_over_time_knows_epoch_starts_and_the_warm_up(sweep_runs, tmp_path):
+    from dnnbench.metrics import plots
+
+    run = plots.read_steps(sweep_runs / "a1")
+    assert run.epoch_starts == [(0, 0.0), (1, pytest.approx(0.5))]
+    assert run.warmup_steps == 2 and run.warmup_end == pytest.approx(0.1)  # the end of the second step
+    (sweep_runs / "a1" / "config.yaml").unlink()  # no config: no warm-up drawn
+    assert plots.read_steps(sweep_runs / "a1").warmup_end == 0.0
+    for i in range(plots.MAX_PANELS + 1):
+        fake_run(tmp_path / "many", f"v{i}", f"V{i}", 10.0 + i)
+    notes: list[str] = []
+    c = compare.compare(compare.select_runs(tmp_path / "many", ["S1"]))
+    plots.throughput_over_time(c, tmp_path / "t.png", notes)
+    assert notes == [f"throughput over time: 1 variant beyond the first {plots.MAX_PANELS} not drawn (V8)"]
 
 
 def test_throughput_over_time_spreads_each_steps_bytes_over_the_step():
