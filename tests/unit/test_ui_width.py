@@ -102,13 +102,18 @@ def test_plugins_table_at_80_columns_names_what_it_left_out():
     from dnnbench import executor  # noqa: F401  - registers the built-in plugins
     from dnnbench.registry import REGISTRIES
 
-    rows = [(kind, e.name, e.framework or "any", ", ".join(e.aliases), e.origin, e.description)
-            for kind, registry in REGISTRIES.items() for e in registry.entries()]
+    rows = [(kind, e.name, e.framework or "any", ", ".join(e.aliases), "builtin", e.description)
+            for kind, registry in REGISTRIES.items() for e in registry.entries() if e.origin == "builtin"]
     text = render(plugins_table(rows, width=80))
-    assert "not shown for width: aliases" in " ".join(text.split())
+    assert "not shown for width: aliases (a wider terminal shows them)" in " ".join(text.split())
     assert_fits_whole(text, [w for r in rows for cell in (r[0], r[1], r[2], r[4], r[5]) for w in cell.split()])
-    wide = render(plugins_table(rows, width=220), 220)
-    assert_fits_whole(wide, [w for r in rows for cell in r for w in cell.split()], 220)
+    # a user's plugin file: a long path is a word that cannot wrap; the origin column goes too
+    mine = ("dataset", "my_dataset", "pytorch", "", "plugins: /home/someone/projects/loader/my_plugins.py", "mine")
+    text = render(plugins_table([*rows, mine], width=80))
+    assert "not shown for width: aliases, origin" in " ".join(text.split())
+    assert_fits_whole(text, ["my_dataset", "mine", "training.compute_time_s", "s3torchconnector"])
+    wide = render(plugins_table([*rows, mine], width=220), 220)
+    assert_fits_whole(wide, [w for r in [*rows, mine] for cell in r for w in cell.split()], 220)
 
 
 ROW = {"run_id": "20261202-081116-quickstart-v1-threads_1_auto-r1", "status": "ok", "framework": "pytorch",
