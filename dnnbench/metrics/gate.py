@@ -201,16 +201,12 @@ def check(baseline: dict[str, Any], c: Comparison, tolerances: dict[str, float],
     return result
 
 
-def mismatches(base: dict[str, Any], c: Comparison, pairs: list[tuple[str, str]]) -> list[str]:
-    """``variant: client fs -> boto3, ...`` for each matched pair whose identities differ
-    (a field the baseline did not record, as in baselines of older versions, is not compared)."""
+def mismatches(base: dict[str, Any], c: Comparison, pairs: list[tuple[str, str]]) -> dict[str, dict[str, tuple]]:
+    """``{variant: {field: (baseline value, value now)}}`` for each matched pair whose identities
+    differ (a field the baseline did not record, as in baselines of older versions, is not compared)."""
     rows = c.table.set_index("variant")
-    out = []
-    for base_key, label in pairs:
-        diff = identity_diff(base[base_key].get("identity") or {}, rows.loc[label])
-        if diff:
-            out.append(f"{label}: {describe_diff(diff)}")
-    return out
+    found = {label: identity_diff(base[key].get("identity") or {}, rows.loc[label]) for key, label in pairs}
+    return {label: diff for label, diff in found.items() if diff}
 
 
 def _check_identities(base: dict[str, Any], c: Comparison, pairs: list[tuple[str, str]], allow: bool,
@@ -221,12 +217,16 @@ def _check_identities(base: dict[str, Any], c: Comparison, pairs: list[tuple[str
         ConfigError: a mismatch and not ``allow``.
     """
     found = mismatches(base, c, pairs)
+    lines = [f"{label}: {describe_diff(diff)}" for label, diff in found.items()]
     if found and not allow:
+        hint = ("gate the configuration the baseline was saved from, or save a new baseline with --save-baseline; "
+                "--allow-mismatch gates anyway")
+        if any(str(a).startswith("fs:") and str(b).startswith("fs:")
+               for diff in found.values() for a, b in [diff.get("storage", ("", ""))]):
+            hint += "; a filesystem store is named by its path: give it a stable storage.name"
         raise ConfigError("the runs are not like the baseline's (baseline -> now): the gate would compare unlike "
-                          "setups", reference="--baseline", details=found,
-                          hint="gate the configuration the baseline was saved from, or save a new baseline with "
-                               "--save-baseline; --allow-mismatch gates anyway")
-    notes += [f"not like the baseline, gated anyway (--allow-mismatch): {m}" for m in found]
+                          "setups", reference="--baseline", details=lines, hint=hint)
+    notes += [f"not like the baseline, gated anyway (--allow-mismatch): {line}" for line in lines]
 
 
 def _pairs(base: dict[str, Any], c: Comparison, notes: list[str]) -> list[tuple[str, str]]:

@@ -3,8 +3,8 @@
 rich shrinks a table that is too wide by folding or cropping cells, which cuts words
 (``s3torchconne`` / ``ctor``) or loses the right edge. Here every column is at least as
 wide as its longest word; when even that does not fit, the least important columns are
-left out (the caller says which, in one line) and the slack goes to the columns that
-would otherwise wrap most.
+left out (the caller says which, in one line); the columns with short values are kept on
+one line and the longest (free text) wraps between its words.
 """
 
 from __future__ import annotations
@@ -65,19 +65,17 @@ def _overhead(n: int, box: Any) -> int:
 
 def _spread(mins: list[int], heads: list[int], wants: list[int], room: int) -> list[int]:
     """Column widths from their minimums: first each header on one line when all fit, then
-    the slack one cell at a time to the column that lacks the most of its natural width."""
+    the columns that lack least get their natural width (short values stay on one line), and
+    the column that lacks most, usually free text, takes what is left and wraps."""
     widths = list(mins)
     with_heads = [max(m, h) for m, h in zip(mins, heads)]
     if sum(with_heads) <= room:
         widths = with_heads
     slack = room - sum(widths)
-    while slack > 0:
-        lack = [w - x for w, x in zip(wants, widths)]
-        i = max(range(len(widths)), key=lambda k: lack[k])
-        if lack[i] <= 0:
-            break
-        widths[i] += 1
-        slack -= 1
+    for i in sorted(range(len(widths)), key=lambda k: wants[k] - widths[k]):
+        give = max(0, min(wants[i] - widths[i], slack))
+        widths[i] += give
+        slack -= give
     return widths
 
 

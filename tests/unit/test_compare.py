@@ -245,6 +245,15 @@ def test_the_gate_refuses_a_baseline_of_another_setup_naming_the_fields(tmp_path
                              "s3://bench@127.0.0.1:9000, client fs -> boto3, workers 2 -> 4"]
 
 
+def test_a_filesystem_store_at_another_path_is_another_store_with_a_hint(tmp_path):
+    doc = gate.make_baseline(_comparison(tmp_path, {"A": (100, 10, 1.0)}, "S1"))
+    fake_run(tmp_path, "moved", "A", 100, p99=10, ttfb=1.0, sweep_id="S2", storage="fs:/elsewhere")
+    with pytest.raises(ConfigError) as e:
+        gate.check(doc, compare.compare(compare.select_runs(tmp_path, ["S2"])), {"*": 0.1})
+    assert e.value.details == ["A: storage fs:/d -> fs:/elsewhere"]
+    assert e.value.hint.endswith("a filesystem store is named by its path: give it a stable storage.name")
+
+
 def test_the_gate_compares_only_what_the_baseline_recorded(tmp_path):
     doc = gate.make_baseline(_comparison(tmp_path, {"A": (100, 10, 1.0)}, "S1"))
     for k in ("framework", "decode", "dataset"):  # a baseline of an older version had no such field
