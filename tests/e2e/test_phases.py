@@ -72,6 +72,7 @@ def test_a_run_of_one_phase_reports_that_phase(tiny_root, write_config, tmp_path
     out = capsys.readouterr().out
     assert out.startswith(says) and "0.00 MiB/s" not in out
     assert main(["--config", str(cfg), "--run-id", f"{phase}-table"]) == 0
-    table = " ".join(capsys.readouterr().out.split())
-    assert ("checkpoint save / load MB_per_s" if phase == "checkpoint" else "infer samples_per_s") in table
-    assert "samples_per_s │" not in table.replace("infer samples_per_s", "")
+    words = set(capsys.readouterr().out.split())  # cells may wrap (the width is the terminal's): compare words
+    assert ({"checkpoint_bytes", "checkpoint_verified", "MB_per_s"} if phase == "checkpoint" else
+            {"infer_samples", "accuracy_percent"}) <= words
+    assert not {"au_percent", "time_to_first_batch_s", "read_share_percent"} & words  # no training figures
