@@ -11,14 +11,19 @@ For a count N, N such processes load their config and framework, wait at a barri
 start together and run to the end; each one's ``au_percent`` (AU = compute time / wall
 time of the measured steps, warm-up excluded) comes from its own summary row.
 
-A count *feeds* when the minimum AU over its accelerators (``--criterion mean``: the
-mean) is at or above the target. The search doubles the count (1, 2, 4, ...) until a
-count does not feed or ``max_accelerators`` is reached, then bisects between the last
-count that fed and the first that did not; it assumes AU falls as accelerators are
-added. Every accelerator's run is a normal run (its own run directory and summary
-row, tagged ``sweep_id`` = the search id, ``variant`` = ``accelerators=N``, ``repeat`` =
-the accelerator's index, 1 to N); the table of tried counts is also written to
-``<output_dir>/au-search-<id>/au_search.csv``.
+A measurement's AU is the minimum over its accelerators (``--criterion mean``: the mean).
+Measurements are noisy, so the search (``dnnbench.au_boundary``) explores with one
+measurement per count (doubling 1, 2, 4, ... then bisecting), re-measures the counts
+either side of the boundary ``--repeats`` times (default 3), decides each on the mean of
+its measurements, searches again when the repeats move the boundary, and states the
+answer with its margin: each count's mean, stdev and range against the target. AU
+should fall as accelerators are added; a count that feeds above one that did not, or a
+rise of AU beyond the measured spread, is reported, never taken as the answer.
+Every accelerator's run is a normal run (its own run directory and summary row, tagged
+``sweep_id`` = the search id, ``variant`` = ``accelerators=N``, ``repeat`` = the
+accelerator's index, counted on across a count's measurements); the tables are written
+to ``<output_dir>/au-search-<id>/au_search.csv`` (one row per count) and
+``au_search_runs.csv`` (one row per measurement).
 
 Accelerators are forked from the search process after it has imported the framework once
 (spawned where fork does not exist), each logging to ``au-search-<id>/n<N>/accelerator-<k>.log``.
@@ -37,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dnnbench.au_boundary import Boundary, Point, find
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.errors import ConfigError, RunFailed
 from dnnbench.events import Events, NullEvents
@@ -46,7 +52,7 @@ READY_TIMEOUT_S = 300.0
 
 @dataclass
 class CountResult:
-    """What N concurrent emulated accelerators measured."""
+    """What N concurrent emulated accelerators measured once."""
 
     accelerators: int
     passed: bool
@@ -57,10 +63,17 @@ class CountResult:
     request_p99_ms: float | None = None  # the worst accelerator's
     failed: int = 0
     reason: str | None = None
+    measurement: int = 1
     run_dirs: list[str] = field(default_factory=list)
 
     def as_row(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "run_dirs"}
+
+    def value(self, criterion: str) -> float | None:
+        """The AU the criterion takes; None when a run failed (the measurement does not count)."""
+        if self.failed:
+            return None
+        return self.min_au_percent if criterion == "min" else self.mean_au_percent
 
 
 @dataclass
@@ -70,24 +83,55 @@ class SearchResult:
     target: float
     criterion: str
     max_accelerators: int
-    counts: list[CountResult] = field(default_factory=list)
+    repeats: int = 3
+    counts: list[CountResult] = field(default_factory=list)  # every measurement, in order
+    boundary: Boundary | None = None
 
     @property
     def best(self) -> int:
         """The largest count that fed (0: not even one)."""
-        return max([c.accelerators for c in self.counts if c.passed] + [0])
+        return self.boundary.best if self.boundary else 0
 
     @property
     def capped(self) -> bool:
         return self.best == self.max_accelerators
 
-    def at(self, n: int) -> CountResult | None:
-        return next((c for c in self.counts if c.accelerators == n), None)
+    def count_rows(self) -> list[dict[str, Any]]:
+        """One row per count tried: its measurements reduced (means; the worst p99)."""
+        rows = []
+        for n in sorted({c.accelerators for c in self.counts}):
+            rows.append(_count_row([c for c in self.counts if c.accelerators == n], self.target, self.criterion,
+                                   self.boundary.points.get(n) if self.boundary else None))
+        return rows
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _count_row(ms: list[CountResult], target: float, criterion: str, point: Point | None) -> dict[str, Any]:
+    point = point or _point(ms, target, criterion)
+    p99 = [m.request_p99_ms for m in ms if m.request_p99_ms is not None]
+    return {"accelerators": ms[0].accelerators, "measurements": len(ms), "passed": point.passed,
+            "au_percent": point.mean, "au_stdev": point.stdev, "au_low": point.low, "au_high": point.high,
+            "min_au_percent": _mean([m.min_au_percent for m in ms]),
+            "mean_au_percent": _mean([m.mean_au_percent for m in ms]),
+            "samples_per_s": _mean([m.samples_per_s for m in ms]), "MiB_per_s": _mean([m.MiB_per_s for m in ms]),
+            "request_p99_ms": max(p99) if p99 else None, "failed": sum(m.failed for m in ms),
+            "reason": next((m.reason for m in ms if m.reason), None)}
+
+
+def _point(ms: list[CountResult], target: float, criterion: str) -> Point:
+    p = Point(ms[0].accelerators, target)
+    for m in ms:
+        p.add(m.value(criterion))
+    return p
 
 
 def search(loaded: LoadedConfig, overrides: list[str], compute_time_s: float | None, target: float = 90.0,
            max_accelerators: int = 32, criterion: str = "min", events: Events | None = None,
-           search_id: str | None = None, timeout_s: float = 600.0) -> SearchResult:
+           search_id: str | None = None, timeout_s: float = 600.0, repeats: int = 3) -> SearchResult:
     """Find the largest number of emulated accelerators whose AU stays at or above ``target``.
 
     Raises:
@@ -101,44 +145,36 @@ def search(loaded: LoadedConfig, overrides: list[str], compute_time_s: float | N
 
     cfg = loaded.config
     compute = compute_time_s if compute_time_s is not None else cfg.training.compute_time_s
-    _check_args(loaded, compute, target, max_accelerators, criterion)
+    _check_args(loaded, compute, target, max_accelerators, criterion, repeats)
     events = events or NullEvents()
     sid, folder = reserve_id(cfg.metrics.output_dir, search_id, loaded.stem, prefix="au-search")
-    result = SearchResult(sid, folder, target, criterion, max_accelerators)
+    result = SearchResult(sid, folder, target, criterion, max_accelerators, repeats)
     sets = [*overrides, "training.trainer=emulate", f"training.compute_time_s={compute!r}"]
     emulated = load_config(loaded.path, sets)  # what every accelerator runs: bad input stops us here
     check_plugin_names(emulated.config)
     if _start_method() == "fork":  # import the framework once; the accelerators inherit it
         importlib.import_module(FRAMEWORK_RUNNERS[emulated.config.framework.name].partition(":")[0])
 
-    def feeds(n: int) -> bool:
-        events.phase_start(f"{n} accelerator{'s' if n > 1 else ''}")
+    def measure(n: int) -> float | None:
+        k = 1 + sum(1 for c in result.counts if c.accelerators == n)
+        what = f"{n} accelerator{'s' if n > 1 else ''}" + (f" (run {k})" if k > 1 else "")
+        events.phase_start(what)
         t0 = time.perf_counter()
-        c = _measure(loaded, sets, n, sid, folder, target, criterion, timeout_s)
+        c = _measure(loaded, sets, n, k, sid, folder, target, criterion, timeout_s)
         result.counts.append(c)
-        _write_table(result)
+        _write_tables(result)
         verdict = "feeds" if c.passed else ("failed: " + (c.reason or "") if c.failed else "below target")
-        events.phase_end(f"{n} accelerator{'s' if n > 1 else ''}", time.perf_counter() - t0,
+        events.phase_end(what, time.perf_counter() - t0,
                          f"(min AU {_f(c.min_au_percent)} %, mean AU {_f(c.mean_au_percent)} %, "
                          f"{_f(c.samples_per_s)} samples/s, {_f(c.MiB_per_s, 2)} MiB/s: {verdict})")
         if n == 1 and c.failed:
             raise RunFailed(f"one emulated accelerator could not run: {c.reason}", reference=c.run_dirs[0]
                             if c.run_dirs else str(folder), hint="run the config once with `benchmark.py --config "
                                                                   "F` to see the error")
-        return c.passed
+        return c.value(criterion)
 
-    lo, hi, n = 0, None, 1
-    while n <= max_accelerators:
-        if not feeds(n):
-            hi = n
-            break
-        lo = n
-        if n == max_accelerators:
-            break
-        n = min(2 * n, max_accelerators)
-    while hi is not None and hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if feeds(mid) else (lo, mid)
+    result.boundary = find(measure, target, max_accelerators, repeats)
+    _write_tables(result)
     return result
 
 
@@ -146,7 +182,8 @@ def _f(v: float | None, digits: int = 1) -> str:
     return "—" if v is None else f"{v:,.{digits}f}"
 
 
-def _check_args(loaded: LoadedConfig, compute: float, target: float, max_n: int, criterion: str) -> None:
+def _check_args(loaded: LoadedConfig, compute: float, target: float, max_n: int, criterion: str,
+                repeats: int) -> None:
     if loaded.path is None:
         raise ConfigError("au-search needs a config file", reference="--config")
     if loaded.config.sweep is not None:
@@ -161,6 +198,9 @@ def _check_args(loaded: LoadedConfig, compute: float, target: float, max_n: int,
         raise ConfigError("--max-accelerators must be at least 1", reference="--max-accelerators")
     if criterion not in ("min", "mean"):
         raise ConfigError(f"criterion {criterion!r}: use min or mean", reference="--criterion")
+    if repeats < 1:
+        raise ConfigError("--repeats must be at least 1", reference="--repeats",
+                          hint="3 (the default) shows how noisy the counts near the answer are")
 
 
 def _start_method() -> str:
@@ -169,10 +209,12 @@ def _start_method() -> str:
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _measure(loaded: LoadedConfig, sets: list[str], n: int, sid: str, folder: Path, target: float,
+def _measure(loaded: LoadedConfig, sets: list[str], n: int, k: int, sid: str, folder: Path, target: float,
              criterion: str, timeout_s: float) -> CountResult:
-    """Start n accelerators, release them together, wait for all, reduce their rows."""
-    work = folder / f"n{n}"
+    """Start n accelerators (the k-th measurement of n), release them together, wait for all,
+    reduce their rows."""
+    tag = f"n{n}" if k == 1 else f"n{n}-m{k}"
+    work = folder / tag
     work.mkdir(exist_ok=True)
     go = work / "go"
     out_dir = Path(loaded.config.metrics.output_dir)
@@ -180,11 +222,12 @@ def _measure(loaded: LoadedConfig, sets: list[str], n: int, sid: str, folder: Pa
     seed = loaded.config.execution.seed
     procs, run_ids = [], []
     for rank in range(n):
-        run_id = f"{sid}-n{n}-a{rank + 1}"
+        run_id = f"{sid}-{tag}-a{rank + 1}"
         run_ids.append(run_id)
-        spec = {"config": str(loaded.path), "overrides": [*sets, f"execution.seed={seed + rank}"], "run_id": run_id,
-                "ready": str(work / f"ready-{rank}"), "go": str(go), "log": str(work / f"accelerator-{rank + 1}.log"),
-                "tags": {"sweep_id": sid, "variant": f"accelerators={n}", "repeat": rank + 1}}
+        spec = {"config": str(loaded.path), "overrides": [*sets, f"execution.seed={seed + (k - 1) * n + rank}"],
+                "run_id": run_id, "ready": str(work / f"ready-{rank}"), "go": str(go),
+                "log": str(work / f"accelerator-{rank + 1}.log"),
+                "tags": {"sweep_id": sid, "variant": f"accelerators={n}", "repeat": (k - 1) * n + rank + 1}}
         proc = ctx.Process(target=child_main, args=(spec,), name=f"accelerator-{rank + 1}")
         proc.start()  # not a daemon: an accelerator starts its own loader worker processes
         procs.append(proc)
@@ -207,7 +250,9 @@ def _measure(loaded: LoadedConfig, sets: list[str], n: int, sid: str, folder: Pa
                 p.kill()
         raise
     rows = [_read_row(out_dir / rid) for rid in run_ids]
-    return _reduce(n, rows, [str(out_dir / rid) for rid in run_ids], work, target, criterion)
+    c = _reduce(n, rows, [str(out_dir / rid) for rid in run_ids], work, target, criterion)
+    c.measurement = k
+    return c
 
 
 def _barrier(procs: list[Any], ready: list[Path]) -> None:
@@ -266,14 +311,21 @@ def _log_tail(path: Path) -> str | None:
     return lines[-1][:300] if lines else None
 
 
-def _write_table(result: SearchResult) -> None:
-    rows = [c.as_row() for c in sorted(result.counts, key=lambda c: c.accelerators)]
-    tmp = result.folder / ".au_search.csv.tmp"
+def _write_tables(result: SearchResult) -> None:
+    """``au_search.csv`` (one row per count) and ``au_search_runs.csv`` (one per measurement)."""
+    _write_csv(result.folder / "au_search.csv", result.count_rows())
+    _write_csv(result.folder / "au_search_runs.csv", [c.as_row() for c in result.counts])
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
-    tmp.replace(result.folder / "au_search.csv")
+    tmp.replace(path)
 
 
 # -- the accelerator process ------------------------------------------------------

@@ -79,6 +79,10 @@ def _gate_flags(p: argparse.ArgumentParser, compare: bool) -> None:
                    help="gate tolerance, default 10%%: exit 3 when throughput (MiB_per_s) drops, or p99 request "
                         "latency or time to first batch rises, by more; METRIC=TOL sets one metric (repeatable)")
     p.add_argument("--save-baseline", metavar="FILE", help="write these results as a baseline file for --baseline")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="gate against a baseline FILE even when the runs differ from it in framework, storage, "
+                        "client, access, decode, dataset, trainer, workers, batch size or emulation (default: "
+                        "refused, exit 2)")
 
 
 def _compare_parser(sub) -> None:
@@ -102,7 +106,10 @@ def _au_search_parser(sub) -> None:
     au.add_argument("--max-accelerators", type=int, default=32, metavar="N", help="largest count tried (default 32)")
     au.add_argument("--criterion", choices=("min", "mean"), default="min",
                     help="AU over a count's accelerators that must meet the target (default min)")
-    au.add_argument("--timeout-s", type=float, default=600.0, metavar="S", help="limit per count (default 600)")
+    au.add_argument("--repeats", type=int, default=3, metavar="N",
+                    help="measurements of the counts either side of the answer, to show their noise (default 3; "
+                         "other counts are measured once)")
+    au.add_argument("--timeout-s", type=float, default=600.0, metavar="S", help="limit per measurement (default 600)")
     au.add_argument("--run-id", metavar="NAME", help="the search id (default <time>-<config name>)")
 
 
@@ -274,7 +281,8 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
 
     from dnnbench.metrics.gate import gate_spec
 
-    gate = gate_spec(args.baseline, args.max_regression, args.save_baseline)  # bad input: nothing runs
+    # bad input: nothing runs
+    gate = gate_spec(args.baseline, args.max_regression, args.save_baseline, args.allow_mismatch)
     if sweep.is_sweep(loaded):
         return _sweep(args, argv, loaded, events, gate)
     outcome = executor.Executor(loaded, events, run_id=args.run_id, argv=["benchmark.py", *argv]).run()
@@ -296,7 +304,7 @@ def _apply_gate(c, g, events, code: int) -> int:
     from dnnbench.ui.console import render_gate
 
     if g.doc is not None:
-        result = gate.check(g.doc, c, g.tolerances)
+        result = gate.check(g.doc, c, g.tolerances, g.allow_mismatch)
         render_gate(result, g.file, g.tolerances["*"], events.console, events.err_console)
         if not result.passed and code == EXIT_OK:
             code = EXIT_REGRESSION
@@ -333,6 +341,8 @@ def _show_comparison(c, out_dir, events, plots: bool) -> None:
 
     notes = compare.write_outputs(c, out_dir, plots)
     events.console.print(comparison_table(c, width=events.console.width))
+    for warn, text in compare.identity_notes(c):
+        (events.warning if warn else events.notice)(text)
     for note in notes:
         events.notice(note)
     events.console.print(f"comparison: [bold]{out_dir}[/] (comparison.csv"
@@ -347,7 +357,7 @@ def _compare(args: argparse.Namespace, events) -> int:
     label, file = args.baseline, None
     if label and (Path(label).is_file() or label.endswith(".json")):
         label, file = None, label  # a file: the gate's baseline; otherwise a variant label
-    g = gate.gate_spec(file, args.max_regression, args.save_baseline)
+    g = gate.gate_spec(file, args.max_regression, args.save_baseline, args.allow_mismatch)
     df = compare.read_run_dirs(args.run_dirs) if args.run_dirs else \
         compare.select_runs(args.results, args.sweep, args.last)
     c = compare.compare(df, baseline=label)
@@ -381,7 +391,7 @@ def _au_search(args: argparse.Namespace, loaded, events) -> int:
 
     result = au_search.search(loaded, args.overrides, args.compute_time_s, target=args.target_au,
                               max_accelerators=args.max_accelerators, criterion=args.criterion, events=events,
-                              search_id=args.run_id, timeout_s=args.timeout_s)
+                              search_id=args.run_id, timeout_s=args.timeout_s, repeats=args.repeats)
     render_au_search(result, events.console)
     return EXIT_OK
 
@@ -421,5 +431,5 @@ def _plugins(args: argparse.Namespace, events) -> int:
             events.warning(problem)
     rows = [(kind, e.name, e.framework or "any", ", ".join(e.aliases), e.origin, e.description)
             for kind, registry in REGISTRIES.items() for e in registry.entries()]
-    events.console.print(plugins_table(rows))
+    events.console.print(plugins_table(rows, width=events.console.width))
     return EXIT_OK

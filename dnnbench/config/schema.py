@@ -362,12 +362,21 @@ class FrameworkConfig(Strict):
     pin_memory: bool | Literal["auto"] = "auto"
     drop_last: bool = False
     multiprocessing_context: Literal["fork", "spawn", "forkserver"] | None = None
+    #: compute threads of the training process; auto: OMP_NUM_THREADS, else max(1, (cores - num_workers) // 2)
+    intra_op_threads: PositiveInt | Literal["auto"] = "auto"
     tensorflow: TensorFlowOptions = Field(default_factory=TensorFlowOptions)
 
     @field_validator("name", mode="before")
     @classmethod
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
+
+    @field_validator("intra_op_threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError("use auto or a thread count of at least 1")
 
     @model_validator(mode="before")
     @classmethod

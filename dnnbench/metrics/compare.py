@@ -40,7 +40,12 @@ TABLE_METRICS = [
     Metric("time_to_first_batch_s", "first batch s", "lower", 3),
     Metric("au_percent", "AU %", "higher", 1),
     Metric("cpu_percent", "CPU %", None, 0),
+    Metric("infer_samples_per_s", "infer samples/s", "higher", 1),
+    Metric("checkpoint_save_MB_per_s", "ckpt save MB/s", "higher", 1),
+    Metric("checkpoint_load_MB_per_s", "ckpt load MB/s", "higher", 1),
 ]
+#: figures of the optional phases: the table shows them only where a run measured them
+PHASE_METRICS = ("infer_samples_per_s", "checkpoint_save_MB_per_s", "checkpoint_load_MB_per_s")
 #: comparison.csv has these as well
 CSV_METRICS = TABLE_METRICS + [
     Metric("MB_per_s", "MB/s", "higher", 2),
@@ -53,7 +58,11 @@ CSV_METRICS = TABLE_METRICS + [
     Metric("peak_rss_MiB", "peak RSS MiB", None, 0),
     Metric("errors", "errors", "lower", 0),
 ]
-IDENTITY = ["config", "storage", "client", "access", "decode", "trainer", "workers", "batch_size", "emulated"]
+#: what makes two runs comparable: a difference in one of these compares unlike setups
+#: (an S3 run against a filesystem baseline). ``config`` (the file's name) is not one.
+IDENTITY_FIELDS = ("framework", "storage", "client", "access", "decode", "dataset", "trainer", "workers",
+                   "batch_size", "emulated")
+IDENTITY = ["config", *IDENTITY_FIELDS]
 STATS = ("mean", "stdev", "min", "max")
 _NUMERIC = [m.name for m in CSV_METRICS] + ["workers", "batch_size", "repeat"]
 
@@ -71,6 +80,8 @@ class Comparison:
     groups: dict[str, pd.DataFrame]
     baseline: str | None
     best: dict[str, str] = field(default_factory=dict)  # metric -> label of the best mean
+    #: variants whose own runs differ in identity: label -> {field: [values]}
+    mixed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -203,7 +214,70 @@ def compare(df: pd.DataFrame, baseline: str | None = None) -> Comparison:
         base = table.loc[table["variant"] == baseline, f"{m.name}_mean"] if baseline else pd.Series(dtype=float)
         b = float(base.iloc[0]) if len(base) else math.nan
         table[f"{m.name}_ratio"] = table[f"{m.name}_mean"] / b if b and not math.isnan(b) else math.nan
-    return Comparison(table, groups, baseline, _best(table))
+    mixed = {label: d for label, g in groups.items() if (d := differing(g.to_dict("records")))}
+    return Comparison(table, groups, baseline, _best(table), mixed)
+
+
+# -- identity -----------------------------------------------------------------------
+def identity_value(v: Any) -> Any:
+    """A comparable identity value: None for missing / NaN, whole floats as ints (CSV reads 2 as 2.0)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+        return None
+    if hasattr(v, "item"):  # numpy scalar
+        v = v.item()
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def identity_of(row: Any) -> dict[str, Any]:
+    """The identity fields of a summary row, a comparison row or a baseline's ``identity``."""
+    return {k: identity_value(row.get(k)) for k in IDENTITY_FIELDS}
+
+
+def identity_diff(base: Any, other: Any) -> dict[str, tuple[Any, Any]]:
+    """Fields whose values differ (both recorded): ``{field: (base value, other value)}``."""
+    a, b = identity_of(base), identity_of(other)
+    return {k: (a[k], b[k]) for k in IDENTITY_FIELDS if a[k] is not None and b[k] is not None and a[k] != b[k]}
+
+
+def differing(rows: list[Any]) -> dict[str, list[Any]]:
+    """The identity fields on which ``rows`` disagree, each with its distinct values in order."""
+    out: dict[str, list[Any]] = {}
+    for k in IDENTITY_FIELDS:
+        values = list(dict.fromkeys(v for v in (identity_value(r.get(k)) for r in rows) if v is not None))
+        if len(values) > 1:
+            out[k] = values
+    return out
+
+
+def describe_diff(diff: dict[str, tuple[Any, Any]]) -> str:
+    """``client fs -> boto3, workers 2 -> 4``."""
+    return ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items())
+
+
+def describe_values(values: dict[str, list[Any]]) -> str:
+    """``client (fs | boto3), workers (2 | 4)``."""
+    return ", ".join(f"{k} ({' | '.join(str(v) for v in vs)})" for k, vs in values.items())
+
+
+def identity_notes(c: Comparison) -> list[tuple[bool, str]]:
+    """What ``compare`` says about identities, as ``(is_warning, text)``: a warning for a
+    variant whose own runs differ, and for variants that differ when the runs were not one
+    sweep (whose variants differ by design: then a note)."""
+    notes = [(True, f"variant {label!r} groups runs that differ in {describe_values(d)}: its statistics "
+                    "mix unlike runs") for label, d in c.mixed.items()]
+    rows = c.table.to_dict("records")
+    across = differing(rows)
+    if not across:
+        return notes
+    sweeps = {r["sweep_id"] for r in rows}
+    if len(sweeps) == 1 and None not in sweeps:
+        notes.append((False, f"the variants differ in {describe_values(across)}, as the sweep set them"))
+        return notes
+    each = "; ".join(f"{r['variant']}: " + ", ".join(f"{k}={identity_value(r.get(k))}" for k in across)
+                     for r in rows)
+    notes.append((True, f"the compared runs differ in {', '.join(across)} ({each}): the ratios compare unlike "
+                        "setups"))
+    return notes
 
 
 def _variant_row(label: str, g: pd.DataFrame) -> dict[str, Any]:

@@ -13,6 +13,11 @@ variant are matched whatever their names):
 The tolerance is ``--max-regression 10%`` (the default), with per-metric overrides
 such as ``--max-regression request_p99_ms=50%``. A metric the baseline or the new run
 did not measure is not checked.
+
+Like is gated with like: a matched variant whose identity (framework, storage, client,
+access, decode, dataset, trainer, workers, batch size, emulation) differs from the
+baseline's is refused (exit 2, naming the fields) unless ``--allow-mismatch`` is given;
+then the differences are listed as warnings and the gate goes on.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 from dnnbench import __version__
 from dnnbench.errors import ConfigError
-from dnnbench.metrics.compare import STATS, Comparison
+from dnnbench.metrics.compare import IDENTITY, STATS, Comparison, describe_diff, identity_diff
 
 FORMAT = "dnnbench-baseline/1"
 DEFAULT_TOLERANCE = 0.10
@@ -110,8 +115,7 @@ def make_baseline(c: Comparison, source: dict[str, Any] | None = None) -> dict[s
                 metrics[name] = stats
         variants[str(row["key"])] = {
             "runs": int(row["ok_runs"]), "metrics": metrics,
-            "identity": {k: _clean(row.get(k)) for k in ("config", "storage", "client", "access", "trainer",
-                                                          "workers", "batch_size", "emulated")},
+            "identity": {k: _clean(row.get(k)) for k in IDENTITY},
         }
     return {"format": FORMAT, "dnnbench": __version__, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "source": source or {}, "variants": variants}
@@ -162,11 +166,13 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def check(baseline: dict[str, Any], c: Comparison, tolerances: dict[str, float]) -> GateResult:
+def check(baseline: dict[str, Any], c: Comparison, tolerances: dict[str, float],
+          allow_mismatch: bool = False) -> GateResult:
     """Compare the means of ``c`` with the baseline.
 
     Raises:
-        ConfigError: no variant of the baseline is among the compared runs.
+        ConfigError: no variant of the baseline is among the compared runs, or (without
+            ``allow_mismatch``) a matched variant's identity differs from the baseline's.
     """
     result = GateResult()
     pairs = _pairs(baseline["variants"], c, result.notes)
@@ -174,6 +180,7 @@ def check(baseline: dict[str, Any], c: Comparison, tolerances: dict[str, float])
         raise ConfigError(f"none of the baseline's variants ({', '.join(baseline['variants'])}) is among the "
                           f"compared runs ({', '.join(c.labels)})", reference="--baseline",
                           hint="gate the same config (and sweep) the baseline was saved from")
+    _check_identities(baseline["variants"], c, pairs, allow_mismatch, result.notes)
     for base_key, label in pairs:
         metrics = baseline["variants"][base_key]["metrics"]
         ok_runs = int(c.table.loc[c.table["variant"] == label, "ok_runs"].iloc[0])
@@ -192,6 +199,34 @@ def check(baseline: dict[str, Any], c: Comparison, tolerances: dict[str, float])
             if worse:
                 result.regressions.append(Regression(label, g.name, g.what, b, cur, change, tol))
     return result
+
+
+def mismatches(base: dict[str, Any], c: Comparison, pairs: list[tuple[str, str]]) -> dict[str, dict[str, tuple]]:
+    """``{variant: {field: (baseline value, value now)}}`` for each matched pair whose identities
+    differ (a field the baseline did not record, as in baselines of older versions, is not compared)."""
+    rows = c.table.set_index("variant")
+    found = {label: identity_diff(base[key].get("identity") or {}, rows.loc[label]) for key, label in pairs}
+    return {label: diff for label, diff in found.items() if diff}
+
+
+def _check_identities(base: dict[str, Any], c: Comparison, pairs: list[tuple[str, str]], allow: bool,
+                      notes: list[str]) -> None:
+    """Refuse (or, allowed, note) matched variants that are not like the baseline's.
+
+    Raises:
+        ConfigError: a mismatch and not ``allow``.
+    """
+    found = mismatches(base, c, pairs)
+    lines = [f"{label}: {describe_diff(diff)}" for label, diff in found.items()]
+    if found and not allow:
+        hint = ("gate the configuration the baseline was saved from, or save a new baseline with --save-baseline; "
+                "--allow-mismatch gates anyway")
+        if any(str(a).startswith("fs:") and str(b).startswith("fs:")
+               for diff in found.values() for a, b in [diff.get("storage", ("", ""))]):
+            hint += "; a filesystem store is named by its path: give it a stable storage.name"
+        raise ConfigError("the runs are not like the baseline's (baseline -> now): the gate would compare unlike "
+                          "setups", reference="--baseline", details=lines, hint=hint)
+    notes += [f"not like the baseline, gated anyway (--allow-mismatch): {line}" for line in lines]
 
 
 def _pairs(base: dict[str, Any], c: Comparison, notes: list[str]) -> list[tuple[str, str]]:
@@ -215,21 +250,25 @@ class GateSpec:
     file: str | None
     tolerances: dict[str, float]
     save: str | None
+    allow_mismatch: bool = False
 
 
-def gate_spec(baseline_file: str | None, max_regression: list[str] | None, save: str | None) -> GateSpec | None:
+def gate_spec(baseline_file: str | None, max_regression: list[str] | None, save: str | None,
+              allow_mismatch: bool = False) -> GateSpec | None:
     """Check the gate's arguments before anything runs; None when no gate is asked for.
 
     Raises:
-        ConfigError: a missing or invalid baseline file, a bad tolerance, or a tolerance without a baseline.
+        ConfigError: a missing or invalid baseline file, a bad tolerance, or a tolerance
+            (or ``--allow-mismatch``) without a baseline.
     """
-    if max_regression and not baseline_file:
-        raise ConfigError("--max-regression needs --baseline FILE to compare with", reference="--max-regression",
-                          hint="save one first: --save-baseline FILE")
+    for flag, given in (("--max-regression", max_regression), ("--allow-mismatch", allow_mismatch)):
+        if given and not baseline_file:
+            raise ConfigError(f"{flag} needs --baseline FILE to compare with", reference=flag,
+                              hint="save one first: --save-baseline FILE")
     if not baseline_file and not save:
         return None
     return GateSpec(load_baseline(baseline_file) if baseline_file else None, baseline_file,
-                    parse_tolerances(max_regression), save)
+                    parse_tolerances(max_regression), save, allow_mismatch)
 
 
 def save_if_complete(spec: GateSpec, c: Comparison) -> Path | None:

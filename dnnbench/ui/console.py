@@ -8,10 +8,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from dnnbench.errors import BenchError, ConfigError
+from dnnbench.ui.fit import Col, fit_table
+from dnnbench.ui.summary import fmt as _fmt
+from dnnbench.ui.summary import headline, summary_table
 
 MiB = 2**20
 
@@ -19,8 +22,8 @@ MiB = 2**20
 class RateColumn(ProgressColumn):
     """Items/s and MiB/s of a task since it started (bytes kept in task.fields)."""
 
-    def __init__(self, unit: str = "samples"):
-        super().__init__()
+    def __init__(self, unit: str = "samples", table_column: Column | None = None):
+        super().__init__(table_column)
         self.unit = unit
 
     def render(self, task: Task) -> Text:
@@ -31,6 +34,21 @@ class RateColumn(ProgressColumn):
         mib = task.fields.get("nbytes", 0) / MiB / elapsed
         unit = task.fields.get("unit", self.unit)
         return Text(f"{items:,.0f} {unit}/s  {mib:,.1f} MiB/s", style="progress.data.speed")
+
+
+def progress_columns(unit: str, width: int) -> list[ProgressColumn]:
+    """One line per bar at any width: the texts never wrap, the bar takes what is left
+    (rich shrinks it); below 100 columns the time remaining is left out (elapsed stays)."""
+    def fixed() -> Column:
+        return Column(no_wrap=True)
+
+    cols: list[ProgressColumn] = [TextColumn("[bold]{task.description}", table_column=fixed()),
+                                  BarColumn(bar_width=40 if width >= 100 else None, table_column=Column(min_width=6)),
+                                  MofNCompleteColumn(table_column=fixed()), RateColumn(unit, table_column=fixed()),
+                                  TimeElapsedColumn(table_column=fixed())]
+    if width >= 100:
+        cols.append(TimeRemainingColumn(table_column=fixed()))
+    return cols
 
 
 class RichEvents:
@@ -65,9 +83,8 @@ class RichEvents:
         if self.quiet:
             return
         kwargs = {"get_time": self._get_time} if self._get_time else {}
-        self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  RateColumn(unit), TimeElapsedColumn(), TimeRemainingColumn(),
-                                  console=self.console, transient=False, **kwargs)
+        self._progress = Progress(*progress_columns(unit, self.console.width), console=self.console,
+                                  transient=False, **kwargs)
         self._progress.start()
         self._bytes = 0
         self._task = self._progress.add_task(description, total=total, nbytes=0, unit=unit)
@@ -84,10 +101,10 @@ class RichEvents:
 
     def summary(self, row: dict[str, Any], run_dir: str, unmeasured: dict[str, str]) -> None:
         if self.quiet:
-            self.console.print(f"{row.get('status')}: {row.get('MiB_per_s') or 0:.2f} MiB/s, "
-                               f"results in {run_dir}", highlight=False)
+            self.console.print(f"{row.get('status')}: {headline(row)}, results in {run_dir}", highlight=False,
+                               markup=False, soft_wrap=True)  # one line, whatever the width: it is grepped
             return
-        self.console.print(summary_table(row))
+        self.console.print(summary_table(row, width=self.console.width))
         for col, reason in sorted(unmeasured.items()):
             self.console.print(f"[dim]{col} not measured: {reason}[/]", highlight=False)
         self.console.print(f"results: [bold]{run_dir}[/]", highlight=False)
@@ -108,23 +125,16 @@ class RichEvents:
         rep_text = f" r{rep}" if repeats > 1 else ""
         head = f"[{n}/{total}] {_escape(label)}{rep_text}"
         if status == "ok":
-            mib, sps = _num(row.get("MiB_per_s")), _num(row.get("samples_per_s"))
-            self.console.print(f"[green]ok[/] {head}: {mib:,.2f} MiB/s, {sps:,.1f} samples/s  "
-                               f"[dim]{_escape(run_dir or '')}[/]", highlight=False)
+            self.console.print(f"[green]ok[/] {head}: {_escape(headline(row))}  [dim]{_escape(run_dir or '')}[/]",
+                               highlight=False)
         else:
             self.console.print(f"[red]{_escape(status)}[/] {head}: {_escape(reason or 'no reason recorded')}  "
                                f"[dim]{_escape(run_dir or '')}[/]", highlight=False)
 
 
-def _num(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-#: table columns in the order they are given up when the terminal is narrow (last first)
-_COMPARE_PRIORITY = ["MiB_per_s", "request_p99_ms", "time_to_first_batch_s", "au_percent", "request_p50_ms",
+#: compared metrics, most important first: the last ones are left out first when the terminal is narrow
+_COMPARE_PRIORITY = ["MiB_per_s", "request_p99_ms", "time_to_first_batch_s", "checkpoint_save_MB_per_s",
+                     "checkpoint_load_MB_per_s", "infer_samples_per_s", "au_percent", "request_p50_ms",
                      "samples_per_s", "cpu_percent"]
 
 
@@ -132,42 +142,50 @@ def comparison_table(c: Any, title: str = "dnnbench compare", width: int | None 
     """Variants as rows, key metrics as columns (mean, ± stdev over repeats and the ratio to the
     baseline variant below it); the best mean of each metric in bold green. With a ``width``,
     the least important columns are left out until the table fits (comparison.csv has all)."""
-    from dnnbench.metrics.compare import TABLE_METRICS
+    from dnnbench.metrics.compare import PHASE_METRICS, TABLE_METRICS
 
-    label_w = min(30, max(len(part) for v in c.table["variant"] for part in str(v).split(",")) + 4)
-    keep = len(_COMPARE_PRIORITY)
-    if width is not None:
-        keep = max(1, min(keep, (width - label_w - 6 - 12) // 11))
     priority = _COMPARE_PRIORITY
     if set(c.table["trainer"].dropna()) == {"read"}:
         priority = [p for p in priority if p != "au_percent"]  # no compute: AU is ~0 by definition
-    shown = [m for m in TABLE_METRICS if m.name in priority[:keep]]
-    dropped = [m.title for m in TABLE_METRICS if m not in shown and m.name in priority]
+    rows = list(c.table.to_dict("records"))
+    cols = [Col("variant", [_variant_cell(str(r["variant"]), c.baseline) for r in rows]),
+            Col("runs", [f"{r['ok_runs']}/{r['runs']}" if r["ok_runs"] != r["runs"] else str(r["runs"])
+                         for r in rows], "right")]
+    unmeasured = []
+    for m in TABLE_METRICS:
+        if m.name not in priority:
+            continue
+        if c.table[f"{m.name}_mean"].isna().all():  # no run measured it (a phase that did not run)
+            unmeasured += [] if m.name in PHASE_METRICS else [m.title]
+            continue
+        cells = [_stat_cell(r, m, str(r["variant"]) == c.best.get(m.name), str(r["variant"]) == c.baseline)
+                 for r in rows]
+        cols.append(Col(m.title, cells, "right", drop=1 + priority.index(m.name)))
+    cols.append(Col("status", [_status_cell(r) for r in rows]))
     base = f"  baseline: {_escape(c.baseline)}" if c.baseline else ""
+    fitted = fit_table(cols, width, title=f"{title}{base}", header_style="bold", show_lines=True,
+                       caption_style="dim")
     caption = "mean, ±stdev over repeats, ratio to the baseline; best in bold green"
-    if dropped:
-        caption += f"; not shown for width: {', '.join(dropped)} (see comparison.csv)"
-    t = Table(title=f"{title}{base}", header_style="bold", show_lines=True, caption=caption, caption_style="dim")
-    t.add_column("variant", overflow="fold", min_width=12)
-    t.add_column("runs", justify="right")
-    for m in shown:
-        t.add_column(m.title, justify="right", overflow="fold", min_width=7)
-    t.add_column("status", overflow="fold")
-    for _, r in c.table.iterrows():
-        label = str(r["variant"])
-        cells = [_escape(label).replace(",", ",\n") + ("\n[dim](baseline)[/]" if label == c.baseline else ""),
-                 f"{r['ok_runs']}/{r['runs']}" if r["ok_runs"] != r["runs"] else str(r["runs"])]
-        for m in shown:
-            cells.append(_stat_cell(r, m, label == c.best.get(m.name), label == c.baseline))
-        status = str(r["status"])
-        reason = str(r["reason"]).split(" (hint: ")[0] if r["reason"] else ""
-        cells.append("[green]ok[/]" if status == "ok" else f"[red]{status}[/]" + (
-            f": {_escape(_clip(reason, 60))}" if reason else ""))
-        t.add_row(*cells)
-    return t
+    if unmeasured:
+        caption += f"; no run measured: {', '.join(unmeasured)}"
+    if fitted.dropped:
+        caption += f"; not shown for width: {', '.join(fitted.dropped)} (see comparison.csv)"
+    fitted.table.caption = caption
+    return fitted.table
 
 
-def _stat_cell(r: Any, m: Any, best: bool, is_base: bool) -> str:
+def _variant_cell(label: str, baseline: str | None) -> str:
+    return _escape(label).replace(",", ",\n") + ("\n[dim](baseline)[/]" if label == baseline else "")
+
+
+def _status_cell(r: dict[str, Any]) -> str:
+    status = str(r["status"])
+    reason = str(r["reason"]).split(" (hint: ")[0] if r["reason"] else ""
+    return "[green]ok[/]" if status == "ok" else f"[red]{status}[/]" + (
+        f": {_escape(_clip(reason, 60))}" if reason else "")
+
+
+def _stat_cell(r: dict[str, Any], m: Any, best: bool, is_base: bool) -> str:
     mean, sd, ratio = r[f"{m.name}_mean"], r[f"{m.name}_stdev"], r[f"{m.name}_ratio"]
     if mean != mean:  # NaN: not measured
         return "—"
@@ -180,7 +198,11 @@ def _stat_cell(r: Any, m: Any, best: bool, is_base: bool) -> str:
 
 
 def _clip(text: str, n: int = 80) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+    """At most about ``n`` characters, shortened at a word boundary (a word is never cut)."""
+    if len(text) <= n:
+        return text
+    head = text[:n].rsplit(" ", 1)[0] if " " in text[:n] else text.split(" ", 1)[0]
+    return head.rstrip(",;:") + " …"
 
 
 def render_gate(result: Any, baseline_file: str, tolerance: float, console: Console, err_console: Console) -> None:
@@ -195,103 +217,68 @@ def render_gate(result: Any, baseline_file: str, tolerance: float, console: Cons
 
 
 def render_au_search(result: Any, console: Console) -> None:
-    """The table of tried counts and the answer."""
-    console.print(au_search_table([c.as_row() for c in result.counts], result.target, result.criterion))
-    best = result.at(result.best)
+    """The table of tried counts, the answer with its margin, and what the measurements do not say plainly."""
+    rows = result.count_rows()
+    console.print(au_search_table(rows, result.target, result.criterion, width=console.width))
     what = f"{result.criterion} AU >= {result.target:g} %"
-    if best is None:
-        console.print(f"this storage cannot feed even 1 emulated accelerator at {what}", highlight=False)
+    margin = result.boundary.margin() if result.boundary else ""
+    if result.best == 0:
+        console.print(f"this storage cannot feed even 1 emulated accelerator at {what}: {margin}", highlight=False)
     else:
+        best = next(r for r in rows if r["accelerators"] == result.best)
         more = " (the --max-accelerators cap; more may fit)" if result.capped else ""
         console.print(f"largest count with {what}: [bold]{result.best}[/] emulated "
-                      f"accelerator{'s' if result.best > 1 else ''}{more}: {best.samples_per_s:,.1f} samples/s, "
-                      f"{best.MiB_per_s:,.2f} MiB/s in all", highlight=False)
-    console.print(f"table: {result.folder / 'au_search.csv'}", highlight=False)
+                      f"accelerator{'s' if result.best > 1 else ''}{more}: {_fmt(best['samples_per_s'], 1)} "
+                      f"samples/s, {_fmt(best['MiB_per_s'], 2)} MiB/s in all", highlight=False)
+        console.print(f"margin: {margin}", highlight=False)
+    for note in result.boundary.notes if result.boundary else []:
+        console.print(f"[yellow]warning[/] {_escape(note)}", highlight=False)
+    console.print(f"table: {result.folder / 'au_search.csv'} (every run: au_search_runs.csv)", highlight=False)
 
 
-def plugins_table(rows: list[tuple[str, ...]]) -> Table:
-    """kind, name, framework, aliases, origin, what: one row per registered plugin."""
-    t = Table(title="dnnbench plugins", header_style="bold")
-    for col in ("kind", "name", "framework"):
-        t.add_column(col, overflow="fold")
-    t.add_column("aliases", overflow="fold", max_width=24)
-    t.add_column("origin", overflow="fold", max_width=28)
-    t.add_column("what", overflow="fold", min_width=16)
-    for row in rows:
-        t.add_row(*row)
-    return t
+def plugins_table(rows: list[tuple[str, ...]], width: int | None = None) -> Table:
+    """kind, name, framework, aliases, origin, what: one row per registered plugin. With a
+    ``width``, aliases, then origin, then framework are left out until it fits (said below it)."""
+    heads = [("kind", 0), ("name", 0), ("framework", 1), ("aliases", 3), ("origin", 2), ("what", 0)]
+    cols = [Col(h, [_escape(str(r[i])) for r in rows], drop=d) for i, (h, d) in enumerate(heads)]
+    fitted = fit_table(cols, width, title="dnnbench plugins", header_style="bold", caption_style="dim")
+    if fitted.dropped:
+        fitted.table.caption = f"not shown for width: {', '.join(fitted.dropped)} (a wider terminal shows them)"
+    return fitted.table
 
 
-def au_search_table(rows: list[dict[str, Any]], target: float, criterion: str) -> Table:
-    """The accelerator counts an AU search tried, in increasing order."""
-    t = Table(title=f"AU search: target {criterion} AU >= {target:g} %", header_style="bold")
-    for col in ("accelerators", "min AU %", "mean AU %", "samples/s", "MiB/s", "req p99 ms", "result"):
-        t.add_column(col, justify="right" if col != "result" else "left", min_width=len(col) if col != "result"
-                     else 6, overflow="fold")
-    for r in sorted(rows, key=lambda x: x["accelerators"]):
-        ok = r["passed"]
-        result = "[green]feeds[/]" if ok else "[red]below target[/]"
-        if r.get("failed"):
-            result = f"[red]{r['failed']} failed[/]: {_escape(_clip(str(r.get('reason') or ''), 60))}"
-        t.add_row(str(r["accelerators"]), _fmt(r.get("min_au_percent"), 1), _fmt(r.get("mean_au_percent"), 1),
-                  _fmt(r.get("samples_per_s"), 1), _fmt(r.get("MiB_per_s"), 2), _fmt(r.get("request_p99_ms"), 3),
-                  result)
-    return t
+def au_search_table(rows: list[dict[str, Any]], target: float, criterion: str, width: int | None = None) -> Table:
+    """The accelerator counts an AU search tried, in increasing order: the criterion's AU (mean
+    over the count's runs), its stdev and range, the aggregate throughput and the verdict."""
+    rows = sorted(rows, key=lambda x: x["accelerators"])
+
+    def col(head: str, key: str, digits: int, drop: int) -> Col:
+        return Col(head, [_fmt(r.get(key), digits) for r in rows], "right", drop)
+
+    cols = [Col("accelerators", [str(r["accelerators"]) for r in rows], "right"),
+            Col("runs", [str(r.get("measurements", 1)) for r in rows], "right", 4),
+            col(f"{criterion} AU %", "au_percent", 1, 0), col("stdev", "au_stdev", 1, 1),
+            Col("range", [_range(r) for r in rows], "right", 2),
+            col("samples/s", "samples_per_s", 1, 5), col("MiB/s", "MiB_per_s", 2, 3),
+            col("req p99 ms", "request_p99_ms", 3, 6), Col("result", [_au_result(r) for r in rows])]
+    fitted = fit_table(cols, width, title=f"AU search: target {criterion} AU >= {target:g} %", header_style="bold",
+                       caption_style="dim")
+    caption = f"AU %: mean over a count's runs of the {criterion} over its accelerators"
+    if fitted.dropped:
+        caption += f"; not shown for width: {', '.join(fitted.dropped)} (see au_search.csv)"
+    fitted.table.caption = caption
+    return fitted.table
 
 
-def _fmt(v: Any, digits: int = 2) -> str:
-    if v is None or v == "":
-        return "—"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
+def _range(r: dict[str, Any]) -> str:
+    lo, hi = r.get("au_low"), r.get("au_high")
+    return "—" if lo is None or hi is None or lo == hi else f"{lo:.1f}-{hi:.1f}"
 
 
-def summary_table(row: dict[str, Any]) -> Table:
-    status = row.get("status")
-    style = "green" if status == "ok" else "red"
-    t = Table(title=f"dnnbench {row.get('run_id')}  [{style}]{status}[/]", show_header=True,
-              header_style="bold")
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    left = [
-        ("framework / trainer", f"{row.get('framework')} / {row.get('trainer')}"),
-        ("storage / client", f"{row.get('storage')} / {row.get('client')}"),
-        ("access / decode", f"{row.get('access')} / {row.get('decode')}"),
-        ("workers x batch", f"{row.get('workers')} x {row.get('batch_size')}"),
-        ("epochs / steps", f"{_fmt(row.get('epochs'))} / {_fmt(row.get('steps'))}"),
-        ("samples", _fmt(row.get("samples"))),
-        ("bytes", _fmt(row.get("bytes"))),
-        ("wall_s", _fmt(row.get("wall_s"), 3)),
-        ("samples_per_s", _fmt(row.get("samples_per_s"), 1)),
-        ("MiB_per_s (MB_per_s)", f"{_fmt(row.get('MiB_per_s'))} ({_fmt(row.get('MB_per_s'))})"),
-        ("first / last epoch MiB_per_s",
-         f"{_fmt(row.get('first_epoch_MiB_per_s'))} / {_fmt(row.get('last_epoch_MiB_per_s'))}"),
-        ("au_percent", _fmt(row.get("au_percent"), 1)),
-        ("cache", _fmt(row.get("cache"))),
-    ]
-    right = [
-        ("time_to_first_batch_s", _fmt(row.get("time_to_first_batch_s"), 3)),
-        ("list_s (objects)", f"{_fmt(row.get('list_s'), 3)} ({_fmt(row.get('objects_listed'))})"),
-        ("request p50 / p99 ms", f"{_fmt(row.get('request_p50_ms'), 3)} / {_fmt(row.get('request_p99_ms'), 3)}"),
-        ("request max ms", _fmt(row.get("request_max_ms"), 3)),
-        ("ttfb p50 / p99 ms", f"{_fmt(row.get('request_ttfb_p50_ms'), 3)} / {_fmt(row.get('request_ttfb_p99_ms'), 3)}"),
-        ("decode p50 ms", _fmt(row.get("decode_p50_ms"), 3)),
-        ("read_share_percent", _fmt(row.get("read_share_percent"), 1)),
-        ("cpu_percent", _fmt(row.get("cpu_percent"), 0)),
-        ("peak_rss_MiB", _fmt(row.get("peak_rss_MiB"), 0)),
-        ("errors / retries", f"{_fmt(row.get('errors'))} / {_fmt(row.get('retries'))}"),
-        ("byte_check", _fmt(row.get("byte_check"))),
-        ("requests", _fmt(row.get("requests"))),
-        ("reason", _fmt(row.get("reason"))),
-    ]
-    for (a, b), (c, d) in zip(left, right):
-        t.add_row(a, b, c, d)
-    return t
+def _au_result(r: dict[str, Any]) -> str:
+    if r.get("failed"):
+        return f"[red]{r['failed']} failed[/]: {_escape(_clip(str(r.get('reason') or ''), 60))}"
+    return "[green]feeds[/]" if r["passed"] else "[red]below target[/]"
 
 
 def render_error(err: BaseException, console: Console | None = None) -> None:

@@ -62,3 +62,17 @@ def test_legacy_inference_step_maps_to_phase(tmp_path, legacy_inference):
     p.write_text(json.dumps({"storage": {"format": "fs", "fs": {"data_dir": "/d"}},
                              "execution": {"workers": 2, "steps": {"training": True, "inference": legacy_inference}}}))
     assert load_config(p).config.execution.phases.inference is True
+
+
+@pytest.mark.parametrize("phase, says", [("checkpoint", "ok: checkpoint save "), ("inference", "ok: inference ")])
+def test_a_run_of_one_phase_reports_that_phase(tiny_root, write_config, tmp_path, capsys, phase, says):
+    cfg = write_config(tiny_root, training={"trainer": "train"}, inference={"holdout_fraction": 0.25},
+                       execution={"phases": {"train": False, phase: True}})
+    assert main(["-q", "--config", str(cfg), "--run-id", phase]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(says) and "0.00 MiB/s" not in out
+    assert main(["--config", str(cfg), "--run-id", f"{phase}-table"]) == 0
+    words = set(capsys.readouterr().out.split())  # cells may wrap (the width is the terminal's): compare words
+    assert ({"checkpoint_bytes", "checkpoint_verified", "MB_per_s"} if phase == "checkpoint" else
+            {"infer_samples", "accuracy_percent"}) <= words
+    assert not {"au_percent", "time_to_first_batch_s", "read_share_percent"} & words  # no training figures

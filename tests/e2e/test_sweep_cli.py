@@ -110,15 +110,20 @@ def test_the_gate_exits_3_naming_each_regressed_metric(tiny_root, write_config, 
     assert json.loads(base.read_text())["variants"]["tiny"]["runs"] == 1
     capsys.readouterr()
     slow = ["--set", "storage.emulate.latency_ms=30"]
-    assert main(["-q", "--config", str(cfg), *slow, "--baseline", str(base), "--max-regression", "10%"]) == \
-        EXIT_REGRESSION
+    # an emulated store is not the baseline's: refused, naming what differs ...
+    assert main(["-q", "--config", str(cfg), *slow, "--baseline", str(base)]) == EXIT_BAD_INPUT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not like the baseline" in err and "emulated no -> yes:30ms" in err
+    # ... unless asked for: then the slower store regresses every gated metric
+    assert main(["-q", "--config", str(cfg), *slow, "--baseline", str(base), "--max-regression", "10%",
+                 "--allow-mismatch"]) == EXIT_REGRESSION
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("REGRESSION")]
     assert [ln.split(": ")[1].split(" ")[0] for ln in lines] == ["MiB_per_s", "request_p99_ms",
                                                                  "time_to_first_batch_s"]
     # also on compare, against the run directory just made
     slow_run = pd.read_csv(tmp_path / "results" / "summary.csv")["run_id"].iloc[-1]
     assert main(["compare", str(tmp_path / "results" / slow_run), "--baseline", str(base), "--no-plots",
-                 "--out", str(tmp_path / "cmp")]) == EXIT_REGRESSION
+                 "--out", str(tmp_path / "cmp"), "--allow-mismatch"]) == EXIT_REGRESSION
     # within tolerance: an emulated baseline against the same emulated run
     slow_base = tmp_path / "slow.json"
     assert main(["-q", "--config", str(cfg), *slow, "--save-baseline", str(slow_base)]) == EXIT_OK
@@ -135,8 +140,8 @@ def test_au_search_finds_a_count_and_prints_the_table(tiny_root, write_config, t
                        storage={"emulate": {"latency_ms": 1}}, training={"trainer": "emulate", "epochs": 2,
                                                                         "warmup_steps": 1})
     assert main(["au-search", "--config", str(cfg), "--compute-time-s", "0.02", "--target-au", "30",
-                 "--max-accelerators", "3", "--run-id", "au"]) == EXIT_OK
-    text = capsys.readouterr().out
+                 "--max-accelerators", "3", "--repeats", "2", "--run-id", "au"]) == EXIT_OK
+    text = " ".join(capsys.readouterr().out.split())
     assert "AU search: target min AU >= 30 %" in text and "largest count with min AU >= 30 %" in text
     out = tmp_path / "results"
     table = pd.read_csv(out / "au-search-au" / "au_search.csv")
@@ -144,9 +149,16 @@ def test_au_search_finds_a_count_and_prints_the_table(tiny_root, write_config, t
     assert tried in ([1, 2], [1, 2, 3])  # doubling 1, 2, then the cap 3 (when 2 still feeds)
     assert table["passed"].iloc[0] and (table["min_au_percent"] <= table["mean_au_percent"]).all()
     best = max(table.loc[table["passed"], "accelerators"])
-    assert f"min AU >= 30 %: {best} emulated accelerator" in " ".join(text.split())
+    assert f"min AU >= 30 %: {best} emulated accelerator" in text and f"margin: {best} at " in text
+    # the counts either side of the answer are measured twice, the others once
+    runs = table.set_index("accelerators")["measurements"]
+    assert runs[best] == 2 and all(runs[n] == (2 if n == best + 1 else 1) for n in tried if n != best)
+    assert (table["au_low"] <= table["au_percent"]).all() and (table["au_percent"] <= table["au_high"]).all()
+    each = pd.read_csv(out / "au-search-au" / "au_search_runs.csv")
+    assert len(each) == runs.sum() and sorted(each.loc[each["accelerators"] == best, "measurement"]) == [1, 2]
     summary = pd.read_csv(out / "summary.csv")
-    assert len(summary) == sum(tried) and set(summary["sweep_id"]) == {"au"} and set(summary["trainer"]) == {"emulate"}
-    assert sorted(summary.loc[summary["variant"] == "accelerators=2", "repeat"]) == [1, 2]
+    assert len(summary) == sum(n * runs[n] for n in tried)
+    assert set(summary["sweep_id"]) == {"au"} and set(summary["trainer"]) == {"emulate"}
+    assert sorted(summary.loc[summary["variant"] == "accelerators=2", "repeat"]) == list(range(1, 2 * runs[2] + 1))
     assert main(["au-search", "--config", str(cfg), "--target-au", "150", "--compute-time-s", "0.1"]) == \
         EXIT_BAD_INPUT

@@ -136,7 +136,7 @@ def test_summary_columns_equal_pytorchs(tf_read, pt_read):
 
 def test_train_two_epochs_with_debug(tiny_root, tmp_path):
     cfg = config(tiny_root, tmp_path / "results", "tensorflow",
-                 training={"trainer": "train", "epochs": 2, "warmup_steps": 1})
+                 training={"trainer": "train", "epochs": 2, "warmup_steps": 1}, framework={"intra_op_threads": 1})
     done, run = cli(cfg, tmp_path / "train.yaml", "--debug")
     assert done.returncode == 0, done.stderr[-3000:]
     row = summary(run)
@@ -149,6 +149,8 @@ def test_train_two_epochs_with_debug(tiny_root, tmp_path):
     assert epochs["complete"].all() and len(epochs) == 2
     env = json.loads((run / "environment.json").read_text())
     assert env["framework"]["loader"]["num_parallel_calls"] == 2 and "torch" not in env["versions"]
+    assert env["framework"]["intra_op_threads"] == 1  # applied through tf.config.threading, and recorded
+    assert env["framework"]["intra_op_threads_source"] == "framework.intra_op_threads"
     if platform.machine() in ("x86_64", "AMD64"):  # with --debug TensorFlow's own notices get through
         assert TF_NOISE.search(without_importtime(done.stderr))
 

@@ -20,12 +20,15 @@ from dnnbench.metrics.results import append_summary, write_row_csv
 
 
 def fake_run(out: Path, run_id: str, variant: str | None, mib: float, p99: float = 1.0, ttfb: float = 0.1,
-             status: str = "ok", sweep_id: str | None = "S1", repeat: int | None = 1, config: str = "cfg") -> Path:
+             status: str = "ok", sweep_id: str | None = "S1", repeat: int | None = 1, config: str = "cfg",
+             **identity) -> Path:
     run = out / run_id
     run.mkdir(parents=True)
     row = {c: None for c in SUMMARY_COLUMNS}
-    row.update(run_id=run_id, status=status, config=config, storage="fs:/d", client="fs", trainer="read",
-               workers=2, batch_size=8, sweep_id=sweep_id, variant=variant, repeat=repeat)
+    row.update(run_id=run_id, status=status, config=config, framework="pytorch", storage="fs:/d", client="fs",
+               access="random", decode="none", dataset="image_folder", trainer="read", workers=2, batch_size=8,
+               emulated="no", sweep_id=sweep_id, variant=variant, repeat=repeat)
+    row.update(identity)
     if status == "ok":
         row.update(MiB_per_s=mib, samples_per_s=mib * 100, request_p50_ms=p99 / 2, request_p99_ms=p99,
                    time_to_first_batch_s=ttfb, au_percent=50.0, cpu_percent=80.0)
@@ -33,8 +36,9 @@ def fake_run(out: Path, run_id: str, variant: str | None, mib: float, p99: float
         pd.DataFrame({"op": ["get"] * 50 + ["list"], "latency_ms": list(rng.exponential(p99 / 4, 50)) + [3.0],
                       "error": [None] * 51}).to_csv(run / "requests.csv", index=False)
         t = np.arange(20) * 0.05
-        pd.DataFrame({"t_s": t + 1.0, "wait_s": 0.01, "compute_s": 0.04, "bytes": int(mib * 2**20 * 0.05)}).to_csv(
-            run / "steps.csv", index=False)
+        pd.DataFrame({"epoch": [0] * 10 + [1] * 10, "t_s": t + 1.0, "wait_s": 0.01, "compute_s": 0.04,
+                      "bytes": int(mib * 2**20 * 0.05)}).to_csv(run / "steps.csv", index=False)
+        (run / "config.yaml").write_text("training:\n  warmup_steps: 2\n")
     else:
         row.update(reason="storage.prefixes: nothing stored under prefix 'nope' (hint: fix it)")
     write_row_csv(run / "summary.csv", row)
@@ -116,6 +120,22 @@ def test_plots_are_three_readable_pngs(sweep_runs, tmp_path):
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < p.stat().st_size < 300_000
     assert any("no get requests recorded for C" in n for n in notes)
+
+
+def test_throughput_over_time_knows_epoch_starts_and_the_warm_up(sweep_runs, tmp_path):
+    from dnnbench.metrics import plots
+
+    run = plots.read_steps(sweep_runs / "a1")
+    assert run.epoch_starts == [(0, 0.0), (1, pytest.approx(0.5))]
+    assert run.warmup_steps == 2 and run.warmup_end == pytest.approx(0.1)  # the end of the second step
+    (sweep_runs / "a1" / "config.yaml").unlink()  # no config: no warm-up drawn
+    assert plots.read_steps(sweep_runs / "a1").warmup_end == 0.0
+    for i in range(plots.MAX_PANELS + 1):
+        fake_run(tmp_path / "many", f"v{i}", f"V{i}", 10.0 + i)
+    notes: list[str] = []
+    c = compare.compare(compare.select_runs(tmp_path / "many", ["S1"]))
+    plots.throughput_over_time(c, tmp_path / "t.png", notes)
+    assert notes == [f"throughput over time: 1 variant beyond the first {plots.MAX_PANELS} not drawn (V8)"]
 
 
 def test_throughput_over_time_spreads_each_steps_bytes_over_the_step():
@@ -202,3 +222,86 @@ def test_bad_baseline_files(tmp_path):
         gate.load_baseline(tmp_path / "y.json")
     with pytest.raises(ConfigError, match="no successful run"):
         gate.save_baseline(tmp_path / "z.json", {"variants": {}})
+
+
+# -- like with like (issue 11.6) -------------------------------------------------------
+S3 = {"storage": "s3://bench@127.0.0.1:9000", "client": "boto3"}
+
+
+def test_the_gate_refuses_a_baseline_of_another_setup_naming_the_fields(tmp_path):
+    doc = gate.make_baseline(_comparison(tmp_path, {"A": (100, 10, 1.0)}, "S1"))
+    assert doc["variants"]["A"]["identity"] == {
+        "config": "cfg", "framework": "pytorch", "storage": "fs:/d", "client": "fs", "access": "random",
+        "decode": "none", "dataset": "image_folder", "trainer": "read", "workers": 2, "batch_size": 8, "emulated": "no"}
+    fake_run(tmp_path, "s3-A", "A", 50, p99=10, ttfb=1.0, sweep_id="S2", workers=4, **S3)
+    now = compare.compare(compare.select_runs(tmp_path, ["S2"]))
+    with pytest.raises(ConfigError, match="not like the baseline") as e:
+        gate.check(doc, now, {"*": 0.1})
+    assert e.value.exit_code == 2 and e.value.reference == "--baseline" and "--allow-mismatch" in e.value.hint
+    assert e.value.details == ["A: storage fs:/d -> s3://bench@127.0.0.1:9000, client fs -> boto3, workers 2 -> 4"]
+    allowed = gate.check(doc, now, {"*": 0.1}, allow_mismatch=True)
+    assert [r.metric for r in allowed.regressions] == ["MiB_per_s"] and allowed.checked == 3
+    assert allowed.notes == ["not like the baseline, gated anyway (--allow-mismatch): A: storage fs:/d -> "
+                             "s3://bench@127.0.0.1:9000, client fs -> boto3, workers 2 -> 4"]
+
+
+def test_a_filesystem_store_at_another_path_is_another_store_with_a_hint(tmp_path):
+    doc = gate.make_baseline(_comparison(tmp_path, {"A": (100, 10, 1.0)}, "S1"))
+    fake_run(tmp_path, "moved", "A", 100, p99=10, ttfb=1.0, sweep_id="S2", storage="fs:/elsewhere")
+    with pytest.raises(ConfigError) as e:
+        gate.check(doc, compare.compare(compare.select_runs(tmp_path, ["S2"])), {"*": 0.1})
+    assert e.value.details == ["A: storage fs:/d -> fs:/elsewhere"]
+    assert e.value.hint.endswith("a filesystem store is named by its path: give it a stable storage.name")
+
+
+def test_the_gate_compares_only_what_the_baseline_recorded(tmp_path):
+    doc = gate.make_baseline(_comparison(tmp_path, {"A": (100, 10, 1.0)}, "S1"))
+    for k in ("framework", "decode", "dataset"):  # a baseline of an older version had no such field
+        del doc["variants"]["A"]["identity"][k]
+    fake_run(tmp_path, "tf-A", "A", 100, p99=10, ttfb=1.0, sweep_id="S2", framework="tensorflow")
+    assert gate.check(doc, compare.compare(compare.select_runs(tmp_path, ["S2"])), {"*": 0.1}).passed
+    fake_run(tmp_path, "other-config", "A", 100, p99=10, ttfb=1.0, sweep_id="S3", config="renamed")
+    assert gate.check(doc, compare.compare(compare.select_runs(tmp_path, ["S3"])), {"*": 0.1}).passed
+
+
+def test_compare_warns_about_unlike_runs_and_shows_their_identity(tmp_path):
+    fs = fake_run(tmp_path, "fs-run", None, 10.0, sweep_id=None)
+    s3 = fake_run(tmp_path, "s3-run", None, 5.0, sweep_id=None, **S3)
+    c = compare.compare(compare.read_run_dirs([fs, s3]))
+    assert compare.identity_notes(c) == [(True, "the compared runs differ in storage, client (fs-run: storage=fs:/d, "
+                                                "client=fs; s3-run: storage=s3://bench@127.0.0.1:9000, "
+                                                "client=boto3): the ratios compare unlike setups")]
+    assert compare.identity_notes(compare.compare(compare.read_run_dirs([fs, fs]))) == []
+
+
+def test_compare_notes_what_a_sweep_varied_and_warns_about_a_mixed_variant(tmp_path):
+    fake_run(tmp_path, "a", "client=fs", 10.0)
+    fake_run(tmp_path, "b", "client=boto3", 5.0, **S3)
+    c = compare.compare(compare.select_runs(tmp_path, ["S1"]))
+    assert compare.identity_notes(c) == [(False, "the variants differ in storage (fs:/d | s3://bench@127.0.0.1:9000), "
+                                                 "client (fs | boto3), as the sweep set them")]
+    fake_run(tmp_path, "m1", "X", 10.0, sweep_id="S2", workers=2)
+    fake_run(tmp_path, "m2", "X", 10.0, sweep_id="S2", repeat=2, workers=4)
+    mixed = compare.compare(compare.select_runs(tmp_path, ["S2"]))
+    assert compare.identity_notes(mixed) == [(True, "variant 'X' groups runs that differ in workers (2 | 4): its "
+                                                    "statistics mix unlike runs")]
+
+
+def test_compare_cli_refuses_an_unlike_baseline_file_unless_allowed(tmp_path, capsys):
+    from dnnbench.cli import main
+
+    fs = fake_run(tmp_path, "fs-run", None, 10.0, sweep_id=None)
+    s3 = fake_run(tmp_path, "s3-run", None, 10.0, sweep_id=None, **S3)
+    base = tmp_path / "base.json"
+    assert main(["compare", str(fs), "--save-baseline", str(base), "--no-plots", "--out", str(tmp_path / "c1")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(s3), "--baseline", str(base), "--no-plots", "--out", str(tmp_path / "c2")]) == 2
+    err = capsys.readouterr().err
+    assert "not like the baseline" in err and "s3-run: storage fs:/d -> s3://bench@127.0.0.1:9000, client fs -> " \
+        "boto3" in " ".join(err.split()) and "Traceback" not in err
+    assert main(["compare", str(s3), "--baseline", str(base), "--allow-mismatch", "--no-plots", "--out",
+                 str(tmp_path / "c3")]) == 0
+    captured = capsys.readouterr()
+    assert "gated anyway (--allow-mismatch)" in captured.err and "gate: ok (3 checks" in captured.out
+    assert main(["compare", str(s3), "--allow-mismatch", "--no-plots", "--out", str(tmp_path / "c4")]) == 2
+    assert "--allow-mismatch needs --baseline FILE" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from dnnbench.errors import ConfigError, PluginError
 from dnnbench.frameworks.pytorch import ring
 from dnnbench.frameworks.pytorch.datasets import (Batch, EpochBatchSampler, ImageFolderDataset, SequentialDataset,
                                                   ShardDataset, collate)
+from dnnbench.frameworks.threads import Threads, intra_op_threads
 from dnnbench.metrics.requests import get_recorder
 from dnnbench.registry import DATASETS, MODELS, TRAINERS
 from dnnbench.storage.base import Storage
@@ -79,6 +80,7 @@ class PyTorchRunner:
         self.storage = storage
         self.loader: DataLoader | None = None
         self.trainer = None
+        self.threads: Threads | None = None
 
     def setup(self) -> None:
         cfg = self.config
@@ -87,8 +89,8 @@ class PyTorchRunner:
         self.ring_slots = (cfg.framework.prefetch_factor or 2) + 2
         ring.configure(self.ring_slots)
         self.device = resolve_device(cfg.execution.device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+        self.threads = intra_op_threads(cfg.framework.intra_op_threads, cfg.framework.num_workers)
+        torch.set_num_threads(self.threads.intra_op)
         access = cfg.dataset.access
         if access == "random":
             dataset_cls = DATASETS.get(cfg.dataset.name, "pytorch")
@@ -281,7 +283,10 @@ class PyTorchRunner:
     def describe(self) -> dict[str, Any]:
         info = {"torch": torch.__version__, "device": str(self.device),
                 "cuda_available": torch.cuda.is_available(),
-                "pin_memory": bool(self.loader.pin_memory) if self.loader else None}
+                "pin_memory": bool(self.loader.pin_memory) if self.loader else None,
+                "intra_op_threads": torch.get_num_threads(), "inter_op_threads": torch.get_num_interop_threads()}
+        if self.threads is not None:
+            info["intra_op_threads_source"] = self.threads.source
         if self.device.type == "cuda":
             info["cuda_device"] = torch.cuda.get_device_name(self.device)
         return info

@@ -55,6 +55,22 @@ def refuse_torch_worker() -> None:
                         hint="one framework per benchmark process: run tensorflow and pytorch separately")
 
 
+def apply_intra_op_threads(setting: int | str) -> str:
+    """``framework.intra_op_threads`` for TensorFlow: a number is applied through
+    ``tf.config.threading``; ``auto`` keeps TensorFlow's own default (its loader threads are a
+    private tf.data pool apart from the compute threads). Returns where the value came from.
+    TensorFlow fixes its thread pools when its runtime starts: a second run in the same
+    process keeps the first run's pools, and says so."""
+    if setting == "auto":
+        return "auto: TensorFlow's default"
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(setting))
+    except RuntimeError:
+        if tf.config.threading.get_intra_op_parallelism_threads() != int(setting):
+            return "framework.intra_op_threads not applied: TensorFlow was already initialised in this process"
+    return "framework.intra_op_threads"
+
+
 class TensorFlowRunner:
     """One TensorFlow run: ``setup()``, then ``epoch(e)`` per epoch, then ``close()``."""
 
@@ -68,10 +84,12 @@ class TensorFlowRunner:
         self.dataset = None
         self.trainer = None
         self.device = "/CPU:0"
+        self.threads_note = ""
 
     def setup(self) -> None:
         refuse_torch_worker()
         cfg = self.config
+        self.threads_note = apply_intra_op_threads(cfg.framework.intra_op_threads)
         keras.utils.set_random_seed(cfg.execution.seed)
         self.device = resolve_device(cfg.execution.device)
         access = cfg.dataset.access
@@ -250,7 +268,8 @@ class TensorFlowRunner:
                 "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
                 "loader": self.plan.describe(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default",
-                "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default"}
+                "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default",
+                "intra_op_threads_source": self.threads_note}
 
     def close(self) -> None:
         self.dataset = None
