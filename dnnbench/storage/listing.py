@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class ListingStats:
     requests: int
     skipped_objects: int
     classes: int
+    #: (key, why) of entries that cannot be read (symlink loops...), left out with on_error: skip
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def objects_per_s(self) -> float:
@@ -37,11 +39,14 @@ class ListingStats:
 
 
 def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions: list[str],
-                 labels: list[str] | None = None) -> tuple[SampleIndex, ListingStats]:
+                 labels: list[str] | None = None, on_error: str = "fail") -> tuple[SampleIndex, ListingStats]:
     """List every sample of the dataset in parallel.
 
+    An entry the storage lists but cannot read (a symlink loop) is bad input: with ``on_error``
+    ``skip`` it is left out and counted (``ListingStats.unreadable``), else an error naming it.
+
     Raises:
-        DataError: a prefix is missing, no class directories, or no samples.
+        DataError: a prefix is missing, no class directories, no samples, or an unreadable entry.
         StorageError: the storage refused a listing request.
     """
     t0 = time.perf_counter()
@@ -74,11 +79,18 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
     label_list: list[int] = []
     sizes: list[int] = []
     skipped = 0
+    unreadable: list[tuple[str, str]] = []
     order = sorted(range(len(jobs)), key=lambda k: (jobs[k][0], jobs[k][2]))
     for k in order:
         cls = class_id[jobs[k][1]]
         for obj in listed[k]:
-            if posixpath.splitext(obj.key)[1].lower() in extensions:
+            if obj.error is not None:
+                if on_error != "skip":
+                    raise DataError(f"cannot read {obj.key}: {obj.error}", reference=obj.key,
+                                    hint="remove or fix the entry, or set dataset.on_error: skip to leave such "
+                                         "entries out")
+                unreadable.append((obj.key, obj.error))
+            elif posixpath.splitext(obj.key)[1].lower() in extensions:
                 keys.append(obj.key)
                 label_list.append(cls)
                 sizes.append(obj.size)
@@ -91,7 +103,7 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
                         hint="check the prefixes and dataset.extensions, or run `benchmark.py prepare`")
     index = SampleIndex(keys, np.asarray(label_list, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
                         classes)
-    return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes))
+    return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes), unreadable)
 
 
 def _requests_of_last_list(storage: Storage) -> int:
