@@ -675,9 +675,7 @@ class Executor:
         """A batch's failed samples. A storage outage (or a full disk) ends the run whatever
         dataset.on_error says; otherwise on_error fail names the first bad key, and skip counts,
         reports and goes on while the epoch's skipped share stays within max_skipped_percent."""
-        fatal = next((f for f in bad if failures.is_fatal(f.reason)), None)
-        if fatal is not None:
-            raise failures.fatal_error(fatal.key, fatal.reason)
+        failures.raise_if_fatal(bad)
         if self.cfg.dataset.on_error == "fail":
             f = bad[0]
             raise SampleError(f.reason, reference=f.key,

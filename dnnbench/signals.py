@@ -103,15 +103,16 @@ def ignored() -> Iterator[None]:
 
 
 def pause_point(name: str, pending: Held | None = None) -> None:
-    """Tests only: when ``DNNBENCH_TEST_PAUSE`` is ``name:FOLDER``, write ``FOLDER/paused`` and wait
-    until ``FOLDER/resume`` exists, a stop signal arrives, or a minute has passed."""
-    spec = os.environ.get(PAUSE_ENV, "")
-    point, _, folder = spec.partition(":")
-    if point != name or not folder:
+    """Tests only: when ``DNNBENCH_TEST_PAUSE`` is ``name:FOLDER[:N]``, write ``FOLDER/paused`` and
+    wait until ``FOLDER/resume`` exists, N held stop signals (default 1) have arrived, or a minute
+    has passed."""
+    point, _, rest = os.environ.get(PAUSE_ENV, "").partition(":")
+    if point != name or not rest:
         return
+    folder, _, count = rest.partition(":")
     Path(folder, "paused").write_text(str(os.getpid()))
     deadline = time.monotonic() + PAUSE_LIMIT_S
     while time.monotonic() < deadline and not Path(folder, "resume").exists():
-        if pending is not None and pending.received:
+        if pending is not None and len(pending.received) >= int(count or 1):
             return
         time.sleep(0.02)

@@ -61,3 +61,16 @@ def fatal_error(key: str, reason: str) -> BenchError:
                                  "(storage.s3.max_attempts, connect_timeout_s, read_timeout_s): check the "
                                  "server and the network, then run again")
     return RunFailed(f"the requests of the run cannot be recorded: {detail}", reference=key, hint=DISK_HINT)
+
+
+def raise_if_fatal(bad: list) -> None:
+    """Raise :func:`fatal_error` for the first fatal failure among ``bad`` (objects with ``key``
+    and ``reason``), if any: the run ends whatever ``dataset.on_error`` says.
+
+    Raises:
+        StorageError: an outage.
+        RunFailed: the request log could not be written.
+    """
+    fatal = next((f for f in bad if is_fatal(f.reason)), None)
+    if fatal is not None:
+        raise fatal_error(fatal.key, fatal.reason)

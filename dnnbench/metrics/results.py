@@ -74,7 +74,7 @@ def _unwritable(output_dir: str | Path, e: OSError) -> ConfigError:
 
 #: the columns that make a CSV file a dnnbench summary (any version)
 _SUMMARY_MARK = ("run_id", "status")
-_CHECK_LIMIT = 64 * 2**20  # larger summaries are checked by their header only
+_CHECK_LIMIT = 8 * 2**20  # larger summaries are checked by their header only
 
 
 def check_summary(output_dir: str | Path) -> None:

@@ -75,15 +75,32 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
         requests += sum(r[2] for r in results)
     classes = list(labels) if labels else sorted({name for _, name, _ in jobs})
     class_id = {c: i for i, c in enumerate(classes)}
-    keys: list[str] = []
-    label_list: list[int] = []
-    sizes: list[int] = []
+    order = sorted(range(len(jobs)), key=lambda k: (jobs[k][0], jobs[k][2]))
+    rows, skipped, unreadable = _samples([(listed[k], class_id[jobs[k][1]]) for k in order], extensions, on_error)
+    seconds = time.perf_counter() - t0
+    if not rows:
+        raise DataError(f"no samples with extensions {extensions} under prefixes {prefixes}",
+                        reference="storage.prefixes",
+                        hint="check the prefixes and dataset.extensions, or run `benchmark.py prepare`")
+    keys, label_list, sizes = zip(*rows)
+    index = SampleIndex(list(keys), np.asarray(label_list, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
+                        classes)
+    return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes), unreadable)
+
+
+def _samples(groups: list[tuple[list[ObjectInfo], int]], extensions: list[str], on_error: str
+             ) -> tuple[list[tuple[str, int, int]], int, list[tuple[str, str]]]:
+    """(key, label, size) of each listed object with a sample extension, the count of the others,
+    and the unreadable entries (left out with ``on_error`` skip).
+
+    Raises:
+        DataError: an unreadable entry (a symlink loop) and ``on_error`` is not skip.
+    """
+    rows: list[tuple[str, int, int]] = []
     skipped = 0
     unreadable: list[tuple[str, str]] = []
-    order = sorted(range(len(jobs)), key=lambda k: (jobs[k][0], jobs[k][2]))
-    for k in order:
-        cls = class_id[jobs[k][1]]
-        for obj in listed[k]:
+    for objects, label in groups:
+        for obj in objects:
             if obj.error is not None:
                 if on_error != "skip":
                     raise DataError(f"cannot read {obj.key}: {obj.error}", reference=obj.key,
@@ -91,19 +108,10 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
                                          "entries out")
                 unreadable.append((obj.key, obj.error))
             elif posixpath.splitext(obj.key)[1].lower() in extensions:
-                keys.append(obj.key)
-                label_list.append(cls)
-                sizes.append(obj.size)
+                rows.append((obj.key, label, obj.size))
             else:
                 skipped += 1
-    seconds = time.perf_counter() - t0
-    if not keys:
-        raise DataError(f"no samples with extensions {extensions} under prefixes {prefixes}",
-                        reference="storage.prefixes",
-                        hint="check the prefixes and dataset.extensions, or run `benchmark.py prepare`")
-    index = SampleIndex(keys, np.asarray(label_list, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
-                        classes)
-    return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes), unreadable)
+    return rows, skipped, unreadable
 
 
 def _requests_of_last_list(storage: Storage) -> int:

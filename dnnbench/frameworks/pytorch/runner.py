@@ -259,9 +259,7 @@ class PyTorchRunner:
         try:
             with torch.no_grad():
                 for batch in it:
-                    fatal = next((f for f in batch.failures if failures.is_fatal(f.reason)), None)
-                    if fatal is not None:
-                        raise failures.fatal_error(fatal.key, fatal.reason)
+                    failures.raise_if_fatal(batch.failures)
                     failed += len(batch.failures)
                     if not batch.samples:
                         continue

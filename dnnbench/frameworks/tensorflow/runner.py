@@ -193,9 +193,7 @@ class TensorFlowRunner:
         samples = nbytes = correct = failed = 0
         t0 = time.perf_counter()
         for batch in self._batches(dataset.pipeline(np.arange(len(index), dtype=np.int64), -1, plan), dataset):
-            fatal = next((f for f in batch.failures if failures.is_fatal(f.reason)), None)
-            if fatal is not None:
-                raise failures.fatal_error(fatal.key, fatal.reason)
+            failures.raise_if_fatal(batch.failures)
             failed += len(batch.failures)
             if not batch.samples:
                 continue
