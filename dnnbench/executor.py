@@ -106,7 +106,7 @@ def prepare_dataset(loaded: LoadedConfig, events: Events, force: bool = False,
     if cfg.storage.create_bucket and ensure_bucket is not None and ensure_bucket():
         events.notice(f"bucket created: {storage.label()}")
     wanted = _prepare_params(cfg, source)
-    with prepared.turn(storage, events.notice):
+    with prepared.turn(storage, events.warning):
         unfinished = prepared.incomplete(storage, prefixes)
         old = {prefix: prepared.recorded(storage, prefix) for prefix in prefixes}
         if unfinished:
@@ -206,7 +206,7 @@ def pack_shards(loaded: LoadedConfig, events: Events, force: bool = False) -> sh
     shards under ``shards.prefix``, in a seeded random sample order, and report MB/s."""
     cfg = loaded.config
     storage = open_storage(cfg, emulate=False)
-    with prepared.turn(storage, events.notice):
+    with prepared.turn(storage, events.warning):
         return _pack(cfg, storage, events, force)
 
 
@@ -403,7 +403,8 @@ class Executor:
         status row, with the temporary files removed."""
         with signals.held() as held:
             try:
-                self._close_run(facts, system)
+                if self._close_run(facts, system) and exit_code == EXIT_OK:
+                    exit_code = EXIT_FAILED
                 row = self._report(facts, storage, self._runner, held)
                 if self.dist.enabled:
                     row = self._aggregate_ranks(row, run_dir)
@@ -415,14 +416,17 @@ class Executor:
                 error = _report_error(e, facts.run_dir)
                 facts.status, facts.failed_phase, facts.reason = "failed", "report", str(error)
                 row = self._last_record(facts)
+                if self._pending_error is not None:  # the run's own error is the message; say this too
+                    self.events.warning(str(error))
                 self._pending_error = self._pending_error or error
                 exit_code = exit_code if exit_code != EXIT_OK else error.exit_code
         if facts.status == "interrupted":
             exit_code = EXIT_INTERRUPTED
         return RunOutcome(row, run_dir, exit_code, self._pending_error)
 
-    def _close_run(self, facts: RunFacts, system: SystemSampler) -> None:
-        """Stop the loader (its workers write their request rows as they end) and the samplers."""
+    def _close_run(self, facts: RunFacts, system: SystemSampler) -> bool:
+        """Stop the loader (its workers write their request rows as they end) and the samplers.
+        Returns True when this process's request rows could not be written (the run failed)."""
         if facts.train_start is not None and facts.train_end is None:
             facts.train_end = time.perf_counter()
         if self._runner is not None:
@@ -438,6 +442,8 @@ class Executor:
                 facts.status, facts.failed_phase, facts.reason = "failed", "report", str(e)
                 self._pending_error = RunFailed(str(e), reference=self.cfg.metrics.output_dir,
                                                 hint=failures.DISK_HINT)
+                return True
+        return False
 
     def _last_record(self, facts: RunFacts) -> dict[str, Any]:
         """The smallest record of a run whose report could not be written: its temporary files
@@ -778,9 +784,12 @@ def _report_error(e: BaseException, run_dir: Path) -> BenchError:
         where = e.filename or run_dir
         hint = failures.DISK_HINT if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
             "check that metrics.output_dir is writable, then run again"
-        return RunFailed(f"cannot write the report: {e.strerror or e}", reference=str(where), hint=hint)
-    return RunFailed(f"the report could not be written: {type(e).__name__}: {e}", reference=str(run_dir),
-                     hint="run again with --debug for the traceback")
+        error = RunFailed(f"cannot write the report: {e.strerror or e}", reference=str(where), hint=hint)
+    else:
+        error = RunFailed(f"the report could not be written: {type(e).__name__}: {e}", reference=str(run_dir),
+                          hint="run again with --debug for the traceback")
+    error.__cause__ = e  # --debug shows where it happened
+    return error
 
 
 def _device_kind(cfg: Any) -> str:

@@ -4,8 +4,7 @@ loader processes and tf.data as plain strings:
 - a **bad sample** (``read failed:``, ``decode failed:``): missing, truncated, changed since
   listing, not an image, too large to decode. ``dataset.on_error: skip`` applies to these.
 - an **outage** (``storage failed:``): the store stopped answering (connection refused or
-  reset, timeouts, 5xx or throttling after the client's retries, the bucket gone, access
-  refused). The run ends, whatever
+  reset, timeouts, 5xx or throttling after the client's retries, access refused). The run ends, whatever
   ``on_error`` says: skipping every sample of an unreachable store measures nothing.
 - a **recording failure** (``recording failed:``): the request log could not be written (a full
   disk). The run ends too.
@@ -19,6 +18,7 @@ from dnnbench.errors import BenchError, RecordingError, RunFailed, StorageError
 
 BAD_READ = "read failed: "
 BAD_DECODE = "decode failed: "
+BAD_SHARD = "shard read failed: "
 OUTAGE = "storage failed: "
 RECORDING = "recording failed: "
 DISK_HINT = "free space on the device of metrics.output_dir (or point it elsewhere), then run again"
@@ -30,17 +30,17 @@ _OUTAGE_ERRNOS = {errno.ENOTCONN, errno.ESTALE, errno.EHOSTDOWN, errno.EHOSTUNRE
 
 def is_outage_error(e: BaseException) -> bool:
     """Storage that stopped answering, as opposed to one bad object."""
-    if isinstance(e, (BenchError, ConnectionError, TimeoutError)):  # dnnbench's storage errors: after retries
+    if isinstance(e, (StorageError, ConnectionError, TimeoutError)):  # StorageError: after the client's retries
         return True
     return isinstance(e, OSError) and e.errno in _OUTAGE_ERRNOS
 
 
-def read_failure(e: BaseException) -> str:
-    """The reason of a sample whose read raised ``e``."""
+def read_failure(e: BaseException, bad: str = BAD_READ) -> str:
+    """The reason of a sample (or shard: ``bad`` names it) whose read raised ``e``."""
     text = f"{type(e).__name__}: {e}"
     if isinstance(e, RecordingError):
         return RECORDING + text
-    return (OUTAGE if is_outage_error(e) else BAD_READ) + text
+    return (OUTAGE if is_outage_error(e) else bad) + text
 
 
 def is_fatal(reason: str) -> bool:

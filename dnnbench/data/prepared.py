@@ -132,7 +132,7 @@ def lock_path(storage: Storage) -> Path:
 
 
 @contextlib.contextmanager
-def turn(storage: Storage, notice: Callable[[str], None], wait_s: float | None = None) -> Iterator[None]:
+def turn(storage: Storage, say: Callable[[str], None], wait_s: float | None = None) -> Iterator[None]:
     """Hold the prepare lock of ``storage``, waiting (at most ``wait_s``, default WAIT_S) for
     another prepare of the same storage on this machine to finish.
 
@@ -143,7 +143,7 @@ def turn(storage: Storage, notice: Callable[[str], None], wait_s: float | None =
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # no usable temporary folder: prepare as before, without the lock
-        notice(f"prepares are not serialised: cannot create {path.parent} ({e.strerror or e})")
+        say(f"prepares are not serialised: cannot create {path.parent} ({e.strerror or e})")
         yield
         return
     lock = FileLock(str(path))
@@ -151,7 +151,7 @@ def turn(storage: Storage, notice: Callable[[str], None], wait_s: float | None =
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        notice(f"another prepare of {storage.label()} is under way: waiting for it to finish "
+        say(f"another prepare of {storage.label()} is under way: waiting for it to finish "
                f"(at most {wait:.0f} s)")
         try:
             lock.acquire(timeout=wait)

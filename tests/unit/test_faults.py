@@ -78,6 +78,7 @@ def test_manifest_save_refuses_foreign_files_and_rewrites_its_own(tmp_path):
     (OSError(errno.ENOTCONN, "Transport endpoint is not connected"), True),
     (RecordingError(errno.ENOSPC, "No space left on device"), True),
     (FileNotFoundError("s3://b/k"), False),
+    (DataError("shard s.tar is not a valid tar"), False),
     (SizeMismatch("k", 10, 5), False),
     (OSError(errno.ELOOP, "Too many levels of symbolic links"), False),
     (ValueError("unsafe object key"), False),
@@ -359,3 +360,38 @@ def test_interrupted_status_when_a_signal_is_held_during_the_report(tiny_root, w
     assert out.row["samples"] == 36  # the figures measured
     total = pd.read_csv(Path(cfg.config.metrics.output_dir) / "summary.csv")
     assert total.iloc[-1]["status"] == "interrupted"
+
+
+# -- 12.6 / 11.5 prepares take turns; what was prepared is recorded ---------------------------
+def test_a_prepare_waits_for_another_and_gives_up_with_a_message(tmp_path):
+    from filelock import FileLock
+
+    from dnnbench.data import prepared
+    from dnnbench.errors import RunFailed
+
+    storage = fs(tmp_path / "data")
+    said: list[str] = []
+    with FileLock(str(prepared.lock_path(storage))):  # another prepare of the same storage
+        with pytest.raises(RunFailed) as e:
+            with prepared.turn(storage, said.append, wait_s=0.2):
+                pass
+    assert "still under way after 0 s" in e.value.message and said and "waiting for it" in said[0]
+    with prepared.turn(storage, said.append, wait_s=0.2):  # free again: no wait, nothing said
+        pass
+    assert len(said) == 1
+    assert prepared.lock_path(fs(tmp_path / "data")) == prepared.lock_path(storage) != \
+        prepared.lock_path(fs(tmp_path / "other"))
+
+
+def test_prepare_parameters_differences_and_stale_keys():
+    from dnnbench.config.schema import PrepareConfig
+    from dnnbench.data import prepared
+
+    small = prepared.synthetic_params(PrepareConfig(classes=2, images_per_class=3), 0)
+    large = prepared.synthetic_params(PrepareConfig(classes=3, images_per_class=2, width=(8, 9)), 0)
+    assert prepared.differences(small, large) == ["classes: 2 -> 3", "images_per_class: 3 -> 2",
+                                                  "width: 32x128 -> 8x9"]
+    assert prepared.differences(small, prepared.upload_params("/x")) == ["kind: synthetic -> upload"]
+    assert prepared.stale_keys(small, large, "train") == ["train/class_000/000002.jpg",
+                                                          "train/class_001/000002.jpg"]
+    assert prepared.stale_keys(None, large, "train") == [] and prepared.stale_keys(small, small, "t") == []

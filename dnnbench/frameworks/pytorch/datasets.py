@@ -238,7 +238,7 @@ class ShardDataset(_Iterable):
                         buffer[j], buffer[-1] = buffer[-1], buffer[j]
                         yield buffer.pop()
             except Exception as e:  # a broken or unreachable shard is named, not a worker traceback
-                reason = failures.read_failure(e)
+                reason = failures.read_failure(e, failures.BAD_SHARD)
                 yield Failure(self.keys[s], reason)
                 if failures.is_fatal(reason):
                     return

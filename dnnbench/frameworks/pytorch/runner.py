@@ -9,6 +9,7 @@ import random
 import signal
 import time
 import warnings
+from multiprocessing import util as mp_util
 from typing import Any, Iterator
 
 import numpy as np
@@ -58,8 +59,11 @@ WORKER_EXIT_S = 10.0
 def _stop_worker(signum: int, frame: Any) -> None:
     """A loader worker's SIGTERM (torch's shutdown, or a SIGTERM to the whole process group):
     end as on Ctrl-C, which torch's worker loop takes quietly, so the process exits normally
-    and its request rows are written. A second SIGTERM ends it at once."""
+    and its request rows are written. A worker already ending (an epoch's end: it is writing
+    its rows) just goes on. A second SIGTERM ends it at once."""
     signal.signal(signum, signal.SIG_DFL)
+    if mp_util.is_exiting():
+        return
     raise KeyboardInterrupt()
 
 

@@ -350,7 +350,7 @@ class ShardDataset(ImageFolderDataset):
                     yield {"key": key, "data": sample, "labels": np.int64(label), "nbytes": np.int64(nbytes),
                            "error": b""}
             except Exception as e:  # a broken or unreachable shard is named, not a thread traceback
-                reason = failures.read_failure(e)
+                reason = failures.read_failure(e, failures.BAD_SHARD)
                 yield {"key": shard, "data": empty, "labels": np.int64(-1), "nbytes": np.int64(-1),
                        "error": reason.encode("utf-8", "replace")}
                 if failures.is_fatal(reason):
