@@ -395,3 +395,13 @@ def test_prepare_parameters_differences_and_stale_keys():
     assert prepared.stale_keys(small, large, "train") == ["train/class_000/000002.jpg",
                                                           "train/class_001/000002.jpg"]
     assert prepared.stale_keys(None, large, "train") == [] and prepared.stale_keys(small, small, "t") == []
+
+
+@pytest.mark.parametrize("value", [-1, 101, float("nan"), float("inf"), "some"])
+def test_max_skipped_percent_is_a_share(value):
+    from dnnbench.config.loading import validate
+
+    with pytest.raises(ConfigError) as e:
+        validate({"dataset": {"max_skipped_percent": value}})
+    assert "dataset.max_skipped_percent" in str(e.value) + " ".join(e.value.details)
+    assert validate({"dataset": {"max_skipped_percent": 0}}).dataset.max_skipped_percent == 0
