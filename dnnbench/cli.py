@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dnnbench import __version__
+from dnnbench import __version__, signals
 from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError,
                              ConfigError, Interrupted)
 
@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = {signal.SIGTERM: _set_signal(signal.SIGTERM, _on_sigterm),
                 signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    if previous[signal.SIGINT] is signal.default_int_handler:  # an ignored SIGINT (a background job) stays so
+        _set_signal(signal.SIGINT, _on_sigint)
     command = None
     interrupted = False
     try:
@@ -210,7 +212,13 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    signals.note(signum)
     raise Interrupted()
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    signals.note(signum)
+    raise KeyboardInterrupt()
 
 
 def _report_error(e: BaseException, debug: bool, console, secrets: set[str], render) -> None:

@@ -78,3 +78,7 @@ class RunFailed(BenchError):
     """The run started but could not finish."""
 
     exit_code = EXIT_FAILED
+
+
+class RecordingError(OSError):
+    """The request log could not be written (a full disk): the run cannot be measured."""

@@ -7,6 +7,7 @@ Knows plugins only by registry name; imports a framework only when a run needs i
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import json
 import os
@@ -21,18 +22,19 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
-from dnnbench import __version__, distributed
+from dnnbench import __version__, distributed, signals
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.config.plugins import check_plugin_names, load_plugins
 from dnnbench.config.redact import redact, secret_values
 from dnnbench.data import manifest, shards, synthetic, upload
-from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError, DataError, RunFailed,
-                             SampleError)
+from dnnbench.data import failures, prepared
+from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError, DataError,
+                             RecordingError, RunFailed, SampleError)
 from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
-from dnnbench.metrics.report import RunFacts, build_reports
+from dnnbench.metrics.report import RunFacts, build_reports, status_row
 from dnnbench.metrics.requests import RecorderSpec, flush_current
-from dnnbench.metrics.results import append_summary, create_run_dir, write_row_csv
+from dnnbench.metrics.results import append_summary, check_summary, create_run_dir, write_row_csv
 from dnnbench.metrics.steps import EpochRecord, StepRecorder
 from dnnbench.metrics.system import SystemSampler
 from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS
@@ -59,68 +61,101 @@ def open_storage(cfg: Any, recorder: RecorderSpec | None = None, emulate: bool =
 
 
 def prepare_dataset(loaded: LoadedConfig, events: Events, force: bool = False,
-                    source: list[str] | None = None) -> synthetic.PrepareStats | None:
+                    source: list[str] | None = None, auto: bool = False) -> synthetic.PrepareStats | None:
     """Write the synthetic dataset of ``prepare:`` (or upload the local image folders
     ``source``) into the configured storage, creating an S3 bucket when
-    ``storage.create_bucket`` is on.
+    ``storage.create_bucket`` is on. One prepare per storage at a time on this machine: a
+    second one waits for the first, then finds the data present.
 
-    Returns None (and says so) when the data is there already and not ``force``.
+    Returns None (and says so, unless ``auto``) when the data is there already, prepared with
+    the same parameters, and not ``force``.
+
+    Raises:
+        ConfigError: the data there was prepared with other parameters (and not ``force``).
     """
     cfg = loaded.config
-    p = cfg.prepare
     storage = open_storage(cfg, emulate=False)
     prefixes = cfg.storage.prefixes
     ensure_bucket = getattr(storage, "ensure_bucket", None)
     if cfg.storage.create_bucket and ensure_bucket is not None and ensure_bucket():
         events.notice(f"bucket created: {storage.label()}")
-    unfinished = incomplete(storage, prefixes)
-    if unfinished:
-        events.notice(f"an earlier prepare of {', '.join(unfinished)} did not finish: writing the dataset again")
-    elif not force and all(storage.exists(pre) for pre in prefixes):
-        events.notice(f"dataset already present in {storage.label()} ({', '.join(prefixes)}); "
-                      "use --force to write it again")
-        return None
-    with _preparing(storage, prefixes):
-        if source:
-            return _upload_folders(cfg, storage, source, events)
-        total = p.classes * p.images_per_class * len(prefixes)
-        events.phase_start("prepare")
-        jobs = [lambda progress, i=i, prefix=prefix: synthetic.generate(
-            storage, prefix, p.classes, p.images_per_class, width=tuple(p.width), height=tuple(p.height),
-            fmt=p.format, quality=p.jpeg_quality, seed=p.seed + 1000 * i, workers=p.workers, progress=progress)
-            for i, prefix in enumerate(prefixes)]
-        return _write_all(events, jobs, f"prepare {total:,} {p.format} images", total, "images",
-                          f"written to {storage.label()}")
+    wanted = _prepare_params(cfg, source)
+    with prepared.turn(storage, events.warning):
+        unfinished = prepared.incomplete(storage, prefixes)
+        old = {prefix: prepared.recorded(storage, prefix) for prefix in prefixes}
+        if unfinished:
+            events.notice(f"an earlier prepare of {', '.join(unfinished)} did not finish: writing the dataset again")
+        elif not force and all(_exists(storage, pre) for pre in prefixes):
+            _check_same_params(storage, old, wanted, auto)
+            if not auto:
+                events.notice(f"dataset already present in {storage.label()} ({', '.join(prefixes)}); "
+                              "use --force to write it again")
+            return None
+        with prepared.preparing(storage, prefixes):
+            result = _write_dataset(cfg, storage, source, events)
+            for prefix in prefixes:
+                _drop_stale(storage, prefix, old[prefix], wanted[prefix], events)
+                prepared.record(storage, prefix, wanted[prefix])
+        return result
 
 
-#: stored under a prefix while prepare (or pack) writes it; left behind when it is interrupted
-PREPARING = ".dnnbench-preparing"
+def _prepare_params(cfg: Any, source: list[str] | None) -> dict[str, dict[str, Any]]:
+    """What each prefix will hold: the synthetic set's parameters, or the folder uploaded there."""
+    prefixes = cfg.storage.prefixes
+    if source:
+        folders = source * len(prefixes) if len(source) == 1 else source
+        return {prefix: prepared.upload_params(folder) for prefix, folder in zip(prefixes, folders)}
+    return {prefix: prepared.synthetic_params(cfg.prepare, cfg.prepare.seed + 1000 * i)
+            for i, prefix in enumerate(prefixes)}
 
 
-def _marker(prefix: str) -> str:
-    return "/".join(x for x in (prefix.strip("/"), PREPARING) if x)
+def _check_same_params(storage: Storage, old: dict[str, Any], wanted: dict[str, Any], auto: bool) -> None:
+    """The data present was prepared as the config asks (or its parameters were not recorded).
+
+    Raises:
+        ConfigError: it was prepared with other parameters.
+    """
+    for prefix, params in wanted.items():
+        diff = prepared.differences(old[prefix], params) if old[prefix] else []
+        if diff:
+            raise ConfigError(f"the dataset under {prefix or '(root)'!r} in {storage.label()} was prepared with "
+                              f"other parameters ({'; '.join(diff)}); it is not replaced silently",
+                              reference="prepare" if params.get("kind") == "synthetic" else "--from",
+                              hint="write it again with `benchmark.py prepare --force --config FILE` (the old "
+                                   "set's extra objects are deleted), or point storage.prefixes elsewhere"
+                                   + ("; prepare.auto never rewrites data" if auto else ""))
 
 
-def incomplete(storage: Storage, prefixes: list[str]) -> list[str]:
-    """The prefixes an interrupted or failed prepare / pack left half written."""
-    out = []
-    for prefix in prefixes:
-        try:
-            storage._get(_marker(prefix))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        out.append(prefix)
-    return out
+def _drop_stale(storage: Storage, prefix: str, old: dict[str, Any] | None, new: dict[str, Any],
+                events: Events) -> None:
+    """Delete the objects of the old synthetic set that the new one did not write (prepare --force)."""
+    stale = prepared.stale_keys(old, new, prefix)
+    for key in stale:
+        with contextlib.suppress(FileNotFoundError):
+            storage.delete(key)
+    if stale:
+        events.notice(f"{len(stale):,} objects of the earlier dataset under {prefix or '(root)'!r} deleted "
+                      "(the new one does not have them)")
 
 
-@contextlib.contextmanager
-def _preparing(storage: Storage, prefixes: list[str]):
-    """Mark ``prefixes`` as being written; the marks go only when the writing succeeded."""
-    for prefix in prefixes:
-        storage.put(_marker(prefix), b"dnnbench prepare in progress: rerun `benchmark.py prepare --force`\n")
-    yield
-    for prefix in prefixes:
-        storage.delete(_marker(prefix))
+def _write_dataset(cfg: Any, storage: Storage, source: list[str] | None,
+                   events: Events) -> synthetic.PrepareStats:
+    if source:
+        return _upload_folders(cfg, storage, source, events)
+    p, prefixes = cfg.prepare, cfg.storage.prefixes
+    total = p.classes * p.images_per_class * len(prefixes)
+    events.phase_start("prepare")
+    jobs = [lambda progress, i=i, prefix=prefix: synthetic.generate(
+        storage, prefix, p.classes, p.images_per_class, width=tuple(p.width), height=tuple(p.height),
+        fmt=p.format, quality=p.jpeg_quality, seed=p.seed + 1000 * i, workers=p.workers, progress=progress)
+        for i, prefix in enumerate(prefixes)]
+    return _write_all(events, jobs, f"prepare {total:,} {p.format} images", total, "images",
+                      f"written to {storage.label()}")
+
+
+#: kept for callers of the earlier names
+PREPARING = prepared.PREPARING
+incomplete = prepared.incomplete
 
 
 def _write_all(events: Events, jobs: list, title: str, total: int, unit: str, where: str) -> synthetic.PrepareStats:
@@ -144,8 +179,13 @@ def pack_shards(loaded: LoadedConfig, events: Events, force: bool = False) -> sh
     """``prepare --shards``: pack the dataset in the configured storage (listed first) into tar
     shards under ``shards.prefix``, in a seeded random sample order, and report MB/s."""
     cfg = loaded.config
-    sh = cfg.shards
     storage = open_storage(cfg, emulate=False)
+    with prepared.turn(storage, events.warning):
+        return _pack(cfg, storage, events, force)
+
+
+def _pack(cfg: Any, storage: Storage, events: Events, force: bool) -> shards.PackStats | None:
+    sh = cfg.shards
     if incomplete(storage, [sh.prefix]):
         events.notice(f"an earlier pack under {sh.prefix!r} did not finish: packing again")
     elif not force and _exists(storage, sh.prefix):
@@ -158,7 +198,7 @@ def pack_shards(loaded: LoadedConfig, events: Events, force: bool = False) -> sh
     events.phase_start("pack shards")
     events.task_start(f"pack {len(index):,} samples", total=len(index), unit="samples")
     try:
-        with _preparing(storage, [sh.prefix]):
+        with prepared.preparing(storage, [sh.prefix]):
             stats = shards.pack(storage, index, sh.prefix, max_bytes=sh.max_bytes, max_samples=sh.max_samples,
                                 seed=sh.seed, progress=lambda done, n: events.task_advance(1, n))
     finally:
@@ -207,7 +247,10 @@ class Executor:
         self.tags = tags or {}  # sweep_id / variant / repeat (dnnbench.sweep), into the summary row
         self._cache_warned = False
         self._pending_error: BaseException | None = None
-        self._skipped: list[tuple[int, str, str]] = []
+        self._skipped: list[tuple[int | None, str, str]] = []  # (epoch, key, reason); None: at listing
+        self._per_epoch: int | None = None
+        self._runner: Any = None
+        self._phase_name = "list"
         self.dist = distributed.DistInfo()
         self.group: distributed.Group | None = None
 
@@ -240,7 +283,7 @@ class Executor:
             return
         if not all(_exists(storage, p) for p in cfg.storage.prefixes) or incomplete(storage, cfg.storage.prefixes):
             self.events.notice("dataset not found or incomplete: generating it (prepare.auto is on)")
-            prepare_dataset(self.loaded, self.events)
+        prepare_dataset(self.loaded, self.events, auto=True)  # present: checks it was prepared as asked
         if cfg.dataset.access == "shards" and (not _exists(storage, cfg.shards.prefix)
                                               or incomplete(storage, [cfg.shards.prefix])):
             self.events.notice("shards not found or incomplete: packing them (prepare.auto is on)")
@@ -248,11 +291,13 @@ class Executor:
 
     def _run_rank(self) -> RunOutcome:
         cfg = self.cfg
+        signals.reset()
         storage = open_storage(cfg)
         # multi-rank: each start-up step ends in an agreement, so a failure on one rank (rank 0's
         # prepare, a missing dataset) ends every rank at once with its error, none left waiting
         self._on_every_rank(lambda: self._prepare_if_needed(storage) if self.dist.is_main else None)
         self._on_every_rank(lambda: self._check_dataset(storage))
+        self._on_every_rank(lambda: self._check_outputs() if self.dist.is_main else None)
         run_dir = self._run_dir()
         work_dir = run_dir / f"rank-{self.dist.rank}" if self.dist.enabled else run_dir
         work_dir.mkdir(exist_ok=True)
@@ -265,64 +310,132 @@ class Executor:
                          request_mode=cfg.metrics.requests)
         system = SystemSampler(cfg.metrics.system_interval_s).start()
         facts.system = system
-        runner = None
+        self._runner = None
+        self._phase_name = "list"
         exit_code = EXIT_OK
-        phase = "list"
-        steps = StepRecorder(facts.steps, facts.epochs)
         try:
-            index = self._list(storage, facts)
-            phases = cfg.execution.phases
-            eval_index = None
-            if phases.inference:
-                index, eval_index = self._holdout(storage, index)
-            phase = "train"
-            if phases.train or phases.inference or phases.checkpoint:
-                runner = self._make_runner(index, storage)
-                facts.identity["workers"] = cfg.framework.num_workers
-            if phases.train:
-                self._train(runner, storage, index, facts, steps)
-            if phases.inference:
-                phase = "inference"
-                self._phase(facts, "inference", lambda: runner.infer(eval_index),
-                            lambda r: f"({r['infer_samples']:,} held-out samples, accuracy "
-                                      f"{r['accuracy_percent'] or 0:.1f} %, {r['infer_samples_per_s'] or 0:,.0f} "
-                                      "samples/s)")
-            if phases.checkpoint:
-                phase = "checkpoint"
-                rank = f"-rank{self.dist.rank}" if self.dist.enabled else ""
-                key = "/".join(p for p in (cfg.checkpoint.prefix.strip("/"), f"{facts.run_id}{rank}.ckpt") if p)
-                self._phase(facts, "checkpoint", lambda: runner.checkpoint(key),
-                            lambda r: f"({r['checkpoint_bytes'] / 1e6:.1f} MB: save "
-                                      f"{r['checkpoint_save_MB_per_s'] or 0:.1f} MB/s, load "
-                                      f"{r['checkpoint_load_MB_per_s'] or 0:.1f} MB/s, {r['checkpoint_verified']})")
-                if facts.extra.get("checkpoint_verified") != "ok":
-                    raise RunFailed("the checkpoint read back differs from the one written",
-                                    reference=key, hint="the storage returned other bytes than it stored")
-        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (errors.Interrupted is one)
+            self._phases(storage, facts)
+        except BaseException as e:  # noqa: BLE001 - every way a run ends is recorded; see _stopped
+            exit_code = self._stopped(facts, e)
+        return self._finish(facts, storage, system, run_dir, exit_code)
+
+    def _phases(self, storage: Storage, facts: RunFacts) -> None:
+        """list, train, inference, checkpoint: whichever the config asks for, in that order."""
+        cfg = self.cfg
+        index = self._list(storage, facts)
+        phases = cfg.execution.phases
+        eval_index = None
+        if phases.inference:
+            index, eval_index = self._holdout(storage, index)
+        self._phase_name = "train"
+        if phases.train or phases.inference or phases.checkpoint:
+            self._runner = runner = self._make_runner(index, storage)
+            facts.identity["workers"] = cfg.framework.num_workers
+        if phases.train:
+            self._train(runner, storage, index, facts, StepRecorder(facts.steps, facts.epochs))
+        if phases.inference:
+            self._phase_name = "inference"
+            self._phase(facts, "inference", lambda: runner.infer(eval_index),
+                        lambda r: f"({r['infer_samples']:,} held-out samples, accuracy "
+                                  f"{r['accuracy_percent'] or 0:.1f} %, {r['infer_samples_per_s'] or 0:,.0f} "
+                                  "samples/s)")
+        if phases.checkpoint:
+            self._phase_name = "checkpoint"
+            rank = f"-rank{self.dist.rank}" if self.dist.enabled else ""
+            key = "/".join(p for p in (cfg.checkpoint.prefix.strip("/"), f"{facts.run_id}{rank}.ckpt") if p)
+            self._phase(facts, "checkpoint", lambda: runner.checkpoint(key),
+                        lambda r: f"({r['checkpoint_bytes'] / 1e6:.1f} MB: save "
+                                  f"{r['checkpoint_save_MB_per_s'] or 0:.1f} MB/s, load "
+                                  f"{r['checkpoint_load_MB_per_s'] or 0:.1f} MB/s, {r['checkpoint_verified']})")
+            if facts.extra.get("checkpoint_verified") != "ok":
+                raise RunFailed("the checkpoint read back differs from the one written",
+                                reference=key, hint="the storage returned other bytes than it stored")
+
+    def _stopped(self, facts: RunFacts, e: BaseException) -> int:
+        """Record how the phases ended early; returns the exit code.
+
+        Ctrl-C and SIGTERM (errors.Interrupted is a KeyboardInterrupt) are an interruption, and
+        so is any error once a stop signal has arrived: a SIGTERM to the whole process group
+        (Slurm, systemd, ``kill -TERM -PGID``, torchrun) ends the loader workers too, and their
+        death is the stop's doing, not a failure."""
+        phase = self._phase_name
+        if isinstance(e, KeyboardInterrupt) or (isinstance(e, Exception) and signals.stop_requested()):
             facts.status, facts.failed_phase, facts.reason = "interrupted", phase, "interrupted by the user"
+            return EXIT_INTERRUPTED
+        if not isinstance(e, Exception):  # SystemExit and the like: not ours to record
+            raise e
+        facts.status, facts.failed_phase = "failed", phase
+        facts.reason = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
+        self._pending_error = e
+        return e.exit_code if isinstance(e, BenchError) else EXIT_FAILED
+
+    def _finish(self, facts: RunFacts, storage: Storage, system: SystemSampler, run_dir: Path,
+                exit_code: int) -> RunOutcome:
+        """Stop the loader and the samplers, then write the report, with stop signals held: one
+        that arrives meanwhile marks the run interrupted and the report is still written; a second
+        one, or a report that cannot be written (a full disk), leaves the smallest record: the
+        status row, with the temporary files removed."""
+        with signals.held() as held:
+            try:
+                if self._close_run(facts, system) and exit_code == EXIT_OK:
+                    exit_code = EXIT_FAILED
+                row = self._report(facts, storage, self._runner, held)
+                if self.dist.enabled:
+                    row = self._aggregate_ranks(row, run_dir)
+            except KeyboardInterrupt:  # a second stop signal: the user insists
+                facts.status, facts.failed_phase = "interrupted", "report"
+                facts.reason = "interrupted by the user while the report was written"
+                row = self._last_record(facts)
+            except Exception as e:  # noqa: BLE001 - a report that cannot be written still leaves its status row
+                error = _report_error(e, facts.run_dir)
+                facts.status, facts.failed_phase, facts.reason = "failed", "report", str(error)
+                row = self._last_record(facts)
+                if self._pending_error is not None:  # the run's own error is the message; say this too
+                    self.events.warning(str(error))
+                self._pending_error = self._pending_error or error
+                exit_code = exit_code if exit_code != EXIT_OK else error.exit_code
+        if facts.status == "interrupted":
             exit_code = EXIT_INTERRUPTED
-        except BenchError as e:
-            facts.status, facts.failed_phase, facts.reason = "failed", phase, str(e)
-            exit_code = e.exit_code
-            self._pending_error = e
-        except Exception as e:  # noqa: BLE001 - recorded, then re-raised by the CLI
-            facts.status, facts.failed_phase, facts.reason = "failed", phase, f"{type(e).__name__}: {e}"
-            exit_code = EXIT_FAILED
-            self._pending_error = e
-        finally:
-            if facts.train_start is not None and facts.train_end is None:
-                facts.train_end = time.perf_counter()
-            if runner is not None:
-                try:
-                    runner.close()
-                except Exception:  # noqa: BLE001 - closing must not hide the result
-                    pass
-            flush_current()
-            system.stop()
-        row = self._report(facts, storage, runner)
-        if self.dist.enabled:
-            row = self._aggregate_ranks(row, run_dir)
         return RunOutcome(row, run_dir, exit_code, self._pending_error)
+
+    def _close_run(self, facts: RunFacts, system: SystemSampler) -> bool:
+        """Stop the loader (its workers write their request rows as they end) and the samplers.
+        Returns True when this process's request rows could not be written (the run failed)."""
+        if facts.train_start is not None and facts.train_end is None:
+            facts.train_end = time.perf_counter()
+        if self._runner is not None:
+            try:
+                self._runner.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the result
+                pass
+        system.stop()
+        try:
+            flush_current()
+        except RecordingError as e:  # a full disk: the run cannot be measured honestly
+            if facts.status == "ok":
+                facts.status, facts.failed_phase, facts.reason = "failed", "report", str(e)
+                self._pending_error = RunFailed(str(e), reference=self.cfg.metrics.output_dir,
+                                                hint=failures.DISK_HINT)
+                return True
+        return False
+
+    def _last_record(self, facts: RunFacts) -> dict[str, Any]:
+        """The smallest record of a run whose report could not be written: its temporary files
+        removed (they may hold the space it needs), then its status row and counted totals in
+        the run's summary.csv and results/summary.csv, as far as either can be written."""
+        with signals.ignored():
+            _cleanup_request_parts(facts.run_dir)
+            row = self._redacted(status_row(facts))
+            if self.dist.enabled:
+                row["rank"] = self.dist.rank
+            with contextlib.suppress(OSError):
+                write_row_csv(facts.run_dir / "summary.csv", row)
+            if self.dist.is_main:
+                try:
+                    append_summary(self.cfg.metrics.output_dir, row)
+                except (OSError, BenchError) as e:
+                    self.events.warning(f"the status row could not be added to results/summary.csv: {e}")
+        return row
 
     def _on_every_rank(self, work: Callable[[], T]) -> T:
         """``work()``; multi-rank, then every rank learns whether it failed anywhere and, if so,
@@ -352,6 +465,18 @@ class Executor:
                             reference="shards.prefix" if cfg.dataset.access == "shards" else "storage.prefixes",
                             hint="write it again with `benchmark.py prepare --config FILE`"
                                  + (" --shards" if cfg.dataset.access == "shards" else ""))
+
+    def _check_outputs(self) -> None:
+        """Before anything runs: the manifest and results/summary.csv can be written without
+        writing over a file dnnbench did not write.
+
+        Raises:
+            ConfigError: naming the field or path at fault.
+        """
+        cfg = self.cfg
+        if cfg.dataset.manifest and cfg.dataset.access != "shards":
+            manifest.check_target(cfg.dataset.manifest)
+        check_summary(cfg.metrics.output_dir)
 
     def _run_dir(self) -> Path:
         """Rank 0 creates the run directory (never reused); the other ranks learn its name."""
@@ -396,8 +521,13 @@ class Executor:
             if why:
                 self.events.notice(f"manifest {path} not used: {why}; listing the storage")
         index, stats = list_dataset(storage, cfg.storage.prefixes, cfg.execution.listing_workers,
-                                    cfg.dataset.extensions, cfg.dataset.labels)
+                                    cfg.dataset.extensions, cfg.dataset.labels, cfg.dataset.on_error)
         facts.listing = stats
+        for key, why in stats.unreadable:
+            self._skipped.append((None, key, f"{failures.BAD_READ}{why}"))
+        if stats.unreadable:
+            self.events.warning(f"{len(stats.unreadable)} unreadable entries left out of the dataset "
+                                f"(dataset.on_error: skip), e.g. {stats.unreadable[0][0]}: {stats.unreadable[0][1]}")
         if path:
             manifest.save(path, index, fp, stats.seconds)
             self.events.notice(f"sample index saved to manifest {path}: the next run skips listing")
@@ -458,7 +588,7 @@ class Executor:
 
     def _train(self, runner, storage: Storage, index, facts: RunFacts, steps: StepRecorder) -> None:
         tr = self.cfg.training
-        per_epoch = runner.samples_per_epoch()
+        per_epoch = self._per_epoch = runner.samples_per_epoch()
         expected = getattr(runner, "expected_epoch_bytes", None)
         if expected is None:  # a framework runner without per-epoch expectations: whole epochs only
             def expected(epoch: int, whole=index.total_bytes if per_epoch == len(index) else None):
@@ -475,6 +605,7 @@ class Executor:
                 self._epoch(runner, rec, steps)
             finally:
                 self.events.task_end()
+            self._too_many_skipped(rec)
         facts.train_end = time.perf_counter()
         self.events.phase_end("train", facts.train_end - facts.train_start)
 
@@ -501,7 +632,7 @@ class Executor:
         it = runner.epoch(rec.epoch)
         t_req = rec.start
         step = 0
-        for batch in _closing(it, self.cfg.framework.persistent_workers):
+        for batch in _closing(it, self.cfg.framework.persistent_workers, getattr(runner, "stop_epoch", None)):
             t_got = time.perf_counter()
             if batch.failures:
                 self._on_failures(rec, batch.failures)
@@ -520,19 +651,41 @@ class Executor:
             if self.cfg.training.max_steps is not None and step >= self.cfg.training.max_steps:
                 break
 
-    def _on_failures(self, rec: EpochRecord, failures: list) -> None:
-        """dataset.on_error: fail names the first bad key; skip counts, reports and goes on."""
+    def _on_failures(self, rec: EpochRecord, bad: list) -> None:
+        """A batch's failed samples. A storage outage (or a full disk) ends the run whatever
+        dataset.on_error says; otherwise on_error fail names the first bad key, and skip counts,
+        reports and goes on while the epoch's skipped share stays within max_skipped_percent."""
+        failures.raise_if_fatal(bad)
         if self.cfg.dataset.on_error == "fail":
-            f = failures[0]
+            f = bad[0]
             raise SampleError(f.reason, reference=f.key,
                               hint="the object is missing, truncated or not an image: replace or remove it, "
                                    "or set dataset.on_error: skip to count and skip such samples")
-        rec.failed_samples += len(failures)
-        for f in failures:
+        rec.failed_samples += len(bad)
+        for f in bad:
             if len(self._skipped) < 1000:
                 self._skipped.append((rec.epoch, f.key, f.reason))
             if len(self._skipped) <= 3:
                 self.events.warning(f"skipped {f.key}: {f.reason}")
+        if self._per_epoch and rec.failed_samples * 100 > self.cfg.dataset.max_skipped_percent * self._per_epoch:
+            self._too_many_skipped(rec, self._per_epoch)  # past the limit whatever the rest of the epoch does
+
+    def _too_many_skipped(self, rec: EpochRecord, total: int | None = None) -> None:
+        """Raise when the epoch skipped more than dataset.max_skipped_percent of its samples.
+
+        Raises:
+            SampleError: too many skipped samples (the first is named).
+        """
+        limit = self.cfg.dataset.max_skipped_percent
+        total = total or (rec.samples + rec.failed_samples)
+        if not rec.failed_samples or rec.failed_samples * 100 <= limit * total:
+            return
+        first = next(((k, r) for e, k, r in self._skipped if e == rec.epoch), None)
+        raise SampleError(f"{rec.failed_samples} of {total} samples of epoch {rec.epoch + 1} skipped "
+                          f"({100 * rec.failed_samples / total:.1f} %), more than dataset.max_skipped_percent "
+                          f"({limit:g} %)" + (f"; the first: {first[0]}: {first[1]}" if first else ""),
+                          reference="dataset.max_skipped_percent",
+                          hint="fix or remove the bad samples, or raise dataset.max_skipped_percent")
 
     def _cache_state(self, local_paths: list[str]) -> str:
         if not local_paths:
@@ -565,14 +718,24 @@ class Executor:
                 "emulated": _emulation_label(cfg.storage.emulate),
                 **{k: self.tags.get(k) for k in ("sweep_id", "variant", "repeat")}}
 
-    def _report(self, facts: RunFacts, storage: Storage, runner) -> dict[str, Any]:
+    def _redacted(self, row: dict[str, Any]) -> dict[str, Any]:
+        secrets = secret_values(self.cfg.model_dump(mode="json"))
+        return {k: redact(v, secrets) if isinstance(v, str) else v for k, v in row.items()}
+
+    def _report(self, facts: RunFacts, storage: Storage, runner, held: signals.Held) -> dict[str, Any]:
         run_dir = facts.run_dir
+        signals.pause_point("report", held)  # tests: a stop signal delivered while the report is written
         row = build_reports(facts)
+        signals.pause_point("report-summary", held)
+        if held.received and facts.status == "ok":  # the status is decided here: later signals find it written
+            facts.status, facts.failed_phase = "interrupted", "report"
+            facts.reason = "interrupted by the user while the report was written"
+            row.update(status=facts.status, failed_phase=facts.failed_phase, reason=facts.reason)
         if self.dist.enabled:
             row["rank"] = self.dist.rank
+        row = self._redacted(row)
         raw = self.cfg.model_dump(mode="json")
         secrets = secret_values(raw)
-        row = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in row.items()}
         write_row_csv(run_dir / "summary.csv", row)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(redact(raw, secrets), sort_keys=False))
         env = environment(storage, runner, facts, self.loaded.notices, self.argv)
@@ -584,6 +747,23 @@ class Executor:
             append_summary(self.cfg.metrics.output_dir, row)
             self.events.summary(row, str(run_dir), facts.unmeasured)
         return row
+
+
+def _report_error(e: BaseException, run_dir: Path) -> BenchError:
+    """The one-line error of a report that could not be written (a full disk, a folder gone
+    read-only): names the path, never a traceback."""
+    if isinstance(e, BenchError):
+        return e
+    if isinstance(e, OSError):
+        where = e.filename or run_dir
+        hint = failures.DISK_HINT if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
+            "check that metrics.output_dir is writable, then run again"
+        error = RunFailed(f"cannot write the report: {e.strerror or e}", reference=str(where), hint=hint)
+    else:
+        error = RunFailed(f"the report could not be written: {type(e).__name__}: {e}", reference=str(run_dir),
+                          hint="run again with --debug for the traceback")
+    error.__cause__ = e  # --debug shows where it happened
+    return error
 
 
 def _device_kind(cfg: Any) -> str:
@@ -614,15 +794,18 @@ def _uneven_inputs(runner: Any) -> AbstractContextManager | None:
     return scope() if scope is not None else None
 
 
-def _closing(it, keep_workers: bool):
+def _closing(it, keep_workers: bool, stop: Callable[[Any], None] | None = None):
     """Iterate; when the epoch ends early (error, interrupt), stop the loader's workers
-    now rather than at garbage collection. Persistent workers live until the runner closes."""
+    now rather than at garbage collection (``stop(it)``: the runner's way, which waits for them
+    to write their request rows). Persistent workers live until the runner closes."""
     try:
         yield from it
     finally:
-        shutdown = getattr(it, "_shutdown_workers", None)
-        if shutdown is not None and not keep_workers:  # persistent workers: the runner closes them
-            shutdown()
+        if not keep_workers:  # persistent workers: the runner closes them
+            if stop is not None:
+                stop(it)
+            elif getattr(it, "_shutdown_workers", None) is not None:
+                it._shutdown_workers()
 
 
 def _exists(storage: Storage, prefix: str) -> bool:

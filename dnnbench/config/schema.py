@@ -316,6 +316,9 @@ class DatasetConfig(Strict):
                                                    "same storage, prefixes and extensions skips listing")
     on_error: Literal["fail", "skip"] = Field("fail", description="a sample that is missing, truncated or "
                                               "not an image: fail the run naming it, or skip and count it")
+    max_skipped_percent: float = Field(5.0, ge=0, le=100, allow_inf_nan=False,
+                                       description="on_error skip: an epoch that skips more than this share of "
+                                                   "its samples fails the run")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset plugin's own options")
 
     @field_validator("extensions")

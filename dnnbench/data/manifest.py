@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from dnnbench.data.index import SampleIndex, unsafe_key
+from dnnbench.errors import ConfigError
 
 FORMAT = "dnnbench-manifest/1"
+_HEAD = re.compile(r'\s*\{\s*"format"\s*:\s*"dnnbench-manifest/')
 
 
 def fingerprint(storage: str, prefixes: list[str], extensions: list[str],
@@ -34,9 +37,49 @@ def _open(path: Path, mode: str, gz: bool):
     return gzip.open(path, mode + "t", encoding="utf-8") if gz else open(path, mode, encoding="utf-8")
 
 
-def save(path: str | os.PathLike, index: SampleIndex, fp: dict[str, Any], listing_s: float | None = None) -> None:
-    """Write the index atomically (a temporary file renamed into place)."""
+def is_manifest(path: Path) -> bool:
+    """Did dnnbench write this file? (It starts as every manifest starts; the rest is not read.)"""
+    try:
+        with _open(path, "r", path.suffix == ".gz") as f:
+            return _HEAD.match(f.read(256)) is not None
+    except (OSError, ValueError, EOFError):  # unreadable, not gzip, not text
+        return False
+
+
+def check_target(path: str | os.PathLike) -> None:
+    """The manifest path may be read and (re)written: nothing there yet, or a dnnbench manifest.
+
+    Raises:
+        ConfigError: a folder, something else than a regular file, or a file dnnbench did not
+            write (it is never overwritten).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; the manifest is a file", reference="dataset.manifest",
+                          hint="name a file, e.g. dataset.manifest: results/index.json.gz")
+    if not path.exists() and not path.is_symlink():
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ConfigError(f"{path.parent} is a file, not a folder", reference="dataset.manifest",
+                              hint="name a file in a folder")
+        return
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a regular file", reference="dataset.manifest",
+                          hint="name a new file for the manifest")
+    if not is_manifest(path):
+        raise ConfigError(f"{path} exists and is not a dnnbench manifest: it would be overwritten",
+                          reference="dataset.manifest",
+                          hint="name a new file for the manifest (dnnbench never writes over a file it did "
+                               "not write)")
+
+
+def save(path: str | os.PathLike, index: SampleIndex, fp: dict[str, Any], listing_s: float | None = None) -> None:
+    """Write the index atomically (a temporary file renamed into place).
+
+    Raises:
+        ConfigError: the path holds something other than a dnnbench manifest (see :func:`check_target`).
+    """
+    path = Path(path)
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "fingerprint": fp,
            "listing_s": listing_s, "objects": len(index), "bytes": index.total_bytes, "classes": index.classes,

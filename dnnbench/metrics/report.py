@@ -204,6 +204,25 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
     return row
 
 
+def status_row(f: RunFacts) -> dict[str, Any]:
+    """The smallest summary row, for a run whose report could not be written: status, identity
+    and the totals the executor counted itself (no file is read or written to get them)."""
+    row: dict[str, Any] = {c: None for c in SUMMARY_COLUMNS}
+    row.update(run_id=f.run_id, status=f.status, failed_phase=f.failed_phase, reason=f.reason,
+               started_at=f.started_at, **f.identity)
+    if f.listing is not None:
+        row.update(list_s=f.listing.seconds, objects_listed=f.listing.objects, bytes_listed=f.listing.bytes)
+    wall = (f.train_end - f.train_start) if f.train_start is not None and f.train_end is not None else None
+    samples, nbytes = sum(e.samples for e in f.epochs), sum(e.bytes for e in f.epochs)
+    row.update(steps=sum(e.steps for e in f.epochs), samples=samples, bytes=nbytes, wall_s=wall,
+               samples_per_s=_rate(samples, wall), MiB_per_s=_rate(nbytes, wall, MiB),
+               MB_per_s=_rate(nbytes, wall, 1e6), skipped_samples=sum(e.failed_samples for e in f.epochs))
+    if f.epochs and f.epochs[0].first_batch_s is not None:
+        row["time_to_first_batch_s"] = f.epochs[0].first_batch_s
+    row.update({k: v for k, v in f.extra.items() if k in row})
+    return row
+
+
 def _byte_check(f: RunFacts, epochs: pd.DataFrame) -> str:
     """Did each complete epoch read exactly the bytes that listing reported for it?"""
     complete = [e for e in f.epochs if e.complete]

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from multiprocessing import util as mp_util
 from pathlib import Path
 
+from dnnbench.errors import RecordingError
+
 COLUMNS = ["op", "key", "pid", "worker", "epoch", "start", "ttfb", "end", "bytes",
            "decode_s", "error", "retries"]
 _FLUSH_EVERY = 20_000
@@ -53,6 +55,7 @@ class RequestRecorder:
         self.count = 0
         self.errors = 0
         self.bytes = 0
+        self.lost = 0  # rows that could not be written (a full disk)
 
     def add(self, op: str, key: str, start: float, ttfb: float | None, end: float, nbytes: int,
             error: str | None = None, retries: int = 0) -> list | None:
@@ -66,13 +69,18 @@ class RequestRecorder:
         row = [op, key, self._pid, self.worker, self.epoch, start, ttfb, end, nbytes, None, error, retries]
         self._rows.append(row)
         if self._finalizer is None:
-            self._finalizer = mp_util.Finalize(self, self.flush, exitpriority=10)
+            self._finalizer = mp_util.Finalize(self, self._flush_at_exit, exitpriority=10)
         if len(self._rows) >= _FLUSH_EVERY:
             self.flush()
         return row
 
     def flush(self) -> None:
-        """Append buffered rows to this process's CSV file (threads of one process take turns)."""
+        """Append buffered rows to this process's part file (threads of one process take turns).
+
+        Raises:
+            RecordingError: the rows could not be written (they are dropped and counted in ``lost``:
+                a full disk must not grow memory as well).
+        """
         if not self._rows:
             return
         with self._lock:
@@ -80,8 +88,22 @@ class RequestRecorder:
 
     def _flush(self) -> None:
         rows, self._rows = self._rows, []
-        if rows:
-            append_part(Path(self.spec.directory) / f"requests-{self._pid}.part", rows)
+        if not rows:
+            return
+        path = Path(self.spec.directory) / f"requests-{self._pid}.part"
+        try:
+            append_part(path, rows)
+        except OSError as e:
+            self.lost += len(rows)
+            raise RecordingError(e.errno, f"cannot write request rows to {path}: {e.strerror or e}") from None
+
+    def _flush_at_exit(self) -> None:
+        """The process is ending (a loader worker stopped): write what is buffered; a failure
+        here has no one to tell (the main process finds the rows missing), so it is quiet."""
+        try:
+            self.flush()
+        except OSError:
+            pass
 
 
 def append_part(path: Path, rows: list[list]) -> None:
@@ -104,15 +126,19 @@ def _plain(value):
 
 
 def read_parts(directory: Path) -> list[list]:
-    """Every request row of the part files under ``directory`` (COLUMNS order)."""
+    """Every request row of the part files under ``directory`` (COLUMNS order). A chunk torn by a
+    process killed while writing it ends that file: the rows before it are kept."""
     rows: list[list] = []
     for path in sorted(Path(directory).glob("requests-*.part")):
         with open(path, "rb") as f:
             while True:
                 try:
-                    rows.extend(marshal.load(f))
-                except EOFError:
+                    chunk = marshal.load(f)
+                except (EOFError, ValueError, TypeError):
                     break
+                if not isinstance(chunk, list):
+                    break
+                rows.extend(r for r in chunk if isinstance(r, list) and len(r) == len(COLUMNS))
     return rows
 
 
@@ -140,5 +166,10 @@ def get_recorder(spec: RecorderSpec | None) -> RequestRecorder | None:
 
 
 def flush_current() -> None:
+    """Write this process's buffered rows.
+
+    Raises:
+        RecordingError: they could not be written (a full disk).
+    """
     if _CURRENT is not None and _CURRENT._pid == os.getpid():
         _CURRENT.flush()

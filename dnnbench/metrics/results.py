@@ -48,6 +48,8 @@ def create_run_dir(output_dir: str | Path, run_id: str | None, stem: str) -> Pat
         except FileExistsError:
             raise ConfigError(f"{path} exists already; results are never overwritten",
                               reference="--run-id", hint="choose another --run-id or leave it out") from None
+        except OSError as e:
+            raise _unwritable(output_dir, e) from None
         return path
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_SAFE.sub('_', stem)[:60]}"
     for n in range(1, 10_000):
@@ -57,7 +59,58 @@ def create_run_dir(output_dir: str | Path, run_id: str | None, stem: str) -> Pat
             return path
         except FileExistsError:
             continue
-    raise RuntimeError("could not find a free run directory name")
+        except OSError as e:
+            raise _unwritable(output_dir, e) from None
+    raise ConfigError(f"no free run directory name {base}[-N] left in {output_dir}", reference="metrics.output_dir",
+                      hint="use another metrics.output_dir or --run-id")
+
+
+def _unwritable(output_dir: str | Path, e: OSError) -> ConfigError:
+    return ConfigError(f"cannot create a run folder in {output_dir}: {e.strerror or e}",
+                       reference="metrics.output_dir",
+                       hint="choose a writable folder (not on a read-only or full filesystem), "
+                            "e.g. --set metrics.output_dir=results")
+
+
+#: the columns that make a CSV file a dnnbench summary (any version)
+_SUMMARY_MARK = ("run_id", "status")
+_CHECK_LIMIT = 8 * 2**20  # larger summaries are checked by their header only
+
+
+def check_summary(output_dir: str | Path) -> None:
+    """Before a run starts: ``output_dir/summary.csv`` and its lock file can take the run's row
+    (so a broken one is bad input now, not a lost row after the run).
+
+    Raises:
+        ConfigError: either is not a regular file, summary.csv cannot be read or parsed as CSV,
+            or it is not a dnnbench summary (dnnbench never writes into a file it did not write).
+    """
+    path = Path(output_dir) / "summary.csv"
+    for p in (path, lock_path(path)):
+        if (p.exists() or p.is_symlink()) and not p.is_file():
+            raise ConfigError(f"{p} is not a regular file", reference=str(p),
+                              hint="move it away, or choose another metrics.output_dir")
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, strict=True)
+            header = next(reader, [])
+            if path.stat().st_size <= _CHECK_LIMIT:
+                for _ in reader:
+                    pass
+    except (OSError, csv.Error, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} cannot be read as CSV: {e}", reference=str(path),
+                          hint="repair or move it away (each run's own summary.csv is in its run folder), "
+                               "or choose another metrics.output_dir") from None
+    if not all(c in header for c in _SUMMARY_MARK):
+        raise ConfigError(f"{path} is not a dnnbench summary (no {' and '.join(_SUMMARY_MARK)} columns): "
+                          "runs would append to it", reference=str(path),
+                          hint="move it away, or choose another metrics.output_dir")
+
+
+def lock_path(summary: Path) -> Path:
+    return summary.with_name(summary.name + ".lock")
 
 
 def write_row_csv(path: Path, row: dict[str, Any]) -> None:
@@ -74,7 +127,7 @@ def append_summary(output_dir: str | Path, row: dict[str, Any]) -> Path:
     rewritten with the union of columns, atomically.
     """
     path = Path(output_dir) / "summary.csv"
-    with FileLock(str(path) + ".lock", timeout=60):
+    with FileLock(str(lock_path(path)), timeout=60):
         if not path.exists() or path.stat().st_size == 0:
             _atomic_write(path, [list(row)], [row])
             return path
@@ -83,7 +136,12 @@ def append_summary(output_dir: str | Path, row: dict[str, Any]) -> Path:
             header = next(reader, [])
         missing = [k for k in row if k not in header]
         if not missing:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                cut = f.read(1) != b"\n"  # a last line cut short (a full disk, a kill): never glue onto it
             with open(path, "a", newline="") as f:
+                if cut:
+                    f.write("\n")
                 csv.DictWriter(f, fieldnames=header).writerow({k: _cell(row.get(k)) for k in header})
                 f.flush()
                 os.fsync(f.fileno())
@@ -101,8 +159,11 @@ def _atomic_write(path: Path, header: list[list[str]], rows: list[dict[str, Any]
     for r in rows:
         w.writerow({k: _cell(r.get(k)) for k in header[0]})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(buf.getvalue())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _cell(v: Any) -> Any:

@@ -21,7 +21,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from dnnbench.errors import StorageError
+from dnnbench.data import failures
+from dnnbench.errors import RecordingError, StorageError
 from dnnbench.metrics.requests import RecorderSpec, get_recorder
 
 
@@ -37,6 +38,8 @@ class SizeMismatch(OSError):
 class ObjectInfo:
     key: str
     size: int
+    #: why the entry cannot be read (a symlink loop...): listed so that dataset.on_error decides
+    error: str | None = None
 
 
 class Storage(ABC):
@@ -150,7 +153,9 @@ class Storage(ABC):
         (the loop of :meth:`get_into`, with the per-call overhead paid once per batch).
 
         Returns the end offset in ``buffer`` of each object read, and ``(key, reason)`` for
-        each that failed (skipped: the next object starts where it would have).
+        each that failed (skipped: the next object starts where it would have; reasons as in
+        :mod:`dnnbench.data.failures`). After a failure that ends the run (the store stopped
+        answering) the rest of the batch is not read: each would wait out the retries again.
         """
         rec = get_recorder(self.recorder_spec)
         clock, prim, retries = time.perf_counter, self._get_into, self._retries
@@ -161,16 +166,27 @@ class Storage(ABC):
             start = clock()
             try:
                 n, ttfb = prim(key, buffer[pos:pos + size])
-            except Exception as e:  # noqa: BLE001 - the caller names the key
                 if rec is not None:
-                    rec.add("get", key, start, None, clock(), 0, error=_short(e), retries=retries())
-                failed.append((key, f"{type(e).__name__}: {e}"))
+                    rec.add("get", key, start, ttfb, clock(), n, retries=retries())
+            except Exception as e:  # noqa: BLE001 - the caller names the key
+                reason = self._failed_read(rec, key, start, e)
+                failed.append((key, reason))
+                if failures.is_fatal(reason):
+                    break
                 continue
-            if rec is not None:
-                rec.add("get", key, start, ttfb, clock(), n, retries=retries())
             pos += n
             ends.append(pos)
         return ends, failed
+
+    def _failed_read(self, rec: Any, key: str, start: float, e: BaseException) -> str:
+        """Record a failed GET; returns its reason (see :mod:`dnnbench.data.failures`)."""
+        if rec is None or isinstance(e, RecordingError):
+            return failures.read_failure(e)
+        try:
+            rec.add("get", key, start, None, time.perf_counter(), 0, error=_short(e), retries=self._retries())
+        except RecordingError as lost:
+            return failures.read_failure(lost)
+        return failures.read_failure(e)
 
     def open_stream(self, key: str) -> "RecordedStream":
         """Stream an object (tar shards): one request row, written when the stream ends."""

@@ -24,6 +24,48 @@ def safe_join(root: str, key: str) -> str:
     return os.path.join(root, key) if key else root
 
 
+#: kernel filesystems whose "files" are generated state: listing them never ends or means nothing
+PSEUDO_FILESYSTEMS = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs",
+                      "securityfs", "bpf", "configfs", "pstore", "mqueue", "fusectl", "efivarfs", "binfmt_misc",
+                      "autofs", "rpc_pipefs", "nsfs"}
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _ancestors(path: str) -> tuple[tuple[int, int], ...]:
+    """The identities of ``path`` and every folder above it: a link to any of them is a loop."""
+    out, current = [], os.path.realpath(path)
+    while True:
+        out.append(_identity(current))
+        parent = os.path.dirname(current)
+        if parent == current:
+            return tuple(out)
+        current = parent
+
+
+def pseudo_filesystem(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The type of the kernel pseudo-filesystem ``path`` lies on (proc, sysfs...), else None
+    (also where the mount table cannot be read)."""
+    try:
+        with open(mountinfo) as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    best, kind = "", None
+    for fields in mounts:
+        if "-" not in fields or len(fields) < 5:
+            continue
+        point = fields[4].replace("\\040", " ")
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[fields.index("-") + 1]
+    return kind if kind in PSEUDO_FILESYSTEMS else None
+
+
 @STORAGE.register("fs", aliases=("file", "local"))
 class FileSystemStorage(Storage):
     """Local or network filesystem (POSIX files), read with plain unbuffered reads."""
@@ -42,22 +84,36 @@ class FileSystemStorage(Storage):
         return self._base + key if key else self.root
 
     def _list(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
+        """Files under ``prefix``, following links. An entry that cannot be resolved (a symlink
+        loop, a dangling link's stat error other than "missing") or a folder link back to one of
+        its own parents (which would be listed forever) comes back as an object with its
+        ``error``, so that dataset.on_error decides."""
         base = safe_join(self.root, prefix)
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
-        stack = [(base, prefix)]
+        stack = [(base, prefix, _ancestors(base))]
         while stack:
-            path, rel = stack.pop()
+            path, rel, parents = stack.pop()
             with os.scandir(path) as it:
                 for entry in it:
                     key = f"{rel}/{entry.name}" if rel else entry.name
-                    if entry.is_dir(follow_symlinks=True):
-                        if delimiter:
-                            prefixes.append(key)
-                        else:
-                            stack.append((entry.path, key))
-                    elif entry.is_file(follow_symlinks=True):
-                        objects.append(ObjectInfo(key, entry.stat(follow_symlinks=True).st_size))
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=True)
+                        if not is_dir and entry.is_file(follow_symlinks=True):
+                            objects.append(ObjectInfo(key, entry.stat(follow_symlinks=True).st_size))
+                            continue
+                        ident = _identity(entry.path) if is_dir and not delimiter else None
+                    except OSError as e:
+                        objects.append(ObjectInfo(key, 0, f"{e.strerror or e} ({entry.path})"))
+                        continue
+                    if not is_dir:
+                        continue
+                    if delimiter:
+                        prefixes.append(key)
+                    elif ident in parents:
+                        objects.append(ObjectInfo(key, 0, f"a link back to one of its parent folders ({entry.path})"))
+                    else:
+                        stack.append((entry.path, key, (*parents, ident)))
         objects.sort(key=lambda o: o.key)
         prefixes.sort()
         return objects, prefixes
@@ -105,6 +161,11 @@ class FileSystemStorage(Storage):
             raise DataError(f"directory {self.root} does not exist", reference="storage.root",
                             hint="fix storage.root, or create a synthetic dataset with "
                                  "`python3 benchmark.py prepare --config FILE`")
+        kind = pseudo_filesystem(self.root)
+        if kind is not None:
+            raise DataError(f"{self.root} is on a {kind} pseudo-filesystem (kernel state, not files to "
+                            "benchmark)", reference="storage.root",
+                            hint="point storage.root at the folder that holds the dataset")
 
     def exists(self, prefix: str = "") -> bool:
         path = Path(safe_join(self.root, prefix))

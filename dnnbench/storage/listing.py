@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,8 @@ class ListingStats:
     requests: int
     skipped_objects: int
     classes: int
+    #: (key, why) of entries that cannot be read (symlink loops...), left out with on_error: skip
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def objects_per_s(self) -> float:
@@ -38,11 +40,14 @@ class ListingStats:
 
 
 def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions: list[str],
-                 labels: list[str] | None = None) -> tuple[SampleIndex, ListingStats]:
+                 labels: list[str] | None = None, on_error: str = "fail") -> tuple[SampleIndex, ListingStats]:
     """List every sample of the dataset in parallel.
 
+    An entry the storage lists but cannot read (a symlink loop) is bad input: with ``on_error``
+    ``skip`` it is left out and counted (``ListingStats.unreadable``), else an error naming it.
+
     Raises:
-        DataError: a prefix is missing, no class directories, or no samples.
+        DataError: a prefix is missing, no class directories, no samples, or an unreadable entry.
         StorageError: the storage refused a listing request.
     """
     t0 = time.perf_counter()
@@ -72,30 +77,46 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
         requests += sum(r[2] for r in results)
     classes = list(labels) if labels else sorted({name for _, name, _ in jobs})
     class_id = {c: i for i, c in enumerate(classes)}
-    keys: list[str] = []
-    label_list: list[int] = []
-    sizes: list[int] = []
-    skipped = 0
     order = sorted(range(len(jobs)), key=lambda k: (jobs[k][0], jobs[k][2]))
-    for k in order:
-        cls = class_id[jobs[k][1]]
-        for obj in listed[k]:
-            if _hidden(obj.key[len(jobs[k][2]):]):
-                skipped += 1
-            elif posixpath.splitext(obj.key)[1].lower() in extensions:
-                keys.append(obj.key)
-                label_list.append(cls)
-                sizes.append(obj.size)
-            else:
-                skipped += 1
+    rows, skipped, unreadable = _samples([(listed[k], class_id[jobs[k][1]], jobs[k][2]) for k in order],
+                                         extensions, on_error)
     seconds = time.perf_counter() - t0
-    if not keys:
+    if not rows:
         raise DataError(f"no samples with extensions {extensions} under prefixes {prefixes}",
                         reference="storage.prefixes",
                         hint="check the prefixes and dataset.extensions, or run `benchmark.py prepare`")
-    index = SampleIndex(keys, np.asarray(label_list, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
+    keys, label_list, sizes = zip(*rows)
+    index = SampleIndex(list(keys), np.asarray(label_list, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
                         classes)
-    return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes))
+    return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes), unreadable)
+
+
+def _samples(groups: list[tuple[list[ObjectInfo], int, str]], extensions: list[str], on_error: str
+             ) -> tuple[list[tuple[str, int, int]], int, list[tuple[str, str]]]:
+    """(key, label, size) of each listed object with a sample extension, the count of the others
+    (hidden ones included), and the unreadable entries (left out with ``on_error`` skip).
+
+    Raises:
+        DataError: an unreadable entry (a symlink loop) and ``on_error`` is not skip.
+    """
+    rows: list[tuple[str, int, int]] = []
+    skipped = 0
+    unreadable: list[tuple[str, str]] = []
+    for objects, label, under in groups:
+        for obj in objects:
+            if _hidden(obj.key[len(under):]):
+                skipped += 1
+            elif obj.error is not None:
+                if on_error != "skip":
+                    raise DataError(f"cannot read {obj.key}: {obj.error}", reference=obj.key,
+                                    hint="remove or fix the entry, or set dataset.on_error: skip to leave such "
+                                         "entries out")
+                unreadable.append((obj.key, obj.error))
+            elif posixpath.splitext(obj.key)[1].lower() in extensions:
+                rows.append((obj.key, label, obj.size))
+            else:
+                skipped += 1
+    return rows, skipped, unreadable
 
 
 def _hidden(path: str) -> bool:

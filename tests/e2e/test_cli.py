@@ -267,7 +267,7 @@ def test_on_error_skip_counts_missing_truncated_and_non_images(tmp_path, write_c
     (cls / "000001.jpg").write_bytes(good[: len(good) // 2])  # truncated
     (cls / "000002.jpg").write_bytes(b"plain text, not an image")
     for workers in (0, 2):
-        cfg = write_config(root, name=f"skip{workers}.yaml", dataset={"on_error": "skip"},
+        cfg = write_config(root, name=f"skip{workers}.yaml", dataset={"on_error": "skip", "max_skipped_percent": 15},
                            framework={"num_workers": workers}, training={"trainer": "read", "epochs": 2})
         assert main(["-q", "--config", str(cfg), "--run-id", f"skip{workers}"]) == 0
         run = tmp_path / "results" / f"skip{workers}"

@@ -223,6 +223,38 @@ def test_missing_dataset_under_torchrun_fails_fast(tmp_path):
     assert "does not exist" in r.stderr and "exitcode  : 2" in r.stderr
 
 
+@pytest.mark.slow
+def test_sigterm_to_torchrun_interrupts_every_rank(tiny_root, tmp_path):
+    """torchrun forwards a SIGTERM to each rank's process group, loader workers included (as
+    Slurm's scancel does): every rank stops as interrupted, rank 0 writes the aggregate, and
+    torchrun itself then exits 1 with its own report of the signal (README, Reliability)."""
+    import time
+
+    import psutil
+
+    cfg = write(tmp_path, tiny_root, framework={"num_workers": 1},
+                training={"trainer": "emulate", "compute_time_s": 0.2, "epochs": 50})
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+            "benchmark.py", "-q", "--config", str(cfg)]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    deadline = time.time() + 180
+    while len(psutil.Process(p.pid).children(recursive=True)) < 4 and time.time() < deadline:  # 2 ranks, 2 workers
+        assert p.poll() is None, p.communicate()
+        time.sleep(0.2)
+    time.sleep(3)
+    p.send_signal(signal.SIGTERM)
+    _, err = _wait(p, 180, "torchrun")
+    assert p.returncode != 0 and "killed by signal" not in err
+    run = the_run(tmp_path)
+    for rank in (0, 1):
+        row = pd.read_csv(run / f"rank-{rank}" / "summary.csv").iloc[0]
+        assert row["status"] == "interrupted" and row["samples"] > 0, (rank, row["reason"])
+    agg = pd.read_csv(run / "summary.csv").iloc[0]
+    assert agg["status"] == "interrupted" and agg["ranks"] == 2
+    assert list(pd.read_csv(tmp_path / "results" / "summary.csv")["status"]) == ["interrupted"]
+
+
 # -- the aggregate row, from per-rank rows ------------------------------------------------
 def rank_row(**values) -> dict:
     row = {"status": "ok", "samples": 10, "bytes": 1000, "requests": 10, "errors": 0, "MiB_per_s": 1.0,

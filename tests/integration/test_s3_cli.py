@@ -87,7 +87,9 @@ def test_prepare_creates_bucket_uploads_and_runs(s3_server, s3_client, bucket_na
     text = " ".join((r.stdout + r.stderr).split())
     assert f"bucket created: s3://{bucket_name}" in text and "MB/s" in text and "12 images" in text
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket_name)["Contents"]]
-    assert len(keys) == 12 and all(k.startswith("train/class_00") for k in keys)
+    assert "train/.dnnbench-prepare.json" in keys  # what was generated, recorded beside the data
+    samples = [k for k in keys if k != "train/.dnnbench-prepare.json"]
+    assert len(samples) == 12 and all(k.startswith("train/class_00") for k in samples)
     again = cli(["prepare", "--config", CONFIG, *small(bucket_name)], s3_server, tmp_path / "results")
     assert again.returncode == 0 and "already present" in again.stdout + again.stderr
     run = cli(["--config", CONFIG, "-q", *small(bucket_name)], s3_server, tmp_path / "results")
@@ -110,6 +112,7 @@ def test_prepare_from_a_local_image_folder(s3_server, s3_client, s3_bucket, tmp_
     text = " ".join((r.stdout + r.stderr).split())
     assert "5 files" in text and "MB/s" in text and "2 files in" in text and "skipped" in text
     got = {o["Key"]: o["Size"] for o in s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert got.pop("flowers/.dnnbench-prepare.json") > 0  # the folder it came from, recorded beside the data
     assert got == {"flowers/daisy/0.jpg": 102, "flowers/daisy/1.jpg": 103, "flowers/daisy/2.jpg": 104,
                    "flowers/roses/0.jpg": 102, "flowers/roses/1.jpg": 103}
     missing = cli(["prepare", "--config", CONFIG, "--from", str(tmp_path / "nope"), "--set",

@@ -1,9 +1,10 @@
 """Over the real S3 server: shards and sequential reads, emulated latency, inference and
-checkpoint phases (multipart), and faults: the server stopped mid-epoch, and restarted
-within the retry budget."""
+checkpoint phases (multipart), and faults: the server stopped mid-epoch (with on_error fail and
+skip: an outage is never skipped), and restarted within the retry budget."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -88,14 +89,20 @@ def test_inference_and_multipart_checkpoint_over_s3(s3_server, bucket, tmp_path,
 
 # -- faults: a second server of our own, so the shared one is never disturbed -----------------
 
+#: the second server's ports: the shared server's (the environment's, else the script's defaults)
+#: moved by a fixed offset, so engineers and CI jobs with their own port sets never collide
+_OWN_PORTS = {"DNNBENCH_S3_PORT": (18080, 11), "DNNBENCH_S3_OBJECT_PORT": (16210, 21),
+              "DNNBENCH_S3_CONTAINER_PORT": (16211, 21), "DNNBENCH_S3_ACCOUNT_PORT": (16212, 21),
+              "DNNBENCH_S3_MEMCACHED_PORT": (11711, 20)}
+
+
 @pytest.fixture
 def own_server(tmp_path, monkeypatch):
     import s3server
 
-    env = {"DNNBENCH_S3_DIR": str(tmp_path / "s3b"), "DNNBENCH_S3_PORT": "18091",
-           "DNNBENCH_S3_OBJECT_PORT": "16231", "DNNBENCH_S3_CONTAINER_PORT": "16232",
-           "DNNBENCH_S3_ACCOUNT_PORT": "16233", "DNNBENCH_S3_MEMCACHED_PORT": "11731",
-           "DNNBENCH_S3_LOG_LEVEL": "INFO"}  # the proxy logs each request: the tests watch for reads
+    env = {name: str(int(os.environ.get(name, default)) + offset) for name, (default, offset) in _OWN_PORTS.items()}
+    env.update(DNNBENCH_S3_DIR=str(tmp_path / "s3b"),
+               DNNBENCH_S3_LOG_LEVEL="INFO")  # the proxy logs each request: the tests watch for reads
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     info = s3server.ensure_server(ROOT)
@@ -145,6 +152,7 @@ def test_server_stopped_mid_epoch_fails_cleanly(own_server, tmp_path):
     row = pd.read_csv(run / "summary.csv").iloc[0]
     assert row["status"] == "failed" and row["failed_phase"] == "train" and isinstance(row["reason"], str)
     assert pd.read_csv(run / "steps.csv")["samples"].sum() > 0  # what was measured is kept
+    _requests_cover_the_samples(run, row, workers=2)  # loader worker 0's rows too
 
 
 def test_server_restarted_within_retry_budget_completes(own_server, tmp_path):
@@ -164,3 +172,37 @@ def test_server_restarted_within_retry_budget_completes(own_server, tmp_path):
     (run,) = [d for d in (tmp_path / "res").iterdir() if d.is_dir()]
     row = pd.read_csv(run / "summary.csv").iloc[0]
     assert row["status"] == "ok" and row["retries"] > 0 and row["samples"] == 8 * 24
+
+
+def _requests_cover_the_samples(run: Path, row: pd.Series, workers: int) -> pd.DataFrame:
+    """Every sample the run counted has its request row, from every loader worker (issue 12.5)."""
+    req = pd.read_csv(run / "requests.csv")
+    ok = req[(req["op"] == "get") & req["error"].isna() & (req["epoch"] >= 0)]
+    assert len(ok) >= row["samples"], f"{len(ok)} request rows for {row['samples']} samples"
+    assert set(ok["worker"]) == set(range(workers))
+    return req
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["boto3", "minio"])
+def test_outage_is_never_skipped(own_server, tmp_path, client):
+    """on_error: skip with the server stopped mid-epoch: the run fails at once (exit 1), the hint
+    does not suggest skipping, and every request row measured so far is kept."""
+    info, stop, _ = own_server
+    bucket = f"dnnbench-outage-{uuid.uuid4().hex[:8]}"
+    base = cfg_dict(info, bucket, tmp_path / "res", client, dataset={"on_error": "skip"},
+                    training={"trainer": "emulate", "compute_time_s": 0.2, "epochs": 20})
+    base["storage"]["s3"].update(connect_timeout_s=2, read_timeout_s=2, max_attempts=2)
+    prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
+    p = _run_cli(base, tmp_path)
+    _wait_until_reading(p, tmp_path / "s3b", bucket)
+    stop()
+    stdout, stderr = p.communicate(timeout=180)
+    assert p.returncode == 1, stderr
+    assert "storage failed" in stderr and "Traceback" not in stderr and "on_error" not in stderr
+    (run,) = [d for d in (tmp_path / "res").iterdir() if d.is_dir()]
+    row = pd.read_csv(run / "summary.csv").iloc[0]
+    assert row["status"] == "failed" and row["failed_phase"] == "train" and row["skipped_samples"] == 0
+    req = _requests_cover_the_samples(run, row, workers=2)
+    gets = req[req["op"] == "get"]
+    assert 1 <= gets["error"].notna().sum() <= 2 * 2 + 2  # one per batch in flight at most: no crawl

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
+from dnnbench.data import decode, failures
 from dnnbench.data.decode import DecodeError, decode_image
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
@@ -79,23 +80,32 @@ class ImageFolderDataset(Dataset):
         else:
             i = item
         key = self.keys[i]
+        too_big = decode.too_large(self.sizes[i], self.decode)
+        if too_big:
+            return Failure(key, failures.BAD_DECODE + too_big)
         try:
             data, row = self.storage.get(key)
         except Exception as e:  # named in the main process, no worker traceback
-            return Failure(key, f"read failed: {type(e).__name__}: {e}")
+            return Failure(key, failures.read_failure(e))
         t0 = time.perf_counter()
         try:
             sample = self.transform(data)
         except DecodeError as e:
-            return Failure(key, f"decode failed: {e}")
+            return Failure(key, failures.BAD_DECODE + str(e))
         if row is not None:
             row[9] = time.perf_counter() - t0
         return sample, self.labels[i], len(data)
 
     def __getitems__(self, items: list[Any]) -> Any:
-        """Batched fetch (the DataLoader calls this when it exists)."""
+        """Batched fetch (the DataLoader calls this when it exists). After a failure that ends
+        the run, the rest of the batch is not read (each read would wait out the retries)."""
         if not self._raw_batches:
-            return [self[item] for item in items]
+            out = []
+            for item in items:
+                out.append(self[item])
+                if isinstance(out[-1], Failure) and failures.is_fatal(out[-1].reason):
+                    break
+            return out
         if items and isinstance(items[0], tuple):
             rec = get_recorder(self.storage.recorder_spec)
             if rec is not None:
@@ -118,9 +128,8 @@ class ImageFolderDataset(Dataset):
             out = out[:int(offsets[-1])]
         else:
             labels = [self.labels[i] for i in idx]
-        failures = [Failure(k, f"read failed: {reason}") for k, reason in failed]
-        return Batch(out, np.asarray(labels, dtype=np.int64), int(offsets[-1]), len(ends), failures, offsets,
-                     ticket)
+        bad = [Failure(k, reason) for k, reason in failed]
+        return Batch(out, np.asarray(labels, dtype=np.int64), int(offsets[-1]), len(ends), bad, offsets, ticket)
 
 
 @DATASETS.register("raw", framework="pytorch", aliases=("PythonReadDataset",))
@@ -142,6 +151,7 @@ class _Iterable(IterableDataset):
                  world: int = 1):
         self.keys = index.keys
         self.labels = index.labels.tolist()
+        self.sizes = index.sizes.tolist()
         self.storage = storage
         self.config = config
         self.seed = seed
@@ -178,16 +188,23 @@ class SequentialDataset(_Iterable):
         _, worker, workers = self._begin()
         for i in split(len(self.keys), self.rank, self.world, worker, workers):
             key = self.keys[i]
+            too_big = decode.too_large(self.sizes[i], self.decoder.decode)
+            if too_big:
+                yield Failure(key, failures.BAD_DECODE + too_big)
+                continue
             try:
                 data, row = self.storage.get(key)
             except Exception as e:  # named in the main process, no worker traceback
-                yield Failure(key, f"read failed: {type(e).__name__}: {e}")
+                reason = failures.read_failure(e)
+                yield Failure(key, reason)
+                if failures.is_fatal(reason):
+                    return  # the run ends: reading on would wait out the retries for every sample
                 continue
             t0 = time.perf_counter()
             try:
                 sample = self.transform(data)
             except DecodeError as e:
-                yield Failure(key, f"decode failed: {e}")
+                yield Failure(key, failures.BAD_DECODE + str(e))
                 continue
             if row is not None:
                 row[9] = time.perf_counter() - t0
@@ -214,14 +231,17 @@ class ShardDataset(_Iterable):
                     try:
                         item = (self.transform(data), label, nbytes)
                     except DecodeError as e:
-                        item = Failure(f"{self.keys[s]}:{name}", f"decode failed: {e}")
+                        item = Failure(f"{self.keys[s]}:{name}", failures.BAD_DECODE + str(e))
                     buffer.append(item)
                     if len(buffer) >= self.shuffle_buffer:
                         j = rng.randrange(len(buffer))
                         buffer[j], buffer[-1] = buffer[-1], buffer[j]
                         yield buffer.pop()
             except Exception as e:  # a broken or unreachable shard is named, not a worker traceback
-                yield Failure(self.keys[s], f"shard read failed: {type(e).__name__}: {e}")
+                reason = failures.read_failure(e, failures.BAD_SHARD)
+                yield Failure(self.keys[s], reason)
+                if failures.is_fatal(reason):
+                    return
         rng.shuffle(buffer)
         yield from buffer
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import os
 import random
+import signal
 import time
 import warnings
+from multiprocessing import util as mp_util
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from dnnbench.data import failures
 from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.split import split
@@ -50,9 +53,36 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+#: how long stopping a loader waits for its workers to write their request rows and end
+WORKER_EXIT_S = 10.0
+
+
+def _stop_worker(signum: int, frame: Any) -> None:
+    """A loader worker's SIGTERM (torch's shutdown, or a SIGTERM to the whole process group):
+    end as on Ctrl-C, which torch's worker loop takes quietly, so the process exits normally
+    and its request rows are written. A worker already ending (an epoch's end: it is writing
+    its rows) just goes on. A second SIGTERM ends it at once."""
+    signal.signal(signum, signal.SIG_DFL)
+    if mp_util.is_exiting():
+        return
+    raise KeyboardInterrupt()
+
+
+def stop_workers(it: Any) -> None:
+    """Stop a DataLoader iterator's workers and wait (at most WORKER_EXIT_S) until they have
+    ended, so that their request rows are on disk before the report reads them."""
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is None:
+        return
+    shutdown()
+    deadline = time.monotonic() + WORKER_EXIT_S
+    for w in getattr(it, "_workers", None) or ():
+        w.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
 class _WorkerInit:
     """Picklable worker_init_fn: per-worker seeds, one intra-op thread, the batch ring's size,
-    the recorder's worker id."""
+    the recorder's worker id, and a SIGTERM that ends the worker cleanly."""
 
     def __init__(self, seed: int, storage: Storage, ring_slots: int):
         self.seed = seed
@@ -60,6 +90,7 @@ class _WorkerInit:
         self.ring_slots = ring_slots
 
     def __call__(self, worker_id: int) -> None:
+        signal.signal(signal.SIGTERM, _stop_worker)
         torch.set_num_threads(1)
         ring.configure(self.ring_slots)
         np.random.seed((self.seed + worker_id) % 2**32)
@@ -186,6 +217,10 @@ class PyTorchRunner:
             ring.release()  # the last epoch's workers (and their batch buffers) are gone
         return iter(self.loader)
 
+    def stop_epoch(self, it: Any) -> None:
+        """An epoch's iterator ended (or was abandoned): stop its workers, wait for their rows."""
+        stop_workers(it)
+
     def step(self, batch: Batch) -> float | None:
         return self.trainer.step(batch)
 
@@ -226,15 +261,20 @@ class PyTorchRunner:
         model.eval()
         samples = nbytes = correct = failed = 0
         t0 = time.perf_counter()
-        with torch.no_grad():
-            for batch in loader:
-                failed += len(batch.failures)
-                if not batch.samples:
-                    continue
-                x, y = self.trainer.to_device(batch)
-                correct += int((model(x).argmax(1) == y).sum())
-                samples += batch.samples
-                nbytes += batch.nbytes
+        it = iter(loader)
+        try:
+            with torch.no_grad():
+                for batch in it:
+                    failures.raise_if_fatal(batch.failures)
+                    failed += len(batch.failures)
+                    if not batch.samples:
+                        continue
+                    x, y = self.trainer.to_device(batch)
+                    correct += int((model(x).argmax(1) == y).sum())
+                    samples += batch.samples
+                    nbytes += batch.nbytes
+        finally:
+            stop_workers(it)
         self.trainer.synchronize()
         seconds = time.perf_counter() - t0
         del loader
@@ -295,7 +335,7 @@ class PyTorchRunner:
         loader = self.loader
         self.loader = None
         if loader is not None and getattr(loader, "_iterator", None) is not None:
-            loader._iterator._shutdown_workers()  # persistent workers: stop them now
+            stop_workers(loader._iterator)  # persistent workers: stop them now
         ring.release()
 
 

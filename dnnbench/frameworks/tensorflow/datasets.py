@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dnnbench.data import decode, failures
 from dnnbench.data.decode import DecodeError, channels, decode_image
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
@@ -111,7 +112,7 @@ class ImageFolderDataset:
         try:
             data, row = self.storage.get(key)
         except Exception as e:  # named in the main process, no thread traceback
-            return None, 0, f"read failed: {type(e).__name__}: {e}"
+            return None, 0, failures.read_failure(e)
         if self._builtin_raw:
             if row is not None:
                 row[3], row[4] = worker, epoch
@@ -120,14 +121,21 @@ class ImageFolderDataset:
         try:
             sample = self.transform(data)
         except DecodeError as e:
-            return None, 0, f"decode failed: {e}"
+            return None, 0, failures.BAD_DECODE + str(e)
         if row is not None:
             row[3], row[4], row[9] = worker, epoch, time.perf_counter() - t0
         return sample, len(data), ""
 
+    def _read(self, i: int, epoch: int, worker: int) -> tuple[np.ndarray | bytes | None, int, str]:
+        """:meth:`_get` of sample ``i``, unless it is too large to decode (then not read)."""
+        too_big = decode.too_large(int(self.sizes[i]), self.decode)
+        if too_big:
+            return None, 0, failures.BAD_DECODE + too_big
+        return self._get(self.keys[i], epoch, worker)
+
     def read_sample(self, i: int, worker: int, epoch: int) -> tuple[np.ndarray | bytes, np.int64, np.int64, bytes]:
         """One sample: (array, or bytes when raw; label; bytes read or -1 on failure; failure reason)."""
-        sample, n, reason = self._get(self.keys[i], epoch, worker)
+        sample, n, reason = self._read(i, epoch, worker)
         shape = self.sample_shape()
         if reason:
             return (np.zeros(shape, np.uint8) if shape else b""), self.labels[i], np.int64(-1), reason.encode()
@@ -151,9 +159,11 @@ class ImageFolderDataset:
         failed: list[tuple[int, str]] = []
         nbytes = 0
         for i in idx:
-            sample, n, reason = self._get(self.keys[i], epoch, worker)
+            sample, n, reason = self._read(i, epoch, worker)
             if reason:
                 failed.append((i, reason))
+                if failures.is_fatal(reason):
+                    break  # the run ends: the rest would wait out the retries one by one
                 continue
             if out is not None:
                 out[len(good)] = sample
@@ -183,7 +193,9 @@ class ImageFolderDataset:
             try:
                 n, row = get_into(key, view[pos:pos + size])
             except Exception as e:  # named in the main process, no thread traceback
-                failed.append((i, f"read failed: {type(e).__name__}: {e}"))
+                failed.append((i, failures.read_failure(e)))
+                if failures.is_fatal(failed[-1][1]):
+                    break
                 continue
             if row is not None:
                 row[3], row[4] = worker, epoch
@@ -331,16 +343,18 @@ class ShardDataset(ImageFolderDataset):
                         sample = self.transform(data)
                     except DecodeError as e:
                         yield {"key": key, "data": empty, "labels": np.int64(label), "nbytes": np.int64(-1),
-                               "error": f"decode failed: {e}".encode("utf-8", "replace")}
+                               "error": (failures.BAD_DECODE + str(e)).encode("utf-8", "replace")}
                         continue
                     if shape is None and not isinstance(sample, bytes):
                         sample = np.asarray(sample, dtype=np.uint8).tobytes()
                     yield {"key": key, "data": sample, "labels": np.int64(label), "nbytes": np.int64(nbytes),
                            "error": b""}
             except Exception as e:  # a broken or unreachable shard is named, not a thread traceback
-                reason = f"shard read failed: {type(e).__name__}: {e}"
+                reason = failures.read_failure(e, failures.BAD_SHARD)
                 yield {"key": shard, "data": empty, "labels": np.int64(-1), "nbytes": np.int64(-1),
                        "error": reason.encode("utf-8", "replace")}
+                if failures.is_fatal(reason):
+                    return
 
     def pipeline(self, order: np.ndarray, epoch: int, plan: LoaderPlan) -> tf.data.Dataset:
         """The tf.data pipeline of one epoch over the shard indices in ``order``."""

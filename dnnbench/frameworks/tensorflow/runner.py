@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from dnnbench.data import failures
 from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError, PluginError, RunFailed
@@ -210,6 +211,7 @@ class TensorFlowRunner:
         samples = nbytes = correct = failed = 0
         t0 = time.perf_counter()
         for batch in self._batches(dataset.pipeline(np.arange(len(index), dtype=np.int64), -1, plan), dataset):
+            failures.raise_if_fatal(batch.failures)
             failed += len(batch.failures)
             if not batch.samples:
                 continue
