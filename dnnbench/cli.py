@@ -285,7 +285,7 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
         return EXIT_OK
     if args.command == "au-search":
         return _au_search(args, loaded, events)
-    from dnnbench import sweep
+    from dnnbench.multirun import sweep
 
     from dnnbench.metrics.gate import gate_spec
 
@@ -326,7 +326,7 @@ def _apply_gate(c, g, events, code: int) -> int:
 
 
 def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
-    from dnnbench import sweep
+    from dnnbench.multirun import sweep
     from dnnbench.metrics import compare
 
     plan = sweep.plan(loaded, args.overrides)  # every variant validated before any runs
@@ -394,7 +394,7 @@ def _compare_out(out: Path) -> Path:
 
 
 def _au_search(args: argparse.Namespace, loaded, events) -> int:
-    from dnnbench import au_search
+    from dnnbench.multirun import au_search
     from dnnbench.ui.console import render_au_search
 
     result = au_search.search(loaded, args.overrides, args.compute_time_s, target=args.target_au,
@@ -407,7 +407,7 @@ def _au_search(args: argparse.Namespace, loaded, events) -> int:
 def _validate(loaded, events, overrides: list[str]) -> int:
     import yaml
 
-    from dnnbench import sweep
+    from dnnbench.multirun import sweep
     from dnnbench.config.redact import redact, secret_values
     from dnnbench.config.plugins import check_plugin_names, load_plugins
 

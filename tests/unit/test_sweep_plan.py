@@ -10,7 +10,7 @@ import yaml
 from dnnbench.config.loading import load_config
 from dnnbench.config.schema import BenchConfig
 from dnnbench.errors import ConfigError
-from dnnbench.sweep import grid_points, is_sweep, plan, reserve_id
+from dnnbench.multirun.sweep import grid_points, is_sweep, plan, reserve_id
 
 
 def write(tmp_path: Path, data: dict) -> Path:

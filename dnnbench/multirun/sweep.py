@@ -32,7 +32,7 @@ from dnnbench.config.loading import LoadedConfig, apply_override, interpolate, r
 from dnnbench.config.redact import redact, secret_values
 from dnnbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError
 from dnnbench.events import Events, NullEvents
-from dnnbench.metrics.results import append_summary, create_run_dir, write_row_csv
+from dnnbench.results import append_summary, create_run_dir, write_row_csv
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -12,7 +12,7 @@ start together and run to the end; each one's ``au_percent`` (AU = compute time 
 time of the measured steps, warm-up excluded) comes from its own summary row.
 
 A measurement's AU is the minimum over its accelerators (``--criterion mean``: the mean).
-Measurements are noisy, so the search (``dnnbench.au_boundary``) explores with one
+Measurements are noisy, so the search (``dnnbench.multirun.au_boundary``) explores with one
 measurement per count (doubling 1, 2, 4, ... then bisecting), re-measures the counts
 either side of the boundary ``--repeats`` times (default 3), decides each on the mean of
 its measurements, searches again when the repeats move the boundary, and states the
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dnnbench.au_boundary import Boundary, Point, find
+from dnnbench.multirun.au_boundary import Boundary, Point, find
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.errors import ConfigError, RunFailed
 from dnnbench.events import Events, NullEvents
@@ -141,7 +141,7 @@ def search(loaded: LoadedConfig, overrides: list[str], compute_time_s: float | N
     from dnnbench.config.loading import load_config
     from dnnbench.executor import check_plugin_names
     from dnnbench.frameworks import FRAMEWORK_RUNNERS
-    from dnnbench.sweep import reserve_id
+    from dnnbench.multirun.sweep import reserve_id
 
     cfg = loaded.config
     compute = compute_time_s if compute_time_s is not None else cfg.training.compute_time_s
@@ -346,7 +346,7 @@ def _child_run(spec: dict[str, Any]) -> int:
     from dnnbench.errors import Interrupted
     from dnnbench.executor import Executor
     from dnnbench.frameworks import FRAMEWORK_RUNNERS
-    from dnnbench.sweep import record_failure
+    from dnnbench.multirun.sweep import record_failure
 
     def on_term(signum: int, frame: Any) -> None:
         raise Interrupted()
