@@ -377,7 +377,9 @@ def _show_comparison(c, out_dir, events, plots: bool) -> None:
 
 def _compare(args: argparse.Namespace, events) -> int:
     import time
+
     from dnnbench.metrics import compare, gate
+    from dnnbench.results import empty_dir
 
     label, file = args.baseline, None
     if label and (Path(label).is_file() or label.endswith(".json")):
@@ -389,25 +391,9 @@ def _compare(args: argparse.Namespace, events) -> int:
     sweeps = [s for s in dict.fromkeys(df["sweep_id"]) if s]
     name = f"compare-{sweeps[0]}" if len(sweeps) == 1 and not args.run_dirs else \
         f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = _compare_out(Path(args.out)) if args.out else compare.fresh_dir(args.results, name)
+    out = empty_dir(Path(args.out), "--out") if args.out else compare.fresh_dir(args.results, name)
     _show_comparison(c, out, events, plots=not args.no_plots)
     return _apply_gate(c, g, events, EXIT_OK) if g is not None else EXIT_OK
-
-
-def _compare_out(out: Path) -> Path:
-    """``compare --out DIR``: a new or empty folder (results are never overwritten).
-
-    Raises:
-        ConfigError: DIR is a file, or a folder that holds something already.
-    """
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} exists and is not an empty folder: the comparison would overwrite it",
-                          reference="--out", hint="name a new folder, or leave --out out for a fresh one")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create {out}: {e.strerror or e}", reference="--out") from None
-    return out
 
 
 def _au_search(args: argparse.Namespace, loaded, events) -> int:

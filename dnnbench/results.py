@@ -66,6 +66,22 @@ def unique_dir(parent: str | Path, name: str, exact: bool = False, prefix: str =
                       hint="use another metrics.output_dir or --run-id")
 
 
+def empty_dir(path: Path, reference: str) -> Path:
+    """A folder the user named (``compare --out DIR``): new, or empty (results are never overwritten).
+
+    Raises:
+        ConfigError: DIR is a file, or a folder that holds something already, or cannot be made.
+    """
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} exists and is not an empty folder: the comparison would overwrite it",
+                          reference=reference, hint="name a new folder, or leave --out out for a fresh one")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {path}: {e.strerror or e}", reference=reference) from None
+    return path
+
+
 def create_run_dir(output_dir: str | Path, run_id: str | None, stem: str) -> Path:
     """Create a run's folder ``output_dir/<run-id>``: the given id, or ``timestamped(stem)``
     (``-2``, ``-3``... appended when taken).
