@@ -33,11 +33,13 @@ setup: $(STAMP)
 run: setup
 	$(PY) benchmark.py --config $(CONFIG)
 
+# everything: unit, e2e and the integration tests against a local S3 server (they start it)
 test: setup
 	$(PY) -m pytest
 
+# the unit and e2e tests not marked slow (no S3 server, no torchrun, no TensorFlow processes)
 test-fast: setup
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -m "not slow" tests/unit tests/e2e
 
 # the performance benchmarks: ratios measured in one run each (see README "Performance")
 # (the local S3 server is stopped again afterwards unless it was already running)

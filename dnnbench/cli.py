@@ -10,6 +10,7 @@ Importing this module imports no framework and no storage client library.
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 import traceback
@@ -18,7 +19,7 @@ from typing import Any
 
 from dnnbench import __version__, signals
 from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError,
-                             ConfigError, Interrupted)
+                             ConfigError)
 
 SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search")
 
@@ -141,11 +142,6 @@ def _normalise(argv: list[str]) -> list[str]:
     return ["run", *argv] if argv else argv
 
 
-def _is_interrupt(e: BaseException) -> bool:
-    """Ctrl-C: KeyboardInterrupt, and errors.Interrupted (SIGTERM) which is one."""
-    return isinstance(e, KeyboardInterrupt)
-
-
 def _set_signal(sig: int, handler: Any) -> Any:
     try:
         return signal.signal(sig, handler)
@@ -160,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     entry_point = argv is None  # the process's own command line: it ends when main returns
     argv = list(sys.argv[1:] if argv is None else argv)
-    previous = {signal.SIGTERM: _set_signal(signal.SIGTERM, _on_sigterm),
+    previous = {signal.SIGTERM: _set_signal(signal.SIGTERM, signals.interrupt),
                 signal.SIGINT: signal.getsignal(signal.SIGINT)}
     if previous[signal.SIGINT] is signal.default_int_handler:  # an ignored SIGINT (a background job) stays so
         _set_signal(signal.SIGINT, _on_sigint)
@@ -171,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(_normalise(argv))
         command = args.command
         return _main(parser, args, argv)
-    except BaseException as e:
-        if not _is_interrupt(e):
-            raise
+    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (errors.Interrupted is one)
         interrupted = True
         for sig in previous:  # a second Ctrl-C while saying so (or while exiting) must not print a traceback
             _set_signal(sig, signal.SIG_IGN)
@@ -189,31 +183,52 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     debug = getattr(args, "debug", False)
-    quiet = getattr(args, "quiet", False)
     from dnnbench.frameworks import set_verbose_logs
 
     set_verbose_logs(debug)  # framework start-up logs (TensorFlow's) only with --debug
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    from dnnbench.ui.console import RichEvents, make_console, render_error
-
-    err_console = make_console(stderr=True)
-    events = RichEvents(make_console(), quiet=quiet, err_console=err_console)
+    ui = _Ui(quiet=getattr(args, "quiet", False))
     secrets: set[str] = set()
     try:
-        return _dispatch(args, argv, events, secrets)
-    except BenchError as e:
-        _report_error(e, debug, err_console, secrets, render_error)
-        return e.exit_code
-    except Exception as e:  # noqa: BLE001 - the one place unexpected errors become an exit code
-        _report_error(e, debug, err_console, secrets, render_error)
-        return EXIT_FAILED
+        return _dispatch(args, argv, ui.events, secrets)
+    except Exception as e:  # noqa: BLE001 - the one place errors become an exit code
+        _report_error(e, debug, ui.err_console, secrets)
+        return e.exit_code if isinstance(e, BenchError) else EXIT_FAILED
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    signals.note(signum)
-    raise Interrupted()
+class _Ui:
+    """The console UI, made on first use: ``validate`` with nothing to say but the config
+    (printed plainly) never imports rich."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.events = _Lazy(self._make_events)
+
+    @functools.cached_property
+    def err_console(self) -> Any:
+        from dnnbench.ui.console import make_console
+
+        return make_console(stderr=True)
+
+    def _make_events(self) -> Any:
+        from dnnbench.ui.console import RichEvents, make_console
+
+        return RichEvents(make_console(), quiet=self.quiet, err_console=self.err_console)
+
+
+class _Lazy:
+    """An object built by ``build()`` on first use of any of its attributes."""
+
+    def __init__(self, build: Any):
+        self._build = build
+        self._obj: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._obj is None:
+            self._obj = self._build()
+        return getattr(self._obj, name)
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
@@ -221,13 +236,15 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt()
 
 
-def _report_error(e: BaseException, debug: bool, console, secrets: set[str], render) -> None:
+def _report_error(e: BaseException, debug: bool, console, secrets: set[str]) -> None:
+    from dnnbench.ui.console import render_error
+
     if debug:
         text = "".join(traceback.format_exception(e))
         for s in secrets:
             text = text.replace(s, "***redacted***")
         console.print(text, markup=False, highlight=False)
-    render(_Scrubbed(e, secrets) if secrets else e, console)
+    render_error(_Scrubbed(e, secrets) if secrets else e, console)
 
 
 class _Scrubbed(BenchError):
@@ -285,13 +302,12 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
         return EXIT_OK
     if args.command == "au-search":
         return _au_search(args, loaded, events)
-    from dnnbench import sweep
-
     from dnnbench.metrics.gate import gate_spec
+    from dnnbench.multirun.plan import is_sweep
 
     # bad input: nothing runs
     gate = gate_spec(args.baseline, args.max_regression, args.save_baseline, args.allow_mismatch)
-    if sweep.is_sweep(loaded):
+    if is_sweep(loaded):
         return _sweep(args, argv, loaded, events, gate)
     outcome = executor.Executor(loaded, events, run_id=args.run_id, argv=["benchmark.py", *argv]).run()
     if outcome.error is not None:
@@ -326,11 +342,12 @@ def _apply_gate(c, g, events, code: int) -> int:
 
 
 def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
-    from dnnbench import sweep
     from dnnbench.metrics import compare
+    from dnnbench.multirun import plan as sweep_plan
+    from dnnbench.multirun.sweep import run_sweep
 
-    plan = sweep.plan(loaded, args.overrides)  # every variant validated before any runs
-    result = sweep.run_sweep(plan, events, sweep_id=args.run_id, argv=["benchmark.py", *argv])
+    plan = sweep_plan.plan(loaded, args.overrides)  # every variant validated before any runs
+    result = run_sweep(plan, events, sweep_id=args.run_id, argv=["benchmark.py", *argv])
     if result.interrupted:
         events.warning(f"sweep {result.sweep_id} interrupted after {len(result.runs)} of {plan.runs} runs; "
                        "partial results kept")
@@ -360,7 +377,9 @@ def _show_comparison(c, out_dir, events, plots: bool) -> None:
 
 def _compare(args: argparse.Namespace, events) -> int:
     import time
+
     from dnnbench.metrics import compare, gate
+    from dnnbench.results import empty_dir
 
     label, file = args.baseline, None
     if label and (Path(label).is_file() or label.endswith(".json")):
@@ -372,29 +391,13 @@ def _compare(args: argparse.Namespace, events) -> int:
     sweeps = [s for s in dict.fromkeys(df["sweep_id"]) if s]
     name = f"compare-{sweeps[0]}" if len(sweeps) == 1 and not args.run_dirs else \
         f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = _compare_out(Path(args.out)) if args.out else compare.fresh_dir(args.results, name)
+    out = empty_dir(Path(args.out), "--out") if args.out else compare.fresh_dir(args.results, name)
     _show_comparison(c, out, events, plots=not args.no_plots)
     return _apply_gate(c, g, events, EXIT_OK) if g is not None else EXIT_OK
 
 
-def _compare_out(out: Path) -> Path:
-    """``compare --out DIR``: a new or empty folder (results are never overwritten).
-
-    Raises:
-        ConfigError: DIR is a file, or a folder that holds something already.
-    """
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} exists and is not an empty folder: the comparison would overwrite it",
-                          reference="--out", hint="name a new folder, or leave --out out for a fresh one")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create {out}: {e.strerror or e}", reference="--out") from None
-    return out
-
-
 def _au_search(args: argparse.Namespace, loaded, events) -> int:
-    from dnnbench import au_search
+    from dnnbench.multirun import au_search
     from dnnbench.ui.console import render_au_search
 
     result = au_search.search(loaded, args.overrides, args.compute_time_s, target=args.target_au,
@@ -407,15 +410,15 @@ def _au_search(args: argparse.Namespace, loaded, events) -> int:
 def _validate(loaded, events, overrides: list[str]) -> int:
     import yaml
 
-    from dnnbench import sweep
-    from dnnbench.config.redact import redact, secret_values
     from dnnbench.config.plugins import check_plugin_names, load_plugins
+    from dnnbench.config.redact import redact, secret_values
+    from dnnbench.multirun import plan as sweep_plan
 
     load_plugins(loaded, events)
     check_plugin_names(loaded.config)
-    plan = sweep.plan(loaded, overrides) if sweep.is_sweep(loaded) else None
+    plan = sweep_plan.plan(loaded, overrides) if sweep_plan.is_sweep(loaded) else None
     if plan is not None:
-        sweep.check_plugins(plan, events)
+        sweep_plan.check_plugins(plan, events)
     raw = loaded.config.model_dump(mode="json")
     print(yaml.safe_dump(redact(raw, secret_values(raw)), sort_keys=False), end="", flush=True)
     if plan is not None:

@@ -34,7 +34,7 @@ from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
 from dnnbench.metrics.report import RunFacts, build_reports, status_row
 from dnnbench.metrics.requests import RecorderSpec, flush_current
-from dnnbench.metrics.results import append_summary, check_summary, create_run_dir, write_row_csv
+from dnnbench.results import append_summary, check_summary, create_run_dir, write_row_csv
 from dnnbench.metrics.steps import EpochRecord, StepRecorder
 from dnnbench.metrics.system import SystemSampler
 from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS
@@ -244,7 +244,7 @@ class Executor:
         self.events = events or NullEvents()
         self.run_id = run_id
         self.argv = argv or []
-        self.tags = tags or {}  # sweep_id / variant / repeat (dnnbench.sweep), into the summary row
+        self.tags = tags or {}  # sweep_id / variant / repeat (dnnbench.multirun), into the summary row
         self._cache_warned = False
         self._pending_error: BaseException | None = None
         self._skipped: list[tuple[int | None, str, str]] = []  # (epoch, key, reason); None: at listing

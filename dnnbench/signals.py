@@ -1,6 +1,8 @@
 """Stop signals (Ctrl-C's SIGINT, SIGTERM from ``kill``, Slurm, systemd or torchrun) as the
 run sees them.
 
+- :func:`interrupt` is SIGTERM's handler in a process that runs benchmarks (the CLI, an AU
+  search's accelerator): SIGTERM stops the run as Ctrl-C does.
 - The CLI's handlers :func:`note` each stop signal before raising, so code that catches an
   error caused by the stop (a loader worker that the same process-group SIGTERM ended) can
   tell it from a failure: :func:`stop_requested`.
@@ -24,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from dnnbench.errors import Interrupted
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: ``point:folder``: :func:`pause_point` ``point`` writes ``folder/paused`` and waits (tests only)
 PAUSE_ENV = "DNNBENCH_TEST_PAUSE"
@@ -35,6 +39,13 @@ _received: list[int] = []
 def note(signum: int) -> None:
     """Remember that a stop signal reached this process."""
     _received.append(signum)
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """A stop signal's handler: note it and raise :class:`~dnnbench.errors.Interrupted` (a
+    KeyboardInterrupt), so the run stops and writes what it measured, marked interrupted."""
+    note(signum)
+    raise Interrupted()
 
 
 def stop_requested() -> bool:

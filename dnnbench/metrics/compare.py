@@ -330,13 +330,6 @@ def write_outputs(c: Comparison, out_dir: Path, plots: bool = True) -> list[str]
 
 def fresh_dir(output_dir: str | Path, name: str) -> Path:
     """``<output_dir>/<name>`` made new (``-2``, ``-3``... when taken): results are never overwritten."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        path = out / (name if n == 1 else f"{name}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError("could not find a free folder name")
+    from dnnbench.results import unique_dir
+
+    return unique_dir(output_dir, name)

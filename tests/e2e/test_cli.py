@@ -149,6 +149,7 @@ def test_an_interrupted_prepare_is_never_taken_for_a_dataset(tmp_path, write_con
     assert main(["-q", "--config", str(cfg)]) == 0
 
 
+@pytest.mark.slow
 def test_legacy_config_and_example_plugins_run(tmp_path):
     out = tmp_path / "res"
     r = cli("--config", "config/legacy-dss-fs.json", "--set", f"metrics.output_dir={out}",
@@ -166,6 +167,7 @@ def test_legacy_config_and_example_plugins_run(tmp_path):
     assert r.returncode == 0 and "flipped_images" in r.stdout and "plugins: ./my_plugins.py" in r.stdout
 
 
+@pytest.mark.slow
 def test_help_and_validate_do_not_import_frameworks(tmp_path):
     probe = ("import sys, runpy; sys.argv = ['benchmark.py'] + sys.argv[1:]; "
              "code = 0\ntry:\n    runpy.run_path('benchmark.py', run_name='__main__')\n"
@@ -191,6 +193,7 @@ def test_help_and_validate_do_not_import_frameworks(tmp_path):
     ({"dataset": {"extensions": [".tiff"]}}, "no samples"),
     ({"plugins": ["./missing_plugin.py"]}, "plugins"),
 ])
+@pytest.mark.slow
 def test_bad_input_exits_2_with_one_clear_message(tiny_root, write_config, tmp_path, sections, expect):
     cfg = write_config(tiny_root, **sections)
     r = cli("--config", str(cfg))
@@ -202,12 +205,14 @@ def test_bad_input_exits_2_with_one_clear_message(tiny_root, write_config, tmp_p
         assert row["status"] == "failed" and row["failed_phase"] == "list"
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(write_config, tmp_path):
     cfg = write_config(tmp_path / "missing")
     r = cli("--config", str(cfg), "--debug")
     assert r.returncode == 2 and "Traceback" in r.stderr and "storage.root" in r.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_sample_fails_the_run_naming_the_key(tmp_path, write_config):
     from dnnbench.config.schema import StorageConfig
     from dnnbench.data.synthetic import generate
@@ -225,6 +230,7 @@ def test_corrupt_sample_fails_the_run_naming_the_key(tmp_path, write_config):
     assert pd.read_csv(run / "steps.csv")["samples"].sum() > 0  # what was measured is kept
 
 
+@pytest.mark.slow
 def test_sigint_writes_partial_results(tmp_path, write_config, tiny_root):
     cfg = write_config(tiny_root, framework={"num_workers": 2},
                        training={"trainer": "emulate", "compute_time_s": 0.5, "epochs": 20})
@@ -255,6 +261,7 @@ def test_drop_caches_reports_cold_or_says_why(tiny_root, write_config, tmp_path,
         assert "cannot drop the page cache" in err and set(epochs["cache"]) <= {"warm", "unknown"}
 
 
+@pytest.mark.slow
 def test_on_error_skip_counts_missing_truncated_and_non_images(tmp_path, write_config):
     from dnnbench.config.schema import StorageConfig
     from dnnbench.data.synthetic import generate
@@ -283,6 +290,7 @@ def test_on_error_skip_counts_missing_truncated_and_non_images(tmp_path, write_c
     assert r.returncode == 1 and "on_error: skip" in r.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_stops_workers_and_leaves_no_orphans(tmp_path, write_config, tiny_root):
     import psutil
 
@@ -313,6 +321,7 @@ def _started(marker: Path) -> bool:
     return marker.is_dir() and any(marker.rglob("*.jpg"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["prepare", "auto-prepare", "plugin-loading"])
 def test_sigterm_anywhere_exits_130_without_traceback(tmp_path, write_config, stage):
     """SIGTERM outside the measured phases (prepare, prepare.auto, importing plugins) is one line and 130."""
@@ -370,6 +379,7 @@ def test_run_id_named_like_a_subcommand(tiny_root, write_config, tmp_path):
     assert (tmp_path / "results" / "plugins" / "summary.csv").is_file()
 
 
+@pytest.mark.slow
 def test_example_plugins_with_spawned_loader_workers(tmp_path):
     """Plugin classes from a .py file reach loader workers started with spawn (by module name)."""
     out = tmp_path / "res"

@@ -95,6 +95,7 @@ def odd_root(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("access,trainer", [("random", "read"), ("sequential", "read"), ("shards", "read"),
                                             ("random", "train")])
+@pytest.mark.slow
 def test_two_ranks_read_every_sample_once(tiny_root, tmp_path, access, trainer):
     cfg = write(tmp_path, tiny_root, dataset={"access": access, "shuffle_buffer": 4},
                 shards={"prefix": "shards-dist", "max_samples": 4}, prepare={"auto": True},
@@ -120,6 +121,7 @@ def test_two_ranks_read_every_sample_once(tiny_root, tmp_path, access, trainer):
     assert len(summary) == 1  # one aggregate row per multi-rank run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("access", ["random", "shards"])
 def test_ddp_uneven_step_counts_finish_and_read_once(odd_root, tmp_path, access):
     """trainer train (DDP): 33 samples in batches of 4 (17 / 16 per rank), or 7 shards of <= 5
@@ -146,6 +148,7 @@ def test_ddp_uneven_step_counts_finish_and_read_once(odd_root, tmp_path, access)
         assert e["steps"].nunique() == 2  # the ranks' step counts really differ
 
 
+@pytest.mark.slow
 def test_inference_and_checkpoint_phases_on_two_ranks(tiny_root, tmp_path):
     """Each rank evaluates its half of the held-out split and saves its own checkpoint;
     the aggregate sums them (27 training samples: the ranks' step counts differ too)."""
@@ -172,6 +175,7 @@ def test_inference_and_checkpoint_phases_on_two_ranks(tiny_root, tmp_path):
     assert len(held) == 9 and held["key"].is_unique and set(held["rank"]) == {0, 1}
 
 
+@pytest.mark.slow
 def test_ddp_rank_failing_mid_epoch_ends_every_rank(tmp_path):
     """trainer train, dataset.on_error fail, one truncated JPEG: the rank that reads it fails
     while the other is still stepping (in DDP's all-reduce); both end, rank 0 writes the
@@ -196,6 +200,7 @@ def test_ddp_rank_failing_mid_epoch_ends_every_rank(tmp_path):
     shutil.rmtree(root)
 
 
+@pytest.mark.slow
 def test_missing_dataset_ends_every_rank_with_the_error(tiny_root, tmp_path):
     """Rank 0 finds no data directory: both ranks stop at once with exit 2 and the message."""
     cfg = write(tmp_path, tmp_path / "nowhere", training={"trainer": "train"})
@@ -214,6 +219,7 @@ def test_missing_dataset_ends_every_rank_with_the_error(tiny_root, tmp_path):
         assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_missing_dataset_under_torchrun_fails_fast(tmp_path):
     """torchrun exits 1 with its own failure report once a rank has exited 2 (and may stop the
     other rank before it does): the point is that it ends at once, with the message."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs benchmark.py in a new interpreter
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

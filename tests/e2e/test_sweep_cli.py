@@ -23,6 +23,7 @@ def compare_dirs(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.name.startswith("compare-"))
 
 
+@pytest.mark.slow
 def test_grid_sweep_runs_every_variant_tagged_and_compares_them(tiny_root, write_config, tmp_path, capsys):
     cfg = write_config(tiny_root, dataset={"decode": "none"},
                        sweep={"grid": {"framework.num_workers": [0, 2], "framework.batch_size": [4, 8]}})
@@ -103,6 +104,7 @@ def test_repeats_give_mean_stdev_min_max_and_compare_reads_them_back(tiny_root, 
     assert "no variant 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_gate_exits_3_naming_each_regressed_metric(tiny_root, write_config, tmp_path, capsys):
     cfg = write_config(tiny_root, dataset={"decode": "none"})
     base = tmp_path / "baseline.json"

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from s3server import delete_bucket
 
-pytestmark = pytest.mark.s3
+pytestmark = [pytest.mark.s3, pytest.mark.slow]  # the CLI in subprocesses, a sweep over every client
 ROOT = Path(__file__).resolve().parents[2]
 
 

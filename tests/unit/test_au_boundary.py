@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from dnnbench.au_boundary import Point, _monotone_best, _notes, find
+from dnnbench.multirun.au_boundary import Point, _monotone_best, _notes, find
 
 
 class Fake:

@@ -16,7 +16,7 @@ from rich.console import Console
 from dnnbench.errors import ConfigError, DataError
 from dnnbench.metrics import compare, gate
 from dnnbench.metrics.report import SUMMARY_COLUMNS
-from dnnbench.metrics.results import append_summary, write_row_csv
+from dnnbench.results import append_summary, write_row_csv
 
 
 def fake_run(out: Path, run_id: str, variant: str | None, mib: float, p99: float = 1.0, ttfb: float = 0.1,

@@ -21,7 +21,7 @@ from dnnbench.data import decode, failures, manifest, synthetic
 from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError, DataError, RecordingError, StorageError
 from dnnbench.executor import Executor
-from dnnbench.metrics import results
+from dnnbench import results
 from dnnbench.metrics.requests import COLUMNS, RecorderSpec, RequestRecorder, read_parts
 from dnnbench.storage.base import SizeMismatch
 from dnnbench.storage.fs import FileSystemStorage, pseudo_filesystem
@@ -404,4 +404,4 @@ def test_max_skipped_percent_is_a_share(value):
     with pytest.raises(ConfigError) as e:
         validate({"dataset": {"max_skipped_percent": value}})
     assert "dataset.max_skipped_percent" in str(e.value) + " ".join(e.value.details)
-    assert validate({"dataset": {"max_skipped_percent": 0}}).dataset.max_skipped_percent == 0
+    assert validate({"storage": {"root": "d"}, "dataset": {"max_skipped_percent": 0}}).dataset.max_skipped_percent == 0

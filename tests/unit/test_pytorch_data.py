@@ -86,7 +86,8 @@ def test_sampler_shuffles_per_epoch_deterministically():
     assert [i for _, i in EpochSampler(10, shuffle=False, seed=1, limit=4)] == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("method", ["fork", pytest.param("spawn", marks=pytest.mark.slow),  # workers re-import torch
+                                    pytest.param("forkserver", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("decode", ["rgb", "none"])
 def test_dataloader_reads_every_sample_once(index_and_storage, method, decode):
     index, _ = index_and_storage

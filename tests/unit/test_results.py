@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dnnbench.errors import ConfigError
-from dnnbench.metrics.results import append_summary, create_run_dir
+from dnnbench.results import append_summary, create_run_dir
 
 
 def test_concurrent_run_ids_are_unique(tmp_path):

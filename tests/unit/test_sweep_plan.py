@@ -10,7 +10,8 @@ import yaml
 from dnnbench.config.loading import load_config
 from dnnbench.config.schema import BenchConfig
 from dnnbench.errors import ConfigError
-from dnnbench.sweep import grid_points, is_sweep, plan, reserve_id
+from dnnbench.multirun.plan import grid_points, is_sweep, plan
+from dnnbench.multirun.runs import reserve
 
 
 def write(tmp_path: Path, data: dict) -> Path:
@@ -124,14 +125,14 @@ def test_a_bad_grid_value_names_the_grid_and_the_variant(tmp_path):
 
 
 def test_reserved_ids_are_unique_and_explicit_ones_never_reused(tmp_path):
-    a, da = reserve_id(tmp_path, None, "cfg")
-    b, db = reserve_id(tmp_path, None, "cfg")
+    a, da = reserve(tmp_path, None, "cfg", "compare")
+    b, db = reserve(tmp_path, None, "cfg", "compare")
     assert a != b and da.is_dir() and db.is_dir() and da.name == f"compare-{a}"
-    assert reserve_id(tmp_path, "mine", "cfg")[0] == "mine"
+    assert reserve(tmp_path, "mine", "cfg", "compare")[0] == "mine"
     with pytest.raises(ConfigError, match="never overwritten"):
-        reserve_id(tmp_path, "mine", "cfg")
+        reserve(tmp_path, "mine", "cfg", "compare")
     with pytest.raises(ConfigError, match="plain name"):
-        reserve_id(tmp_path, "../x", "cfg")
+        reserve(tmp_path, "../x", "cfg", "compare")
 
 
 @pytest.mark.parametrize("name, labels", [

@@ -1,4 +1,6 @@
-"""Run directories that are never reused, and atomic appends to results/summary.csv."""
+"""The results folder: run directories (and any other output folder) that are never reused,
+runs' summary rows (``results/summary.csv`` appends under a lock, one run's row read back),
+and files written whole or not at all."""
 
 from __future__ import annotations
 
@@ -17,52 +19,92 @@ from dnnbench.errors import ConfigError
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def create_run_dir(output_dir: str | Path, run_id: str | None, stem: str) -> Path:
-    """Create ``output_dir/<run-id>`` exclusively.
+def timestamped(stem: str) -> str:
+    """The default name of a new folder: ``YYYYmmdd-HHMMSS-<stem>`` (the stem made plain)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{plain(stem)[:60]}"
 
-    The default id is ``YYYYmmdd-HHMMSS-<stem>`` with ``-2``, ``-3``... appended
-    when taken (mkdir is atomic, so two runs starting together get two dirs).
+
+def plain(text: str) -> str:
+    """``text`` with every run of characters other than letters, digits, ``. _ -`` made one ``_``."""
+    return _SAFE.sub("_", text)
+
+
+def unique_dir(parent: str | Path, name: str, exact: bool = False, prefix: str = "") -> Path:
+    """Create ``parent/<prefix><name>`` exclusively: results are never overwritten.
+
+    mkdir is atomic, so two runs starting together get two folders. When the name is
+    taken, ``-2``, ``-3``... is appended, unless ``exact`` (a name the user gave, such as
+    ``--run-id``): then it must be a plain name and must be free.
 
     Raises:
-        ConfigError: ``output_dir`` is (or lies under) a file or cannot be created, or an
-            explicit ``--run-id`` exists already or is not a plain name.
+        ConfigError: ``parent`` is (or lies under) a file or cannot be created; an exact name
+            is taken or not a plain name; no free name is left.
     """
-    out = Path(output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigError(f"{output_dir} is a file, or lies under one: results go in a folder",
-                          reference="metrics.output_dir",
-                          hint="point metrics.output_dir at a folder (it is created when missing)") from None
-    except OSError as e:
-        raise ConfigError(f"cannot create the results folder {output_dir}: {e.strerror or e}",
-                          reference="metrics.output_dir",
-                          hint="choose a writable folder, e.g. --set metrics.output_dir=results") from None
-    if run_id is not None:
-        if not run_id or _SAFE.sub("", run_id) != run_id or run_id in (".", ".."):
-            raise ConfigError(f"run id {run_id!r} must be a plain name (letters, digits, . _ -)",
-                              reference="--run-id")
-        path = out / run_id
+    out = _make_parent(parent)
+    if exact:
+        if not name or plain(name) != name or name in (".", ".."):
+            raise ConfigError(f"run id {name!r} must be a plain name (letters, digits, . _ -)", reference="--run-id")
+        path = out / f"{prefix}{name}"
         try:
             path.mkdir()
         except FileExistsError:
             raise ConfigError(f"{path} exists already; results are never overwritten",
                               reference="--run-id", hint="choose another --run-id or leave it out") from None
         except OSError as e:
-            raise _unwritable(output_dir, e) from None
+            raise _unwritable(parent, e) from None
         return path
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_SAFE.sub('_', stem)[:60]}"
     for n in range(1, 10_000):
-        path = out / (base if n == 1 else f"{base}-{n}")
+        path = out / f"{prefix}{name}{'' if n == 1 else f'-{n}'}"
         try:
             path.mkdir()
             return path
         except FileExistsError:
             continue
         except OSError as e:
-            raise _unwritable(output_dir, e) from None
-    raise ConfigError(f"no free run directory name {base}[-N] left in {output_dir}", reference="metrics.output_dir",
+            raise _unwritable(parent, e) from None
+    raise ConfigError(f"no free folder name {prefix}{name}[-N] left in {parent}", reference="metrics.output_dir",
                       hint="use another metrics.output_dir or --run-id")
+
+
+def empty_dir(path: Path, reference: str) -> Path:
+    """A folder the user named (``compare --out DIR``): new, or empty (results are never overwritten).
+
+    Raises:
+        ConfigError: DIR is a file, or a folder that holds something already, or cannot be made.
+    """
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} exists and is not an empty folder: the comparison would overwrite it",
+                          reference=reference, hint="name a new folder, or leave --out out for a fresh one")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {path}: {e.strerror or e}", reference=reference) from None
+    return path
+
+
+def create_run_dir(output_dir: str | Path, run_id: str | None, stem: str) -> Path:
+    """Create a run's folder ``output_dir/<run-id>``: the given id, or ``timestamped(stem)``
+    (``-2``, ``-3``... appended when taken).
+
+    Raises:
+        ConfigError: as :func:`unique_dir`.
+    """
+    return unique_dir(output_dir, run_id if run_id is not None else timestamped(stem), exact=run_id is not None)
+
+
+def _make_parent(parent: str | Path) -> Path:
+    out = Path(parent)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{parent} is a file, or lies under one: results go in a folder",
+                          reference="metrics.output_dir",
+                          hint="point metrics.output_dir at a folder (it is created when missing)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot create the results folder {parent}: {e.strerror or e}",
+                          reference="metrics.output_dir",
+                          hint="choose a writable folder, e.g. --set metrics.output_dir=results") from None
+    return out
 
 
 def _unwritable(output_dir: str | Path, e: OSError) -> ConfigError:
@@ -70,6 +112,28 @@ def _unwritable(output_dir: str | Path, e: OSError) -> ConfigError:
                        reference="metrics.output_dir",
                        hint="choose a writable folder (not on a read-only or full filesystem), "
                             "e.g. --set metrics.output_dir=results")
+
+
+def read_row(run_dir: str | Path | None) -> dict[str, str] | None:
+    """A run's own summary row, as text (None: no run folder or no ``summary.csv`` in it)."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir) / "summary.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return next(csv.DictReader(f), None)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then an atomic rename
+    (a reader never sees half a file; an interrupted write leaves the old one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 #: the columns that make a CSV file a dnnbench summary (any version)
@@ -158,12 +222,7 @@ def _atomic_write(path: Path, header: list[list[str]], rows: list[dict[str, Any]
     w.writeheader()
     for r in rows:
         w.writerow({k: _cell(r.get(k)) for k in header[0]})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_text(path, buf.getvalue())
 
 
 def _cell(v: Any) -> Any:

@@ -12,7 +12,7 @@ start together and run to the end; each one's ``au_percent`` (AU = compute time 
 time of the measured steps, warm-up excluded) comes from its own summary row.
 
 A measurement's AU is the minimum over its accelerators (``--criterion mean``: the mean).
-Measurements are noisy, so the search (``dnnbench.au_boundary``) explores with one
+Measurements are noisy, so the search (``dnnbench.multirun.au_boundary``) explores with one
 measurement per count (doubling 1, 2, 4, ... then bisecting), re-measures the counts
 either side of the boundary ``--repeats`` times (default 3), decides each on the mean of
 its measurements, searches again when the repeats move the boundary, and states the
@@ -25,29 +25,27 @@ accelerator's index, counted on across a count's measurements); the tables are w
 to ``<output_dir>/au-search-<id>/au_search.csv`` (one row per count) and
 ``au_search_runs.csv`` (one row per measurement).
 
-Accelerators are forked from the search process after it has imported the framework once
-(spawned where fork does not exist), each logging to ``au-search-<id>/n<N>/accelerator-<k>.log``.
+Accelerators are processes released together (``dnnbench.multirun.processes``), forked from
+the search process after it has imported the framework once (spawned where fork does not
+exist), each logging to ``au-search-<id>/n<N>/accelerator-<k>.log``.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
-import multiprocessing
-import os
-import signal
-import sys
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dnnbench.au_boundary import Boundary, Point, find
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.errors import ConfigError, RunFailed
 from dnnbench.events import Events, NullEvents
-
-READY_TIMEOUT_S = 300.0
+from dnnbench.multirun.au_boundary import Boundary, Point, find
+from dnnbench.multirun.processes import ChildSpec, import_framework, run_together, start_method
+from dnnbench.multirun.runs import reserve, run_tags
+from dnnbench.results import read_row, replace_text
 
 
 @dataclass
@@ -139,21 +137,19 @@ def search(loaded: LoadedConfig, overrides: list[str], compute_time_s: float | N
         RunFailed: a single accelerator could not run (the reason of its run).
     """
     from dnnbench.config.loading import load_config
-    from dnnbench.executor import check_plugin_names
-    from dnnbench.frameworks import FRAMEWORK_RUNNERS
-    from dnnbench.sweep import reserve_id
+    from dnnbench.config.plugins import check_plugin_names
 
     cfg = loaded.config
     compute = compute_time_s if compute_time_s is not None else cfg.training.compute_time_s
     _check_args(loaded, compute, target, max_accelerators, criterion, repeats)
     events = events or NullEvents()
-    sid, folder = reserve_id(cfg.metrics.output_dir, search_id, loaded.stem, prefix="au-search")
+    sid, folder = reserve(cfg.metrics.output_dir, search_id, loaded.stem, "au-search")
     result = SearchResult(sid, folder, target, criterion, max_accelerators, repeats)
     sets = [*overrides, "training.trainer=emulate", f"training.compute_time_s={compute!r}"]
     emulated = load_config(loaded.path, sets)  # what every accelerator runs: bad input stops us here
     check_plugin_names(emulated.config)
-    if _start_method() == "fork":  # import the framework once; the accelerators inherit it
-        importlib.import_module(FRAMEWORK_RUNNERS[emulated.config.framework.name].partition(":")[0])
+    if start_method() == "fork":  # import the framework once; the accelerators inherit it
+        import_framework(emulated.config)
 
     def measure(n: int) -> float | None:
         k = 1 + sum(1 for c in result.counts if c.accelerators == n)
@@ -203,12 +199,6 @@ def _check_args(loaded: LoadedConfig, compute: float, target: float, max_n: int,
                           hint="3 (the default) shows how noisy the counts near the answer are")
 
 
-def _start_method() -> str:
-    """fork where the platform has it: every accelerator starts from the parent's already
-    imported framework in milliseconds instead of importing it again (seconds each)."""
-    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-
-
 def _measure(loaded: LoadedConfig, sets: list[str], n: int, k: int, sid: str, folder: Path, target: float,
              criterion: str, timeout_s: float) -> CountResult:
     """Start n accelerators (the k-th measurement of n), release them together, wait for all,
@@ -216,62 +206,17 @@ def _measure(loaded: LoadedConfig, sets: list[str], n: int, k: int, sid: str, fo
     tag = f"n{n}" if k == 1 else f"n{n}-m{k}"
     work = folder / tag
     work.mkdir(exist_ok=True)
-    go = work / "go"
-    out_dir = Path(loaded.config.metrics.output_dir)
-    ctx = multiprocessing.get_context(_start_method())
     seed = loaded.config.execution.seed
-    procs, run_ids = [], []
-    for rank in range(n):
-        run_id = f"{sid}-{tag}-a{rank + 1}"
-        run_ids.append(run_id)
-        spec = {"config": str(loaded.path), "overrides": [*sets, f"execution.seed={seed + (k - 1) * n + rank}"],
-                "run_id": run_id, "ready": str(work / f"ready-{rank}"), "go": str(go),
-                "log": str(work / f"accelerator-{rank + 1}.log"),
-                "tags": {"sweep_id": sid, "variant": f"accelerators={n}", "repeat": (k - 1) * n + rank + 1}}
-        proc = ctx.Process(target=child_main, args=(spec,), name=f"accelerator-{rank + 1}")
-        proc.start()  # not a daemon: an accelerator starts its own loader worker processes
-        procs.append(proc)
-    try:
-        _barrier(procs, [work / f"ready-{r}" for r in range(n)])
-        go.touch()
-        deadline = time.monotonic() + timeout_s
-        for p in procs:
-            p.join(timeout=max(0.1, deadline - time.monotonic()))
-            if p.is_alive():
-                p.terminate()  # SIGTERM: the run stops and writes what it measured
-                p.join(30)
-    except BaseException:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.kill()
-        raise
-    rows = [_read_row(out_dir / rid) for rid in run_ids]
-    c = _reduce(n, rows, [str(out_dir / rid) for rid in run_ids], work, target, criterion)
+    specs = [ChildSpec(config=str(loaded.path), overrides=[*sets, f"execution.seed={seed + (k - 1) * n + a}"],
+                       run_id=f"{sid}-{tag}-a{a + 1}", tags=run_tags(sid, f"accelerators={n}", (k - 1) * n + a + 1),
+                       ready=str(work / f"ready-{a}"), go=str(work / "go"), log=str(work / f"accelerator-{a + 1}.log"),
+                       name=f"accelerator-{a + 1}", argv=["benchmark.py", "au-search"]) for a in range(n)]
+    run_together(specs, timeout_s)
+    out_dir = Path(loaded.config.metrics.output_dir)
+    rows = [read_row(out_dir / s.run_id) for s in specs]
+    c = _reduce(n, rows, [str(out_dir / s.run_id) for s in specs], work, target, criterion)
     c.measurement = k
     return c
-
-
-def _barrier(procs: list[Any], ready: list[Path]) -> None:
-    """Wait until every accelerator has loaded its config and framework (or one has died)."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not all(r.exists() for r in ready):
-        if any(not p.is_alive() for p, r in zip(procs, ready) if not r.exists()):
-            return  # it failed before the barrier; its run records why
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.02)
-
-
-def _read_row(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "summary.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        return next(csv.DictReader(f), None)
 
 
 def _num(row: dict[str, Any], key: str) -> float | None:
@@ -320,56 +265,8 @@ def _write_tables(result: SearchResult) -> None:
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
-    tmp.replace(path)
-
-
-# -- the accelerator process ------------------------------------------------------
-def child_main(spec: dict[str, Any]) -> None:
-    """One emulated accelerator: its own log, load the config and the framework, wait for
-    the go, run; the exit code is the run's."""
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):  # an independent job, not a rank
-        os.environ.pop(var, None)
-    fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.exit(_child_run(spec))
-
-
-def _child_run(spec: dict[str, Any]) -> int:
-    from dnnbench.config.loading import load_config
-    from dnnbench.errors import Interrupted
-    from dnnbench.executor import Executor
-    from dnnbench.frameworks import FRAMEWORK_RUNNERS
-    from dnnbench.sweep import record_failure
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Interrupted()
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        loaded = load_config(spec["config"], spec["overrides"])
-        importlib.import_module(FRAMEWORK_RUNNERS[loaded.config.framework.name].partition(":")[0])
-    finally:
-        Path(spec["ready"]).touch()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not Path(spec["go"]).exists():
-        if time.monotonic() > deadline:
-            print("error: the search never gave the start signal", file=sys.stderr)
-            return 1
-        time.sleep(0.002)
-    try:
-        outcome = Executor(loaded, NullEvents(), run_id=spec["run_id"], tags=spec["tags"],
-                           argv=["benchmark.py", "au-search"]).run()
-    except Exception as e:  # noqa: BLE001 - recorded as this accelerator's failed run
-        record_failure(loaded, spec["run_id"], spec["tags"], str(e))
-        print(f"error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 1)
-    if outcome.error is not None:
-        print(f"error: {outcome.error}", file=sys.stderr)
-    return outcome.exit_code
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
+    replace_text(path, buf.getvalue())
