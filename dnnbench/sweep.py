@@ -33,6 +33,7 @@ from dnnbench.config.redact import redact, secret_values
 from dnnbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError
 from dnnbench.events import Events, NullEvents
 from dnnbench.metrics.results import append_summary, create_run_dir, write_row_csv
+from dnnbench.registry import STORAGE
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -177,7 +178,7 @@ def grid_points(grid: dict[str, list[Any] | dict[str, Any]]) -> list[tuple[str, 
     end alike) and the value. Named values (``{name: value}``) are labelled by the name
     alone; a section, a long list, or any value under a secret-looking key by its position
     (``storage=#2``), so labels stay short and never carry a secret."""
-    from dnnbench.config.redact import SECRET_KEYS
+    from dnnbench.config.redact import is_secret_key
 
     keys = list(grid)
     short = [k.rsplit(".", 1)[-1] for k in keys]
@@ -188,7 +189,7 @@ def grid_points(grid: dict[str, list[Any] | dict[str, Any]]) -> list[tuple[str, 
         if isinstance(values, dict):
             axes.append([(str(label), v) for label, v in values.items()])
         else:
-            secret = bool(SECRET_KEYS.search(key))
+            secret = is_secret_key(key)
             axes.append([(f"{name}={_value_text(v, i, secret)}", v) for i, v in enumerate(values, start=1)])
     out = []
     for combo in itertools.product(*axes):
@@ -349,7 +350,8 @@ def record_failure(loaded: LoadedConfig, run_id: str | None, tags: dict[str, Any
     row: dict[str, Any] = {c: None for c in SUMMARY_COLUMNS}
     row.update(run_id=run_dir.name, status="failed", failed_phase="setup", reason=redact(reason, secrets),
                started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=loaded.stem, framework=cfg.framework.name,
-               storage=storage, client=s.client, access=cfg.dataset.access, decode=cfg.dataset.decode,
+               storage=storage, client=STORAGE.canonical(s.client), access=cfg.dataset.access,
+               decode=cfg.dataset.decode,
                dataset=cfg.dataset.name, trainer=cfg.training.trainer, workers=cfg.framework.num_workers,
                batch_size=cfg.framework.batch_size, epochs=cfg.training.epochs, **tags)
     write_row_csv(run_dir / "summary.csv", row)

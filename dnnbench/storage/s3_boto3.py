@@ -19,7 +19,6 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ProfileNotFound
 
 from dnnbench.errors import ConfigError
-from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch
 from dnnbench.storage.s3_botocore import botocore_error
 from dnnbench.storage.s3common import MappedStream, S3Storage, note_page, note_retries
@@ -28,7 +27,6 @@ from dnnbench.storage.s3common import MappedStream, S3Storage, note_page, note_r
 _sessions: dict[tuple, Any] = {}  # module level: never pickled; created under the base class's client lock
 
 
-@STORAGE.register("boto3", aliases=("s3",))
 class Boto3Storage(S3Storage):
     """S3 via boto3: AWS (region, profile, credential chain) or an S3-compatible endpoint."""
 

@@ -26,7 +26,6 @@ from minio.credentials import (AWSConfigProvider, ChainedProvider, EnvAWSProvide
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 from dnnbench.errors import ConfigError, StorageError
-from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch
 from dnnbench.storage.s3common import (MappedStream, S3Storage, foreign, note_page, note_retries, s3_error,
                                        tls_error, unreachable)
@@ -45,7 +44,6 @@ class _PagedMinio(Minio):
         return resp
 
 
-@STORAGE.register("minio")
 class MinioStorage(S3Storage):
     """S3 via the MinIO SDK: AWS or an S3-compatible endpoint (MinIO, DSS, Ceph, Swift s3api)."""
 

@@ -32,7 +32,6 @@ import s3fs
 from fsspec.asyn import sync
 
 from dnnbench.metrics.requests import get_recorder
-from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo
 from dnnbench.storage.s3_botocore import botocore_error
 from dnnbench.storage.s3common import ChunkStream, S3Storage, note_page, note_retries
@@ -110,7 +109,6 @@ async def _collect(agen: Any) -> list[dict]:
     return [item async for item in agen]
 
 
-@STORAGE.register("s3fs")
 class S3FSStorage(S3Storage):
     """S3 via s3fs: whole-object ``cat_file`` (no HEAD), every request counted."""
 

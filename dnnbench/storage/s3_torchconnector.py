@@ -32,7 +32,6 @@ from s3torchconnector._user_agent import UserAgent
 from s3torchconnectorclient._mountpoint_s3_client import S3Exception
 
 from dnnbench.errors import ConfigError, StorageError
-from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch
 from dnnbench.storage.s3common import ChunkStream, S3Storage, foreign, note_page, s3_error, unreachable
 
@@ -49,7 +48,6 @@ _MESSAGES = [  # CRT / Mountpoint error text -> S3 error code
 _UNREACHABLE = re.compile(r"SOCKET|CONNECTION_REFUSED|DNS|HOST|TIMEOUT|aws-c-io|connect", re.I)
 
 
-@STORAGE.register("s3torchconnector", aliases=("s3torch",))
 class S3TorchConnectorStorage(S3Storage):
     """S3 via s3torchconnector's CRT client (credentials from the environment, path-style for endpoints)."""
 
@@ -58,8 +56,8 @@ class S3TorchConnectorStorage(S3Storage):
     request_counting = ("the CRT chooses and retries its requests out of Python's sight: one request per read "
                         "is recorded (one ranged GET for objects under its 8 MiB part size), retries are 0")
 
-    def __init__(self, config: Any, recorder: Any = None):
-        super().__init__(config, recorder)
+    def __init__(self, config: Any, recorder: Any = None, options: Any = None):
+        super().__init__(config, recorder, options)
         s = self.settings
         if not s.verify_tls or s.ca_bundle:
             raise ConfigError("s3torchconnector verifies TLS with the system trust store only",

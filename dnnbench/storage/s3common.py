@@ -300,8 +300,8 @@ class S3Storage(Storage):
     #: how honestly this client's requests are counted (environment.json)
     request_counting = "one GET per object; retries from the client's retry counter"
 
-    def __init__(self, config: Any, recorder: Any = None):
-        super().__init__(config, recorder)
+    def __init__(self, config: Any, recorder: Any = None, options: Any = None):
+        super().__init__(config, recorder, options)
         self.settings = settings_from(config)
         self.bucket = self.settings.bucket
 

@@ -29,7 +29,7 @@ from dnnbench.config.loading import validate
 from dnnbench.data.shards import iter_shard
 from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
-from dnnbench.storage.listing import list_dataset
+from dnnbench.data.listing import list_dataset
 
 pytest.importorskip("moto.server")
 CLIENTS = ("boto3", "minio", "s3fs", "s3torchconnector")
