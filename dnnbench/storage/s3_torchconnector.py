@@ -23,7 +23,7 @@ import io
 import os
 import re
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import s3torchconnector
 from s3torchconnector import S3ClientConfig
@@ -46,6 +46,8 @@ _MESSAGES = [  # CRT / Mountpoint error text -> S3 error code
     (re.compile(r"SlowDown|Throttl", re.I), "SlowDown"),
 ]
 _UNREACHABLE = re.compile(r"SOCKET|CONNECTION_REFUSED|DNS|HOST|TIMEOUT|aws-c-io|connect", re.I)
+#: the answer to the CRT's first ranged GET of a whole object when that object is empty (Swift, AWS)
+_EMPTY = re.compile(r"InvalidRange|response_status: 416")
 
 
 class S3TorchConnectorStorage(S3Storage):
@@ -92,10 +94,25 @@ class S3TorchConnectorStorage(S3Storage):
             return StorageError(f"S3 {op} {key!r} failed: {text}", reference=self.settings.where)
         return foreign(e, op, key)
 
+    def _whole(self, key: str) -> Iterator[bytes]:
+        """The body parts of a whole object. The CRT reads an object with ranged GETs of its part
+        size; a server refuses a range of an empty object (416 InvalidRange), and the CRT passes
+        that on: such an object has no parts."""
+        try:
+            stream = iter(self.client._get_object_stream(self.bucket, key))
+            first = next(stream, None)
+        except S3Exception as e:
+            if _EMPTY.search(str(e)):
+                return
+            raise
+        if first is not None:
+            yield first
+            yield from stream
+
     # -- primitives ---------------------------------------------------------------------
     def _get(self, key: str) -> tuple[bytes, float | None]:
         with self._mapped("get", key):
-            stream = iter(self.client._get_object_stream(self.bucket, key))
+            stream = self._whole(key)
             first = next(stream, b"")
             ttfb = time.perf_counter()
             second = next(stream, None)
@@ -113,7 +130,7 @@ class S3TorchConnectorStorage(S3Storage):
         """One GET streamed chunk by chunk. (s3torchconnector's own ``S3Reader`` keeps every byte
         read in a BytesIO so it can seek: a whole shard in memory; its GetObjectStream does not.)"""
         with self._mapped("get", key):
-            stream = iter(self.client._get_object_stream(self.bucket, key))
+            stream = self._whole(key)
             first = next(stream, b"")  # the request's errors surface here, as for the other clients
         return ChunkStream(stream, lambda e: self._error(e, "get", key), first), time.perf_counter()
 
@@ -122,7 +139,7 @@ class S3TorchConnectorStorage(S3Storage):
         done = 0
         ttfb = None
         with self._mapped("get", key):
-            for chunk in self.client._get_object_stream(self.bucket, key):
+            for chunk in self._whole(key):
                 if ttfb is None:
                     ttfb = time.perf_counter()
                 n = len(chunk)
