@@ -17,17 +17,8 @@ from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 from dnnbench.storage.s3common import S3BucketMissing, S3Storage, _orphans
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 CLIENTS = ("boto3", "minio", "s3fs", "s3torchconnector")
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = moto_server.ThreadedMotoServer(port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

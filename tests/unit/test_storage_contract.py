@@ -16,7 +16,7 @@ from dnnbench.storage import create_storage
 from dnnbench.storage.backends import FILESYSTEM, S3
 from tests.storage_contract import ContractFixture, StorageContract, unique
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
 
 class FsFixture(ContractFixture):
@@ -77,15 +77,6 @@ FIXTURES = {FILESYSTEM: lambda name, request: FsFixture(name, request.getfixture
             S3: lambda name, request: MotoFixture(name, request.getfixturevalue("moto_endpoint"))}
 #: every built-in backend, and latency emulation (a wrapper around any of them)
 BACKENDS = [e.name for e in STORAGE.entries() if e.origin == "builtin"] + ["fs+emulate"]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = moto_server.ThreadedMotoServer(port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
