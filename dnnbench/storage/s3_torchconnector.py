@@ -107,6 +107,7 @@ class S3TorchConnectorStorage(S3Storage):
             raise
         if first is not None:
             yield first
+            del first  # the part is the reader's now: this frame holds none while the rest streams
             yield from stream
 
     # -- primitives ---------------------------------------------------------------------
