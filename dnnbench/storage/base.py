@@ -5,7 +5,9 @@ Backends implement ``_list``, ``_get``, ``_put`` and ``_delete`` (and
 ``_get_range`` when they can do better than slicing) and raise builtin
 exceptions (``FileNotFoundError(key)``, ``PermissionError``, ``ConnectionError``)
 so callers never catch a library's type. Every public call is recorded with
-start, first byte (where the client can tell), end, bytes and error.
+start, first byte (where the client can tell), end, bytes and error. A backend
+joins by its registration (:mod:`dnnbench.storage.backends`), and passes the
+storage contract (``tests/storage_contract.py``) by being registered.
 
 A Storage object holds configuration only: clients and recorders are created
 lazily in the process that uses them and rebuilt when the pid changes, so the
