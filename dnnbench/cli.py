@@ -277,6 +277,9 @@ def _dispatch(args: argparse.Namespace, argv: list[str], events, secrets: set[st
     if args.command == "au-search":  # what the emulated accelerators run, validated as such
         args.overrides.append("training.trainer=emulate")
     loaded = load_config(args.config, args.overrides)
+    from dnnbench.config.plugins import import_plugins
+
+    import_plugins(loaded)  # first: the secrets its storage backends declare are masked from here on
     secrets |= secret_values(loaded.config.model_dump(mode="json"))
     if args.command == "validate":
         for notice in loaded.notices:

@@ -27,7 +27,8 @@ from dnnbench.config.loading import LoadedConfig
 from dnnbench.config.plugins import check_plugin_names, load_plugins
 from dnnbench.config.redact import redact, secret_values
 from dnnbench.data import manifest, shards, synthetic, upload
-from dnnbench.data import failures, prepared
+from dnnbench import failures
+from dnnbench.data import prepared
 from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError, DataError,
                              RecordingError, RunFailed, SampleError)
 from dnnbench.events import Events, NullEvents
@@ -39,8 +40,8 @@ from dnnbench.metrics.steps import EpochRecord, StepRecorder
 from dnnbench.metrics.system import SystemSampler
 from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS
 from dnnbench.storage import pagecache
-from dnnbench.storage.base import Storage, create_storage
-from dnnbench.storage.listing import ListingStats, list_dataset
+from dnnbench.storage import Storage, create_storage
+from dnnbench.data.listing import ListingStats, list_dataset
 
 
 T = TypeVar("T")

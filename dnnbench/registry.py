@@ -5,6 +5,11 @@ plugins or validating a config imports no framework. A module that defines a
 built-in may still use the decorator: registering the very object a lazy entry
 points to fills that entry in instead of clashing with it.
 
+A registry may take per-entry facts (its ``spec``): each storage client declares
+its kind, options model, secret options and pip package
+(:class:`~dnnbench.storage.backends.Backend`; the built-in clients are the table
+:data:`~dnnbench.storage.backends.BUILTINS`).
+
 Third-party code arrives through the ``plugins:`` config key (module names or
 ``.py`` paths) or the ``dnnbench.plugins`` entry-point group.
 """
@@ -23,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dnnbench.errors import PluginError
+from dnnbench.storage.backends import BUILTINS as STORAGE_BUILTINS
+from dnnbench.storage.backends import Backend, install_hint
 
 ENTRY_POINT_GROUP = "dnnbench.plugins"
 
@@ -37,6 +44,9 @@ class Entry:
     origin: str = "builtin"
     aliases: tuple[str, ...] = ()
     description: str = ""
+    #: what the entry declares about itself, when its registry takes facts (storage: a Backend)
+    spec: Any = None
+    kind: str = "plugin"
     _loaded: bool = field(default=False, repr=False)
 
     @property
@@ -51,40 +61,61 @@ class Entry:
             try:
                 module = importlib.import_module(module_name)
             except ImportError as e:
-                raise PluginError(
-                    f"cannot import {module_name} for plugin {self.name!r}: {e}",
-                    hint="install the project's requirements (make setup)") from e
+                raise self._import_error(module_name, e) from e
             self.target = getattr(module, attr)
         return self.target
 
+    def _import_error(self, module_name: str, e: ImportError) -> PluginError:
+        """A missing library named by the pip package the entry declares; else the module."""
+        package = getattr(self.spec, "install", None)
+        if package and not (e.name or "").startswith("dnnbench"):
+            return PluginError(f"{self.kind} {self.name!r} needs the Python package {package!r}, which is not "
+                               f"installed ({e})", hint=install_hint(package))
+        return PluginError(f"cannot import {module_name} for plugin {self.name!r}: {e}",
+                           hint="install the project's requirements (make setup)")
+
 
 class Registry:
-    """A named table of plugins of one kind (storage, dataset, model, trainer)."""
+    """A named table of plugins of one kind (storage, dataset, model, trainer).
 
-    def __init__(self, kind: str):
+    Args:
+        kind: what the entries are, for messages ("storage client").
+        spec: builds the facts each entry declares from its registration keywords
+            (``STORAGE``: :class:`~dnnbench.storage.backends.Backend`); None: no facts.
+    """
+
+    def __init__(self, kind: str, spec: Callable[..., Any] | None = None):
         self.kind = kind
+        self._spec = spec
         self._entries: dict[tuple[str, str | None], Entry] = {}
         self._aliases: dict[tuple[str, str | None], str] = {}
 
     # -- registration ---------------------------------------------------
     def register(self, name: str, *, framework: str | None = None, aliases: tuple[str, ...] = (),
-                 description: str = "", origin: str | None = None) -> Callable[[Any], Any]:
-        """Decorator: ``@MODELS.register("convnet", framework="pytorch")``.
+                 description: str = "", origin: str | None = None, **facts: Any) -> Callable[[Any], Any]:
+        """Decorator: ``@MODELS.register("convnet", framework="pytorch")``; ``facts`` are what the
+        registry's spec takes (``@STORAGE.register("azure", kind="other", options=..., secrets=...)``).
 
         Raises:
-            PluginError: the name is already taken by a different object.
+            PluginError: the name is already taken by a different object, or the facts are wrong.
         """
 
         def decorate(obj: Any) -> Any:
             self.add(name, obj, framework=framework, aliases=aliases,
                      description=description or (obj.__doc__ or "").strip().split("\n")[0],
-                     origin=origin or _origin_of(obj))
+                     origin=origin or _origin_of(obj), **facts)
             return obj
 
         return decorate
 
-    def add(self, name: str, target: Any, *, framework: str | None = None,
-            aliases: tuple[str, ...] = (), description: str = "", origin: str = "builtin") -> None:
+    def add(self, name: str, target: Any, *, framework: str | None = None, aliases: tuple[str, ...] = (),
+            description: str = "", origin: str = "builtin", spec: Any = None, **facts: Any) -> None:
+        """Add an entry (``spec``: its facts, already built; else built from ``facts``).
+
+        Raises:
+            PluginError: the name is already taken by a different object, or the facts are wrong.
+        """
+        spec = spec if spec is not None else self._make_spec(name, facts)
         key = (name, framework)
         old = self._entries.get(key)
         if old is not None:
@@ -97,9 +128,21 @@ class Registry:
             raise PluginError(
                 f"{self.kind} {name!r}{_fw(framework)} is already registered by {old.location}",
                 hint="choose another name for your plugin")
-        self._entries[key] = Entry(name, target, framework, origin, tuple(aliases), description)
+        self._entries[key] = Entry(name, target, framework, origin, tuple(aliases), description, spec, self.kind)
         for alias in aliases:
             self._aliases[(alias, framework)] = name
+
+    def _make_spec(self, name: str, facts: dict[str, Any]) -> Any:
+        if self._spec is None:
+            if facts:
+                raise PluginError(f"{self.kind} {name!r}: a {self.kind} takes no {', '.join(sorted(facts))}",
+                                  hint="register it with name, framework, aliases and description only")
+            return None
+        try:
+            return self._spec(**facts)
+        except (TypeError, ValueError) as e:
+            raise PluginError(f"{self.kind} {name!r} cannot be registered: {e}",
+                              hint=f"see {self._spec.__module__}.{self._spec.__qualname__}") from None
 
     # -- lookup -----------------------------------------------------------
     def resolve(self, name: str, framework: str | None = None) -> Entry:
@@ -117,6 +160,20 @@ class Registry:
 
     def get(self, name: str, framework: str | None = None) -> Any:
         return self.resolve(name, framework).load()
+
+    def spec_of(self, name: str, framework: str | None = None) -> Any:
+        """The facts ``name`` (or an alias) declared; None when the name is unknown (yet)."""
+        try:
+            return self.resolve(name, framework).spec
+        except PluginError:
+            return None
+
+    def canonical(self, name: str, framework: str | None = None) -> str:
+        """The registered name of ``name`` or its alias (``name`` itself when unknown)."""
+        try:
+            return self.resolve(name, framework).name
+        except PluginError:
+            return name
 
     def names(self, framework: str | None = None) -> list[str]:
         return sorted({n for (n, fw) in self._entries if framework is None or fw in (framework, None)})
@@ -149,7 +206,7 @@ def _origin_of(obj: Any) -> str:
 
 _CURRENT_ORIGIN: list[str] = []
 
-STORAGE = Registry("storage client")
+STORAGE = Registry("storage client", spec=Backend)
 DATASETS = Registry("dataset")
 MODELS = Registry("model")
 TRAINERS = Registry("trainer")
@@ -173,16 +230,8 @@ _FRAMEWORKS = ("pytorch", "tensorflow")
 
 
 def _builtins() -> None:
-    STORAGE.add("fs", "dnnbench.storage.fs:FileSystemStorage", aliases=("file", "local"),
-                description="local or network filesystem (POSIX files)")
-    STORAGE.add("boto3", "dnnbench.storage.s3_boto3:Boto3Storage", aliases=("s3",),
-                description="S3 (AWS or S3-compatible) through boto3")
-    STORAGE.add("minio", "dnnbench.storage.s3_minio:MinioStorage",
-                description="S3 (AWS or S3-compatible) through the MinIO Python SDK")
-    STORAGE.add("s3fs", "dnnbench.storage.s3_s3fs:S3FSStorage",
-                description="S3 through s3fs/aiobotocore (whole-object cat_file, no HEAD)")
-    STORAGE.add("s3torchconnector", "dnnbench.storage.s3_torchconnector:S3TorchConnectorStorage",
-                aliases=("s3torch",), description="S3 through AWS's CRT-based s3torchconnector client")
+    for b in STORAGE_BUILTINS:
+        STORAGE.add(b.name, b.target, aliases=b.aliases, description=b.description, spec=b.backend)
     for framework in _FRAMEWORKS:
         for registry, name, target, aliases, what in _FRAMEWORK_BUILTINS:
             registry.add(name, f"dnnbench.frameworks.{framework}.{target}", framework=framework,

@@ -40,7 +40,7 @@ from dnnbench.config.loading import LoadedConfig, validate  # noqa: E402
 from dnnbench.events import NullEvents  # noqa: E402
 from dnnbench.executor import Executor, prepare_dataset  # noqa: E402
 from dnnbench.storage import create_storage  # noqa: E402
-from dnnbench.storage.listing import list_dataset  # noqa: E402
+from dnnbench.data.listing import list_dataset  # noqa: E402
 
 CLIENTS = ("boto3", "minio", "s3fs", "s3torchconnector")
 

@@ -9,11 +9,12 @@ from typing import Any
 
 from dnnbench.config.legacy_sections import chosen, unused
 from dnnbench.errors import ConfigError
+from dnnbench.storage.backends import S3, builtin_names
 
 _CREDENTIAL_KEYS = {"endpoint": "endpoint_url", "region_name": "region", "region": "region",
                     "access_key": "access_key", "secret_key": "secret_key"}
-#: client libraries of the dss-style tool that dnnbench reads with (others are refused)
-_CLIENT_LIBS = ("boto3", "minio", "s3fs", "s3torchconnector")
+#: client libraries of the dss-style tool that dnnbench reads with (others are refused): its S3 clients
+_CLIENT_LIBS = tuple(builtin_names(S3))
 
 
 def translate_storage(storage: dict[str, Any], source: str, dropped: list[str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from dnnbench.config.legacy import is_legacy, translate_legacy
 from dnnbench.config.options import option_problems
 from dnnbench.config.parse import parse, read_text
-from dnnbench.config.redact import REDACTED, SECRET_KEYS
+from dnnbench.config.redact import REDACTED, is_secret_key
 from dnnbench.config.schema import BenchConfig, union_members
 from dnnbench.errors import ConfigError
 
@@ -68,7 +68,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     key, sep, raw = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
-        shown = "a secret-looking value" if SECRET_KEYS.search(assignment) or not key else repr(assignment)
+        shown = "a secret-looking value" if is_secret_key(assignment) or not key else repr(assignment)
         raise ConfigError(f"--set expects dotted.key=value, got {shown}", reference="--set")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
@@ -134,7 +134,7 @@ def interpolate(value: Any, path: str = "", environ: dict[str, str] | None = Non
 def _keeps_string(at: tuple[str | int, ...]) -> bool:
     """True when the value at this config path is a string: a secret-looking key, or a
     schema field that accepts ``str``. Unknown and free-form paths (``options``) are not."""
-    if any(isinstance(p, str) and SECRET_KEYS.search(p) for p in at):
+    if any(isinstance(p, str) and is_secret_key(p) for p in at):
         return True
     node: Any = BenchConfig
     for part in at:
@@ -179,7 +179,7 @@ def _did_you_mean(loc: tuple[Any, ...]) -> str:
 
 
 def _is_secret_path(loc: tuple[Any, ...]) -> bool:
-    return any(isinstance(p, str) and SECRET_KEYS.search(p) for p in loc)
+    return any(isinstance(p, str) and is_secret_key(p) for p in loc)
 
 
 def format_validation_error(err: ValidationError, secrets: set[str] | None = None) -> list[str]:
@@ -236,7 +236,7 @@ def _raw_secrets(data: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(data, dict):
         for k, v in data.items():
-            if SECRET_KEYS.search(str(k)) and isinstance(v, (str, int, float)) and not isinstance(v, bool) \
+            if is_secret_key(k) and isinstance(v, (str, int, float)) and not isinstance(v, bool) \
                     and len(str(v)) >= 3:
                 found.add(str(v))
             else:

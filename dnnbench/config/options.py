@@ -1,11 +1,13 @@
-"""The ``options`` of the built-in plugins, checked at validation.
+"""The ``options`` of plugins, checked at validation.
 
 ``model.options``, ``dataset.options`` and ``storage.options`` are free-form in the
-schema because a user's plugin defines its own. For the built-in plugins they are
-checked here against an options model (unknown keys and bad values are exit 2
+schema because a user's plugin defines its own. For the built-in models and datasets
+they are checked here against an options model (unknown keys and bad values are exit 2
 naming ``model.options.width``...), without importing any framework: the name is
 resolved in the registry, which holds the built-ins as ``"module:Class"`` strings.
-A user plugin's options are its constructor's to check.
+``storage.options`` are checked against the options model the storage backend declared
+(:class:`~dnnbench.storage.backends.Backend`), a plugin's included once it is loaded.
+Other plugins' options are their constructor's to check.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PositiveInt, ValidationError
 
-from dnnbench.config.redact import SECRET_KEYS
+from dnnbench.config.redact import is_secret_key
 from dnnbench.config.schema import Strict
 from dnnbench.errors import PluginError
 
 
 class NoOptions(Strict):
-    """A built-in that takes no options: the configuration it needs has its own keys."""
+    """A built-in that takes no options."""
 
 
 class ConvNetOptions(Strict):
@@ -43,22 +45,20 @@ BUILTIN_OPTIONS: dict[tuple[str, str], type[BaseModel]] = {
     ("model", "convnet"): ConvNetOptions,
     ("model", "resnet"): ResNetOptions,
     **{("dataset", name): NoOptions for name in ("image_folder", "raw")},
-    **{("storage", name): NoOptions for name in ("fs", "boto3", "minio", "s3fs", "s3torchconnector")},
 }
 
 
 def option_problems(cfg: Any) -> list[str]:
     """One line per problem in the options of the config's built-in plugins (``[]`` if none).
 
-    A name that is not a built-in (a user's plugin, or a typo that the plugin check
-    names later) is skipped.
+    A model or dataset that is not a built-in (a user's plugin, or a typo that the plugin
+    check names later) is skipped, and so is a storage client not registered yet.
     """
-    from dnnbench.registry import DATASETS, MODELS, STORAGE
+    from dnnbench.registry import DATASETS, MODELS
 
     fw = cfg.framework.name
     checks = [("model", MODELS, cfg.model.name, fw, cfg.model.options),
-              ("dataset", DATASETS, cfg.dataset.name, fw, cfg.dataset.options),
-              ("storage", STORAGE, cfg.storage.client, None, cfg.storage.options)]
+              ("dataset", DATASETS, cfg.dataset.name, fw, cfg.dataset.options)]
     problems: list[str] = []
     for section, registry, name, framework, options in checks:
         try:
@@ -66,13 +66,28 @@ def option_problems(cfg: Any) -> list[str]:
         except PluginError:
             continue
         model = BUILTIN_OPTIONS.get((section, entry.name)) if entry.origin == "builtin" else None
-        if model is None:
-            continue
-        try:
-            model.model_validate(options)
-        except ValidationError as err:
-            problems += [_line(f"{section}.options", e, entry.name, model) for e in err.errors()]
-    return problems
+        if model is not None:
+            problems += _problems(f"{section}.options", model, options, entry.name)
+    return problems + storage_option_problems(cfg.storage)
+
+
+def storage_option_problems(storage: Any) -> list[str]:
+    """``storage.options`` against the options model of the client's backend (``[]`` when it
+    declares none, or the client is not registered yet)."""
+    from dnnbench.registry import STORAGE
+
+    backend = STORAGE.spec_of(storage.client)
+    if backend is None or backend.options is None:
+        return []
+    return _problems("storage.options", backend.options, storage.options, STORAGE.canonical(storage.client))
+
+
+def _problems(prefix: str, model: type[BaseModel], options: dict[str, Any], plugin: str) -> list[str]:
+    try:
+        model.model_validate(options)
+    except ValidationError as err:
+        return [_line(prefix, e, plugin, model) for e in err.errors()]
+    return []
 
 
 def _line(prefix: str, e: Any, plugin: str, model: type[BaseModel]) -> str:
@@ -81,7 +96,7 @@ def _line(prefix: str, e: Any, plugin: str, model: type[BaseModel]) -> str:
         known = ", ".join(model.model_fields) or "none"
         return f"{loc}: {plugin} has no option {e['loc'][-1]!r} (its options: {known})"
     msg = e["msg"].removeprefix("Value error, ")
-    secret = any(isinstance(p, str) and SECRET_KEYS.search(p) for p in e["loc"])
+    secret = any(isinstance(p, str) and is_secret_key(p) for p in e["loc"])
     given = e.get("input")
     if not secret and not isinstance(given, (dict, list)):
         msg += f" (got {given!r})"

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from dnnbench.config.limits import check_limits
+from dnnbench.registry import STORAGE
+from dnnbench.storage.backends import DEFAULT_S3_CLIENT, FILESYSTEM, S3, builtin_names, spoken_list
 
 
 class Strict(BaseModel):
@@ -76,7 +78,7 @@ def relative_prefix(v: str, what: str = "the prefix") -> str:
     """A key prefix inside the storage (under ``storage.root`` or the bucket), ``/``-trimmed.
 
     ``''`` and ``'/'`` are the root itself. Refused, as they would leave the root (the rule
-    of ``dnnbench.data.index.unsafe_key``): an absolute path, a ``..`` part, a NUL byte.
+    of ``dnnbench.storage.keys.unsafe_key``): an absolute path, a ``..`` part, a NUL byte.
 
     Raises:
         ValueError: saying why; ``what`` names the value (``entry 'x'`` in a list).
@@ -111,10 +113,6 @@ def distinct_prefixes(prefixes: list[str]) -> list[str]:
     return prefixes
 
 
-#: names of the filesystem client (it needs ``storage.root``)
-FS_CLIENTS = ("fs", "file", "local")
-#: storage clients that read S3 (they need ``storage.s3``)
-S3_CLIENTS = ("boto3", "s3", "minio", "s3fs", "s3torchconnector")
 #: ``storage.preset``: defaults filled into ``storage.s3`` (explicit keys win)
 S3_PRESETS: dict[str, dict[str, Any]] = {
     "aws": {},  # AWS itself: no endpoint, virtual-hosted addressing, region/credentials from the AWS chain
@@ -229,7 +227,7 @@ class ShardsConfig(Strict):
 class StorageConfig(Strict):
     """Where the dataset lives and which client reads it."""
 
-    client: str = Field("fs", description="storage client plugin: fs, boto3, minio, s3fs, s3torchconnector")
+    client: str = Field("fs", description=f"storage client plugin: {', '.join(builtin_names())}")
     name: str | None = Field(None, description="label for reports; default derived from client and root")
     root: str | None = Field(None, description="fs: base directory that prefixes are relative to")
     prefixes: list[str] = Field(default_factory=lambda: [""],
@@ -255,28 +253,39 @@ class StorageConfig(Strict):
         if not isinstance(data, dict) or data.get("preset") not in S3_PRESETS:
             return data
         data = dict(data)
-        data.setdefault("client", "boto3")
+        data.setdefault("client", DEFAULT_S3_CLIENT)
         if isinstance(data.get("s3"), dict):
             data["s3"] = {**S3_PRESETS[data["preset"]], **data["s3"]}
         return data
 
     @model_validator(mode="after")
     def _s3_checks(self) -> "StorageConfig":
-        if self.client in S3_CLIENTS:
-            if self.s3 is None:
-                raise ValueError(f"client {self.client!r} reads S3: add storage.s3 with at least bucket")
-            if self.root is not None:
-                raise ValueError("storage.root is for the fs client; an S3 dataset is storage.s3.bucket "
-                                 "+ storage.prefixes")
-        elif self.client in FS_CLIENTS and (self.s3 is not None or self.preset):
-            raise ValueError(f"storage.s3 / storage.preset are set but storage.client is {self.client!r}: "
-                             "use boto3, minio, s3fs or s3torchconnector")
+        problem = kind_problem(self)
+        if problem:
+            raise ValueError(problem)
         if self.preset == "aws" and self.s3 is not None and self.s3.endpoint_url:
             raise ValueError("preset aws talks to AWS itself: drop storage.s3.endpoint_url, or use preset "
                              "dss or minio for an S3-compatible server")
         if self.preset in ("dss", "minio") and self.s3 is not None and not self.s3.endpoint_url:
             raise ValueError(f"preset {self.preset} needs storage.s3.endpoint_url (e.g. http://host:9000)")
         return self
+
+
+def kind_problem(storage: StorageConfig) -> str | None:
+    """What the storage section lacks or has too much of for its client's kind (a client not
+    registered yet, a plugin still to be loaded, is checked again once it is: see
+    :func:`dnnbench.config.plugins.check_plugin_names`)."""
+    backend = STORAGE.spec_of(storage.client)
+    kind = backend.kind if backend is not None else None
+    if kind == S3:
+        if storage.s3 is None:
+            return f"client {storage.client!r} reads S3: add storage.s3 with at least bucket"
+        if storage.root is not None:
+            return "storage.root is for the fs client; an S3 dataset is storage.s3.bucket + storage.prefixes"
+    elif kind == FILESYSTEM and (storage.s3 is not None or storage.preset):
+        return (f"storage.s3 / storage.preset are set but storage.client is {storage.client!r}: "
+                f"use {spoken_list(builtin_names(S3))}")
+    return None
 
 
 class PrepareConfig(Strict):
@@ -610,6 +619,30 @@ class LoggingConfig(Strict):
         return v.strip().upper() if isinstance(v, str) else v
 
 
+def root_problem(storage: StorageConfig) -> str | None:
+    """A filesystem client without ``storage.root`` (checked at the top level of the config)."""
+    backend = STORAGE.spec_of(storage.client)
+    if backend is not None and backend.kind == FILESYSTEM and not storage.root:
+        return (f"storage.root is needed by the {storage.client} client: the directory the dataset lives in "
+                "(never the working directory by default), e.g. root: data/quickstart")
+    return None
+
+
+#: what each framework's runs must not import (one framework per process)
+_FRAMEWORK_MODULES = {"pytorch": "torch", "tensorflow": "tensorflow"}
+
+
+def framework_problem(client: str, framework: str) -> str | None:
+    """Why storage ``client`` cannot serve a ``framework`` run (it imports the other framework), or None."""
+    backend = STORAGE.spec_of(client)
+    if backend is None or backend.framework in (None, framework):
+        return None
+    imported = _FRAMEWORK_MODULES.get(backend.framework, backend.framework)
+    others = builtin_names(S3 if backend.kind == S3 else None, framework)
+    return (f"storage.client {STORAGE.canonical(client)} imports {imported}, and a {framework} run stays "
+            f"{imported}-free (one framework per process): use {spoken_list(others)}")
+
+
 #: trainer names that run the model on decoded images (the built-in and its dss-style aliases)
 TRAIN_TRAINERS = ("train", "RandomAccessDatasetTrain", "DNNTrain")
 #: dataset names that pass the stored bytes on undecoded
@@ -632,23 +665,23 @@ class BenchConfig(Strict):
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files with user plugins")
-    sweep: SweepConfig | None = Field(None, description="several variants in one invocation (dnnbench.sweep)")
+    sweep: SweepConfig | None = Field(None, description="several variants in one invocation (dnnbench.multirun.sweep)")
     repeat: PositiveInt = Field(1, description="run each variant this many times (mean/stdev/min/max compared)")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "BenchConfig":
-        if self.storage.client in FS_CLIENTS and not self.storage.root:
-            raise ValueError(f"storage.root is needed by the {self.storage.client} client: the directory the "
-                             "dataset lives in (never the working directory by default), e.g. root: data/quickstart")
+        problem = root_problem(self.storage)
+        if problem:
+            raise ValueError(problem)
         self._check_decoding()
         check_limits(self)
         if self.framework.num_workers == 0 and self.framework.persistent_workers:
             raise ValueError("framework.persistent_workers needs framework.num_workers > 0")
-        if self.framework.name == "tensorflow" and self.storage.client in ("s3torchconnector", "s3torch"):
-            raise ValueError("storage.client s3torchconnector imports torch, and a tensorflow run stays "
-                             "torch-free (one framework per process): use boto3, minio or s3fs")
+        problem = framework_problem(self.storage.client, self.framework.name)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def _check_decoding(self) -> None:

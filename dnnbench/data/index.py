@@ -7,11 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def unsafe_key(key: str) -> bool:
-    """True for keys that would escape a local root: absolute, ``..`` components, NUL bytes."""
-    return key.startswith(("/", "\\")) or "\x00" in key or (".." in key and ".." in key.split("/"))
-
-
 @dataclass
 class SampleIndex:
     keys: list[str]

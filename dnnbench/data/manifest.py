@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from dnnbench.data.index import SampleIndex, unsafe_key
+from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError
+from dnnbench.storage.keys import unsafe_key
 
 FORMAT = "dnnbench-manifest/1"
 _HEAD = re.compile(r'\s*\{\s*"format"\s*:\s*"dnnbench-manifest/')

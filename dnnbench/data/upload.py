@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from dnnbench.data.index import unsafe_key
 from dnnbench.data.synthetic import PrepareStats
 from dnnbench.errors import DataError
 from dnnbench.storage.base import Storage
+from dnnbench.storage.keys import unsafe_key
 
 
 @dataclass

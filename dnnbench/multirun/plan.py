@@ -126,7 +126,7 @@ def grid_points(grid: dict[str, list[Any] | dict[str, Any]]) -> list[tuple[str, 
     end alike) and the value. Named values (``{name: value}``) are labelled by the name
     alone; a section, a long list, or any value under a secret-looking key by its position
     (``storage=#2``), so labels stay short and never carry a secret."""
-    from dnnbench.config.redact import SECRET_KEYS
+    from dnnbench.config.redact import is_secret_key
 
     keys = list(grid)
     short = [k.rsplit(".", 1)[-1] for k in keys]
@@ -137,7 +137,7 @@ def grid_points(grid: dict[str, list[Any] | dict[str, Any]]) -> list[tuple[str, 
         if isinstance(values, dict):
             axes.append([(str(label), v) for label, v in values.items()])
         else:
-            secret = bool(SECRET_KEYS.search(key))
+            secret = is_secret_key(key)
             axes.append([(f"{name}={_value_text(v, i, secret)}", v) for i, v in enumerate(values, start=1)])
     out = []
     for combo in itertools.product(*axes):

@@ -22,6 +22,7 @@ from dnnbench.config.loading import LoadedConfig
 from dnnbench.config.redact import redact, secret_values
 from dnnbench.errors import EXIT_FAILED, BenchError, ConfigError
 from dnnbench.events import Events
+from dnnbench.registry import STORAGE
 from dnnbench.results import append_summary, create_run_dir, timestamped, unique_dir, write_row_csv
 
 
@@ -110,7 +111,7 @@ def _failed_row(loaded: LoadedConfig, run_id: str, reason: str) -> dict[str, Any
     row: dict[str, Any] = {c: None for c in SUMMARY_COLUMNS}
     row.update(run_id=run_id, status="failed", failed_phase="setup", reason=reason,
                started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=loaded.stem, framework=cfg.framework.name,
-               storage=storage, client=s.client, access=cfg.dataset.access, decode=cfg.dataset.decode,
+               storage=storage, client=STORAGE.canonical(s.client), access=cfg.dataset.access, decode=cfg.dataset.decode,
                dataset=cfg.dataset.name, trainer=cfg.training.trainer, workers=cfg.framework.num_workers,
                batch_size=cfg.framework.batch_size, epochs=cfg.training.epochs)
     return row

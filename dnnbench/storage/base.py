@@ -5,7 +5,9 @@ Backends implement ``_list``, ``_get``, ``_put`` and ``_delete`` (and
 ``_get_range`` when they can do better than slicing) and raise builtin
 exceptions (``FileNotFoundError(key)``, ``PermissionError``, ``ConnectionError``)
 so callers never catch a library's type. Every public call is recorded with
-start, first byte (where the client can tell), end, bytes and error.
+start, first byte (where the client can tell), end, bytes and error. A backend
+joins by its registration (:mod:`dnnbench.storage.backends`), and passes the
+storage contract (``tests/storage_contract.py``) by being registered.
 
 A Storage object holds configuration only: clients and recorders are created
 lazily in the process that uses them and rebuilt when the pid changes, so the
@@ -21,8 +23,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from dnnbench.data import failures
-from dnnbench.errors import RecordingError, StorageError
+from dnnbench import failures
+from dnnbench.errors import RecordingError
 from dnnbench.metrics.requests import RecorderSpec, get_recorder
 
 
@@ -49,9 +51,11 @@ class Storage(ABC):
     ttfb_supported: bool = False
     ttfb_reason: str = "the client does not expose the moment the first byte arrives"
 
-    def __init__(self, config: Any, recorder: RecorderSpec | None = None):
+    def __init__(self, config: Any, recorder: RecorderSpec | None = None, options: Any = None):
         self.config = config
         self.recorder_spec = recorder
+        #: the validated ``storage.options`` (the model the backend declared), None without one
+        self.options = options
         self._pid: int | None = None
         self._client: Any = None
 
@@ -154,7 +158,7 @@ class Storage(ABC):
 
         Returns the end offset in ``buffer`` of each object read, and ``(key, reason)`` for
         each that failed (skipped: the next object starts where it would have; reasons as in
-        :mod:`dnnbench.data.failures`). After a failure that ends the run (the store stopped
+        :mod:`dnnbench.failures`). After a failure that ends the run (the store stopped
         answering) the rest of the batch is not read: each would wait out the retries again.
         """
         rec = get_recorder(self.recorder_spec)
@@ -179,7 +183,7 @@ class Storage(ABC):
         return ends, failed
 
     def _failed_read(self, rec: Any, key: str, start: float, e: BaseException) -> str:
-        """Record a failed GET; returns its reason (see :mod:`dnnbench.data.failures`)."""
+        """Record a failed GET; returns its reason (see :mod:`dnnbench.failures`)."""
         if rec is None or isinstance(e, RecordingError):
             return failures.read_failure(e)
         try:
@@ -212,6 +216,10 @@ class Storage(ABC):
 
     def delete(self, key: str) -> None:
         self._delete(key)
+
+    def list_requests(self) -> int:
+        """Requests the calling thread's last :meth:`list` sent (S3: one per ListObjectsV2 page)."""
+        return 1
 
     # -- helpers ------------------------------------------------------------
     def exists(self, prefix: str = "") -> bool:
@@ -294,25 +302,3 @@ def _short(e: BaseException) -> str:
     text = f"{type(e).__name__}: {e}"
     return text if len(text) <= 200 else text[:197] + "..."
 
-
-def create_storage(config: Any, recorder: RecorderSpec | None = None) -> Storage:
-    """Build the storage backend named by ``config.client`` from the registry.
-
-    Raises:
-        PluginError: unknown client name.
-        StorageError: the backend rejects its configuration.
-    """
-    from dnnbench.registry import STORAGE
-
-    cls = STORAGE.get(config.client)
-    try:
-        storage = cls(config, recorder=recorder)
-    except TypeError as e:
-        raise StorageError(f"storage client {config.client!r} could not be created: {e}",
-                           reference="storage.client") from e
-    emulate = getattr(config, "emulate", None)
-    if emulate is not None:
-        from dnnbench.storage.emulate import EmulatedStorage
-
-        storage = EmulatedStorage(storage, emulate, recorder)
-    return storage

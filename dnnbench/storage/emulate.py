@@ -18,7 +18,7 @@ class EmulatedStorage(Storage):
     byte, and each request's bytes flow at most at ``bandwidth_MBps`` (10^6 bytes/s)."""
 
     def __init__(self, inner: Storage, emulate: Any, recorder: Any = None):
-        super().__init__(inner.config, recorder if recorder is not None else inner.recorder_spec)
+        super().__init__(inner.config, recorder if recorder is not None else inner.recorder_spec, inner.options)
         self.inner = inner
         self.latency_s = (emulate.latency_ms or 0.0) / 1e3
         self.jitter_s = (emulate.jitter_ms or 0.0) / 1e3
@@ -88,6 +88,9 @@ class EmulatedStorage(Storage):
 
     def _retries(self) -> int:
         return self.inner._retries()
+
+    def list_requests(self) -> int:
+        return self.inner.list_requests()
 
     def check(self) -> None:
         self.inner.check()

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dnnbench.data.index import unsafe_key
 from dnnbench.errors import DataError
-from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch, Storage
+from dnnbench.storage.keys import unsafe_key
 
 
 def safe_join(root: str, key: str) -> str:
@@ -66,14 +65,13 @@ def pseudo_filesystem(path: str, mountinfo: str = "/proc/self/mountinfo") -> str
     return kind if kind in PSEUDO_FILESYSTEMS else None
 
 
-@STORAGE.register("fs", aliases=("file", "local"))
 class FileSystemStorage(Storage):
     """Local or network filesystem (POSIX files), read with plain unbuffered reads."""
 
     ttfb_reason = "a local file read has no separate first-byte moment"
 
-    def __init__(self, config: Any, recorder: Any = None):
-        super().__init__(config, recorder)
+    def __init__(self, config: Any, recorder: Any = None, options: Any = None):
+        super().__init__(config, recorder, options)
         self.root = os.path.abspath(os.path.expanduser(config.root or "."))
         self._base = self.root.rstrip("/") + "/"
 

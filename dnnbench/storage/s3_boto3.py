@@ -9,6 +9,7 @@ records one request per ListObjectsV2 page.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from typing import Any
@@ -16,19 +17,17 @@ from typing import Any
 import boto3
 import botocore
 from botocore.config import Config
-from botocore.exceptions import ClientError, ProfileNotFound
+from botocore.exceptions import ProfileNotFound
 
 from dnnbench.errors import ConfigError
-from dnnbench.registry import STORAGE
-from dnnbench.storage.base import ObjectInfo, SizeMismatch
+from dnnbench.storage.base import ObjectInfo
 from dnnbench.storage.s3_botocore import botocore_error
-from dnnbench.storage.s3common import MappedStream, S3Storage, note_page, note_retries
+from dnnbench.storage.s3common import MappedStream, S3Storage, fill, note_page, note_retries
 
 
 _sessions: dict[tuple, Any] = {}  # module level: never pickled; created under the base class's client lock
 
 
-@STORAGE.register("boto3", aliases=("s3",))
 class Boto3Storage(S3Storage):
     """S3 via boto3: AWS (region, profile, credential chain) or an S3-compatible endpoint."""
 
@@ -68,62 +67,38 @@ class Boto3Storage(S3Storage):
                         read_timeout=s.read_timeout_s, tcp_keepalive=True, **extra)
         return session.client("s3", endpoint_url=s.endpoint_url, verify=s.verify, config=config)
 
-    def _error(self, e: Exception, op: str, key: str | None) -> BaseException:
+    def _error(self, e: BaseException, op: str, key: str | None) -> BaseException:
         return botocore_error(e, op, key, self.settings)
 
     # -- primitives ---------------------------------------------------------------------
     def _get(self, key: str) -> tuple[bytes, float]:
-        note_retries(0)
-        try:
+        with self._mapped("get", key):
             resp = self.client.get_object(Bucket=self.bucket, Key=key)
             ttfb = time.perf_counter()
             data = resp["Body"].read()
-        except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
-            raise self._error(e, "get", key) from None
         note_retries(resp["ResponseMetadata"].get("RetryAttempts", 0))
         return data, ttfb
 
     def _get_into(self, key: str, buffer: memoryview) -> tuple[int, float]:
-        note_retries(0)
-        try:
+        with self._mapped("get", key):
             resp = self.client.get_object(Bucket=self.bucket, Key=key)
             ttfb = time.perf_counter()
-            body = resp["Body"]
-            size = resp["ContentLength"]
-            if size != len(buffer):
-                body.close()
-                raise SizeMismatch(key, len(buffer), size)
-            done = 0
-            while done < size:  # stream the body straight into the batch buffer
-                n = body.readinto(buffer[done:])
-                if not n:
-                    raise SizeMismatch(key, size, done)
-                done += n
-        except SizeMismatch:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get", key) from None
+            fill(resp["Body"], buffer, key, resp["ContentLength"])  # streamed straight into the batch buffer
         note_retries(resp["ResponseMetadata"].get("RetryAttempts", 0))
-        return size, ttfb
+        return len(buffer), ttfb
 
     def _open(self, key: str) -> tuple[MappedStream, float]:
-        note_retries(0)
-        try:
+        with self._mapped("get", key):
             resp = self.client.get_object(Bucket=self.bucket, Key=key)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get", key) from None
         ttfb = time.perf_counter()
         note_retries(resp["ResponseMetadata"].get("RetryAttempts", 0))
         return MappedStream(resp["Body"], lambda e: self._error(e, "get", key)), ttfb
 
     def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, float]:
-        note_retries(0)
-        try:
+        with self._mapped("get_range", key):
             resp = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
             ttfb = time.perf_counter()
             data = resp["Body"].read()
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get_range", key) from None
         note_retries(resp["ResponseMetadata"].get("RetryAttempts", 0))
         return data, ttfb
 
@@ -134,7 +109,7 @@ class Boto3Storage(S3Storage):
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
         retries = 0
-        try:
+        with self._mapped("list", prefix):
             pages = iter(self.client.get_paginator("list_objects_v2").paginate(**kwargs))
             while True:
                 asked = time.perf_counter()  # the paginator sends the next request when asked for a page
@@ -147,35 +122,26 @@ class Boto3Storage(S3Storage):
                     if not o["Key"].endswith("/"):  # skip "directory" marker objects
                         objects.append(ObjectInfo(o["Key"], o["Size"]))
                 prefixes.extend(p["Prefix"].rstrip("/") for p in page.get("CommonPrefixes", ()))
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "list", prefix) from None
         note_retries(retries)
         return objects, prefixes
 
     def _probe(self) -> None:
-        try:
+        with self._mapped("check", None):
             self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "check", None) from None
 
     def _create_bucket(self) -> None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
         region = self.settings.region
         if self.settings.is_aws and region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
-            self.client.create_bucket(**kwargs)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-                raise self._error(e, "create_bucket", None) from None
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "create_bucket", None) from None
+        with contextlib.suppress(FileExistsError), self._mapped("create_bucket", None):
+            self.client.create_bucket(**kwargs)  # BucketAlreadyOwnedByYou: FileExistsError, fine
 
     #: objects from this size up (checkpoints) go up as a multipart upload
     multipart_threshold = 8 * 2**20
 
     def _put(self, key: str, data: bytes) -> None:
-        try:
+        with self._mapped("put", key):
             if len(data) >= self.multipart_threshold:
                 from boto3.s3.transfer import TransferConfig
 
@@ -184,11 +150,7 @@ class Boto3Storage(S3Storage):
                 self.client.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=config)
             else:
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "put", key) from None
 
     def _delete(self, key: str) -> None:
-        try:
+        with self._mapped("delete", key):
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "delete", key) from None

@@ -12,9 +12,10 @@ a region it sends one per process).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 import certifi
@@ -26,9 +27,8 @@ from minio.credentials import (AWSConfigProvider, ChainedProvider, EnvAWSProvide
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 from dnnbench.errors import ConfigError, StorageError
-from dnnbench.registry import STORAGE
-from dnnbench.storage.base import ObjectInfo, SizeMismatch
-from dnnbench.storage.s3common import (MappedStream, S3Storage, foreign, note_page, note_retries, s3_error,
+from dnnbench.storage.base import ObjectInfo
+from dnnbench.storage.s3common import (MappedStream, S3Storage, fill, foreign, note_page, note_retries, s3_error,
                                        tls_error, unreachable)
 
 
@@ -45,7 +45,6 @@ class _PagedMinio(Minio):
         return resp
 
 
-@STORAGE.register("minio")
 class MinioStorage(S3Storage):
     """S3 via the MinIO SDK: AWS or an S3-compatible endpoint (MinIO, DSS, Ceph, Swift s3api)."""
 
@@ -87,7 +86,7 @@ class MinioStorage(S3Storage):
         return client
 
     # -- error mapping ----------------------------------------------------------------
-    def _error(self, e: Exception, op: str, key: str | None) -> BaseException:
+    def _error(self, e: BaseException, op: str, key: str | None) -> BaseException:
         if isinstance(e, S3Error):
             status = getattr(e.response, "status", None)
             return s3_error(e.code, status, e.message, op=op, key=key, settings=self.settings)
@@ -115,55 +114,34 @@ class MinioStorage(S3Storage):
         retries = getattr(resp, "retries", None)
         return len(retries.history) if retries is not None else 0
 
+    @contextlib.contextmanager
+    def _response(self, key: str, **kwargs: Any) -> Iterator[Any]:
+        """A GetObject response whose connection goes back to the pool when the block ends."""
+        resp = self.client.get_object(self.bucket, key, **kwargs)
+        try:
+            yield resp
+        finally:
+            resp.close()
+            resp.release_conn()
+
     # -- primitives ---------------------------------------------------------------------
     def _get(self, key: str) -> tuple[bytes, float]:
-        note_retries(0)
-        resp = None
-        try:
-            resp = self.client.get_object(self.bucket, key)
+        with self._mapped("get", key), self._response(key) as resp:
             ttfb = time.perf_counter()
             data = resp.read()
-        except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
-            raise self._error(e, "get", key) from None
-        finally:
-            if resp is not None:
-                resp.close()
-                resp.release_conn()
         note_retries(self._retries_of(resp))
         return data, ttfb
 
     def _get_into(self, key: str, buffer: memoryview) -> tuple[int, float]:
-        note_retries(0)
-        resp = None
-        try:
-            resp = self.client.get_object(self.bucket, key)
+        with self._mapped("get", key), self._response(key) as resp:
             ttfb = time.perf_counter()
-            size = int(resp.headers.get("content-length", -1))
-            if size != len(buffer):
-                raise SizeMismatch(key, len(buffer), size)
-            done = 0
-            while done < size:
-                n = resp.readinto(buffer[done:])
-                if not n:
-                    raise SizeMismatch(key, size, done)
-                done += n
-        except SizeMismatch:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get", key) from None
-        finally:
-            if resp is not None:
-                resp.close()
-                resp.release_conn()
+            fill(resp, buffer, key, int(resp.headers.get("content-length", -1)))
         note_retries(self._retries_of(resp))
-        return size, ttfb
+        return len(buffer), ttfb
 
     def _open(self, key: str) -> tuple[MappedStream, float]:
-        note_retries(0)
-        try:
+        with self._mapped("get", key):
             resp = self.client.get_object(self.bucket, key)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get", key) from None
         ttfb = time.perf_counter()
         note_retries(self._retries_of(resp))
 
@@ -174,59 +152,36 @@ class MinioStorage(S3Storage):
         return MappedStream(resp, lambda e: self._error(e, "get", key), release), ttfb
 
     def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, float]:
-        note_retries(0)
-        resp = None
-        try:
-            resp = self.client.get_object(self.bucket, key, offset=start, length=length)
+        with self._mapped("get_range", key), self._response(key, offset=start, length=length) as resp:
             ttfb = time.perf_counter()
             data = resp.read()
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get_range", key) from None
-        finally:
-            if resp is not None:
-                resp.close()
-                resp.release_conn()
         return data, ttfb
 
     def _list_raw(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
-        try:  # ListObjectsV2, every page (the SDK follows continuation tokens)
+        with self._mapped("list", prefix):  # ListObjectsV2, every page (the SDK follows continuation tokens)
             for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=not delimiter):
                 if o.is_dir:
                     prefixes.append(o.object_name.rstrip("/"))
                 elif not o.object_name.endswith("/"):
                     objects.append(ObjectInfo(o.object_name, o.size))
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "list", prefix) from None
-        note_retries(0)
         return objects, prefixes
 
     def _probe(self) -> None:
-        try:
+        with self._mapped("check", None):
             next(iter(self.client.list_objects(self.bucket)), None)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "check", None) from None
 
     def _create_bucket(self) -> None:
         s = self.settings
         location = s.region if s.is_aws and s.region and s.region != "us-east-1" else None
-        try:
-            self.client.make_bucket(self.bucket, location=location)
-        except S3Error as e:
-            if e.code != "BucketAlreadyOwnedByYou":
-                raise self._error(e, "create_bucket", None) from None
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "create_bucket", None) from None
+        with contextlib.suppress(FileExistsError), self._mapped("create_bucket", None):
+            self.client.make_bucket(self.bucket, location=location)  # BucketAlreadyOwnedByYou: fine
 
     def _put(self, key: str, data: bytes) -> None:
-        try:
+        with self._mapped("put", key):
             self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "put", key) from None
 
     def _delete(self, key: str) -> None:
-        try:
+        with self._mapped("delete", key):
             self.client.remove_object(self.bucket, key)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "delete", key) from None

@@ -32,7 +32,6 @@ import s3fs
 from fsspec.asyn import sync
 
 from dnnbench.metrics.requests import get_recorder
-from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo
 from dnnbench.storage.s3_botocore import botocore_error
 from dnnbench.storage.s3common import ChunkStream, S3Storage, note_page, note_retries
@@ -110,7 +109,6 @@ async def _collect(agen: Any) -> list[dict]:
     return [item async for item in agen]
 
 
-@STORAGE.register("s3fs")
 class S3FSStorage(S3Storage):
     """S3 via s3fs: whole-object ``cat_file`` (no HEAD), every request counted."""
 
@@ -153,12 +151,12 @@ class S3FSStorage(S3Storage):
         when given, so a caller still sees them when the call fails)."""
         fs = self.client
         tally = _Tally() if _tally is None else _tally
-        try:
+        with self._mapped(op, key, retries=lambda: max(0, len(tally.sends) - 1)):
             result = sync(fs.loop, _tallied, tally, coro_fn, *args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
-            note_retries(max(0, len(tally.sends) - 1))
-            raise botocore_error(e, op, key, self.settings) from None
         return result, tally
+
+    def _error(self, e: BaseException, op: str, key: str | None) -> BaseException:
+        return botocore_error(e, op, key, self.settings)
 
     def _record_extra(self, key: str, tally: _Tally, main_op: str) -> int:
         """Record requests other than ``main_op`` as their own rows; return main_op's retries."""
@@ -171,13 +169,11 @@ class S3FSStorage(S3Storage):
 
     # -- primitives ---------------------------------------------------------------------
     def _get(self, key: str) -> tuple[bytes, float | None]:
-        note_retries(0)
         data, tally = self._call("get", key, self.client._cat_file, f"{self.bucket}/{key}", max_concurrency=1)
         note_retries(self._record_extra(key, tally, "GetObject"))
         return data, tally.last_response("GetObject")
 
     def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, float | None]:
-        note_retries(0)
         data, tally = self._call("get_range", key, self.client._cat_file, f"{self.bucket}/{key}",
                                  start=start, end=start + length)
         note_retries(self._record_extra(key, tally, "GetObject"))
@@ -185,7 +181,6 @@ class S3FSStorage(S3Storage):
 
     def _open(self, key: str) -> tuple[ChunkStream, float | None]:
         """One GET whose body is read a chunk at a time (memory: one chunk, never the object)."""
-        note_retries(0)
         fs = self.client
         resp, tally = self._call("get", key, fs._call_s3, "get_object", Bucket=self.bucket, Key=key)
         note_retries(self._record_extra(key, tally, "GetObject"))
@@ -205,7 +200,7 @@ class S3FSStorage(S3Storage):
             except Exception:  # noqa: BLE001 - closing a finished body must not fail the read
                 pass
 
-        return (ChunkStream(chunks(), lambda e: botocore_error(e, "get", key, self.settings), release=release),
+        return (ChunkStream(chunks(), lambda e: self._error(e, "get", key), release=release),
                 tally.last_response("GetObject"))
 
     def _list_raw(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:

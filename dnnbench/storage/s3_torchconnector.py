@@ -23,7 +23,7 @@ import io
 import os
 import re
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import s3torchconnector
 from s3torchconnector import S3ClientConfig
@@ -32,7 +32,6 @@ from s3torchconnector._user_agent import UserAgent
 from s3torchconnectorclient._mountpoint_s3_client import S3Exception
 
 from dnnbench.errors import ConfigError, StorageError
-from dnnbench.registry import STORAGE
 from dnnbench.storage.base import ObjectInfo, SizeMismatch
 from dnnbench.storage.s3common import ChunkStream, S3Storage, foreign, note_page, s3_error, unreachable
 
@@ -47,9 +46,10 @@ _MESSAGES = [  # CRT / Mountpoint error text -> S3 error code
     (re.compile(r"SlowDown|Throttl", re.I), "SlowDown"),
 ]
 _UNREACHABLE = re.compile(r"SOCKET|CONNECTION_REFUSED|DNS|HOST|TIMEOUT|aws-c-io|connect", re.I)
+#: the answer to the CRT's first ranged GET of a whole object when that object is empty (Swift, AWS)
+_EMPTY = re.compile(r"InvalidRange|response_status: 416")
 
 
-@STORAGE.register("s3torchconnector", aliases=("s3torch",))
 class S3TorchConnectorStorage(S3Storage):
     """S3 via s3torchconnector's CRT client (credentials from the environment, path-style for endpoints)."""
 
@@ -58,8 +58,8 @@ class S3TorchConnectorStorage(S3Storage):
     request_counting = ("the CRT chooses and retries its requests out of Python's sight: one request per read "
                         "is recorded (one ranged GET for objects under its 8 MiB part size), retries are 0")
 
-    def __init__(self, config: Any, recorder: Any = None):
-        super().__init__(config, recorder)
+    def __init__(self, config: Any, recorder: Any = None, options: Any = None):
+        super().__init__(config, recorder, options)
         s = self.settings
         if not s.verify_tls or s.ca_bundle:
             raise ConfigError("s3torchconnector verifies TLS with the system trust store only",
@@ -83,7 +83,7 @@ class S3TorchConnectorStorage(S3Storage):
         return S3Client(s.region or "us-east-1", endpoint=s.endpoint_url, user_agent=UserAgent(["dnnbench"]),
                         s3client_config=config)
 
-    def _error(self, e: Exception, op: str, key: str | None) -> BaseException:
+    def _error(self, e: BaseException, op: str, key: str | None) -> BaseException:
         if isinstance(e, S3Exception):
             text = str(e)
             for pattern, code in _MESSAGES:
@@ -94,10 +94,26 @@ class S3TorchConnectorStorage(S3Storage):
             return StorageError(f"S3 {op} {key!r} failed: {text}", reference=self.settings.where)
         return foreign(e, op, key)
 
-    # -- primitives ---------------------------------------------------------------------
-    def _get(self, key: str) -> tuple[bytes, float | None]:
+    def _whole(self, key: str) -> Iterator[bytes]:
+        """The body parts of a whole object. The CRT reads an object with ranged GETs of its part
+        size; a server refuses a range of an empty object (416 InvalidRange), and the CRT passes
+        that on: such an object has no parts."""
         try:
             stream = iter(self.client._get_object_stream(self.bucket, key))
+            first = next(stream, None)
+        except S3Exception as e:
+            if _EMPTY.search(str(e)):
+                return
+            raise
+        if first is not None:
+            yield first
+            del first  # the part is the reader's now: this frame holds none while the rest streams
+            yield from stream
+
+    # -- primitives ---------------------------------------------------------------------
+    def _get(self, key: str) -> tuple[bytes, float | None]:
+        with self._mapped("get", key):
+            stream = self._whole(key)
             first = next(stream, b"")
             ttfb = time.perf_counter()
             second = next(stream, None)
@@ -109,26 +125,22 @@ class S3TorchConnectorStorage(S3Storage):
             del first, second
             for chunk in stream:
                 buf.write(chunk)
-        except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
-            raise self._error(e, "get", key) from None
         return buf.getvalue(), ttfb
 
     def _open(self, key: str) -> tuple[ChunkStream, float]:
         """One GET streamed chunk by chunk. (s3torchconnector's own ``S3Reader`` keeps every byte
         read in a BytesIO so it can seek: a whole shard in memory; its GetObjectStream does not.)"""
-        try:
-            stream = iter(self.client._get_object_stream(self.bucket, key))
+        with self._mapped("get", key):
+            stream = self._whole(key)
             first = next(stream, b"")  # the request's errors surface here, as for the other clients
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get", key) from None
         return ChunkStream(stream, lambda e: self._error(e, "get", key), first), time.perf_counter()
 
     def _get_into(self, key: str, buffer: memoryview) -> tuple[int, float | None]:
         size = len(buffer)
         done = 0
         ttfb = None
-        try:
-            for chunk in self.client._get_object_stream(self.bucket, key):
+        with self._mapped("get", key):
+            for chunk in self._whole(key):
                 if ttfb is None:
                     ttfb = time.perf_counter()
                 n = len(chunk)
@@ -136,30 +148,23 @@ class S3TorchConnectorStorage(S3Storage):
                     raise SizeMismatch(key, size, done + n)
                 buffer[done:done + n] = chunk
                 done += n
-        except SizeMismatch:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get", key) from None
         if done != size:
             raise SizeMismatch(key, size, done)
         return size, ttfb
 
     def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, float | None]:
-        try:
-            stream = self.client._get_object_stream(self.bucket, key, start, start + length)
-            chunks = []
-            ttfb = None
-            for chunk in stream:
+        chunks = []
+        ttfb = None
+        with self._mapped("get_range", key):
+            for chunk in self.client._get_object_stream(self.bucket, key, start, start + length):
                 ttfb = ttfb or time.perf_counter()
                 chunks.append(chunk)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "get_range", key) from None
         return b"".join(chunks), ttfb
 
     def _list_raw(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
-        try:  # ListObjectsV2: the stream yields one result per page, following continuation tokens
+        with self._mapped("list", prefix):  # ListObjectsV2: the stream yields one result per page
             pages = iter(self.client.list_objects(self.bucket, prefix, "/" if delimiter else "", 1000))
             while True:
                 asked = time.perf_counter()
@@ -169,15 +174,11 @@ class S3TorchConnectorStorage(S3Storage):
                 note_page(asked)  # the CRT's retries are out of sight: 0
                 objects.extend(ObjectInfo(o.key, o.size) for o in page.object_info if not o.key.endswith("/"))
                 prefixes.extend(p.rstrip("/") for p in page.common_prefixes)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "list", prefix) from None
         return objects, prefixes
 
     def _probe(self) -> None:
-        try:
+        with self._mapped("check", None):
             next(iter(self.client.list_objects(self.bucket, "", "/", 1)), None)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "check", None) from None
 
     def _create_bucket(self) -> None:
         raise StorageError(f"s3torchconnector cannot create buckets; bucket {self.bucket!r} is missing",
@@ -186,15 +187,11 @@ class S3TorchConnectorStorage(S3Storage):
                                 "--set storage.client=boto3 --set storage.create_bucket=true`")
 
     def _put(self, key: str, data: bytes) -> None:
-        try:
+        with self._mapped("put", key):
             writer = self.client.put_object(self.bucket, key)
             writer.write(data)
             writer.close()
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "put", key) from None
 
     def _delete(self, key: str) -> None:
-        try:
+        with self._mapped("delete", key):
             self.client.delete_object(self.bucket, key)
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, "delete", key) from None

@@ -2,9 +2,10 @@
 the :class:`S3Storage` base that the per-library modules (``s3_boto3``,
 ``s3_minio``, ``s3_s3fs``, ``s3_torchconnector``) build on.
 
-This module imports no client library. A client module turns its library's
-failures into a neutral ``(code, status, message)`` and calls :func:`s3_error`,
-so callers only ever see builtin exceptions (``FileNotFoundError`` for a missing
+This module imports no client library. A client module says once how its library's
+failures map (its ``_error``: a neutral ``(code, status, message)`` to :func:`s3_error`,
+anything else to :func:`foreign`) and runs every request inside
+:meth:`S3Storage._mapped`, so callers only ever see builtin exceptions (``FileNotFoundError`` for a missing
 key or an empty prefix) or :class:`~dnnbench.errors.BenchError` subclasses with a
 reference and a hint. Credentials live in :class:`S3Settings` only; ``describe``,
 ``label`` and every message leave them out.
@@ -12,6 +13,7 @@ reference and a hint. Credentials live in :class:`S3Settings` only; ``describe``
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -22,7 +24,7 @@ from urllib.parse import urlparse
 
 from dnnbench.errors import EXIT_BAD_INPUT, BenchError, ConfigError, DataError, StorageError
 from dnnbench.metrics.requests import get_recorder
-from dnnbench.storage.base import ObjectInfo, Storage, _short
+from dnnbench.storage.base import ObjectInfo, SizeMismatch, Storage, _short
 
 _client_lock = threading.Lock()
 _tls = threading.local()  # per-thread facts about the last request (module level: never pickled)
@@ -191,8 +193,9 @@ def tls_error(settings: S3Settings, detail: str) -> S3AccessError:
 
 
 def foreign(e: BaseException, op: str, key: str | None) -> BaseException:
-    """Builtin and dnnbench exceptions pass; a library's own type becomes a ConnectionError."""
-    if type(e).__module__ == "builtins" or isinstance(e, BenchError):
+    """Builtin and dnnbench exceptions (``SizeMismatch`` too) pass; a library's own type becomes a
+    ConnectionError."""
+    if type(e).__module__ == "builtins" or isinstance(e, BenchError) or type(e).__module__.startswith("dnnbench."):
         return e
     return ConnectionError(f"S3 {op} {key!r}: {type(e).__name__}: {e}")
 
@@ -210,6 +213,25 @@ def note_page(start: float, end: float | None = None, retries: int = 0) -> None:
     pages = getattr(_tls, "pages", None)
     if pages is not None:
         pages.append((start, time.perf_counter() if end is None else end, retries))
+
+
+def fill(body: Any, buffer: memoryview, key: str, size: int) -> None:
+    """Read a response ``body`` of ``size`` bytes straight into ``buffer`` (the object's place in
+    a batch buffer, as large as listing said).
+
+    Raises:
+        SizeMismatch: the object's size is not the listed one (the body is closed unread), or
+            the body ended early.
+    """
+    if size != len(buffer):
+        body.close()
+        raise SizeMismatch(key, len(buffer), size)
+    done = 0
+    while done < size:
+        n = body.readinto(buffer[done:])
+        if not n:
+            raise SizeMismatch(key, size, done)
+        done += n
 
 
 class MappedStream(io.RawIOBase):
@@ -300,8 +322,8 @@ class S3Storage(Storage):
     #: how honestly this client's requests are counted (environment.json)
     request_counting = "one GET per object; retries from the client's retry counter"
 
-    def __init__(self, config: Any, recorder: Any = None):
-        super().__init__(config, recorder)
+    def __init__(self, config: Any, recorder: Any = None, options: Any = None):
+        super().__init__(config, recorder, options)
         self.settings = settings_from(config)
         self.bucket = self.settings.bucket
 
@@ -333,6 +355,24 @@ class S3Storage(Storage):
 
     def _retries(self) -> int:
         return getattr(_tls, "retries", 0)
+
+    # -- error mapping: the one place ---------------------------------------------------
+    def _error(self, e: BaseException, op: str, key: str | None) -> BaseException:
+        """The builtin / dnnbench exception for this client library's failure ``e`` (a client
+        module overrides it with its library's types, ending in :func:`foreign`)."""
+        return foreign(e, op, key)
+
+    @contextlib.contextmanager
+    def _mapped(self, op: str, key: str | None, retries: Callable[[], int] | None = None) -> Iterator[None]:
+        """Run one request: this thread's retry count starts at 0, and whatever the block raises
+        leaves as :meth:`_error` maps it (``retries``: how many the failed request needed)."""
+        note_retries(0)
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - mapped to builtin / BenchError types
+            if retries is not None:
+                note_retries(retries())
+            raise self._error(e, op, key) from None
 
     # -- Storage interface -----------------------------------------------------------------
     def _list(self, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str]]:

@@ -109,7 +109,7 @@ class RichEvents:
             self.console.print(f"[dim]{col} not measured: {reason}[/]", highlight=False)
         self.console.print(f"results: [bold]{run_dir}[/]", highlight=False)
 
-    # -- sweeps (dnnbench.sweep) ---------------------------------------------------
+    # -- sweeps (dnnbench.multirun.sweep) ---------------------------------------------------
     def sweep_start(self, sweep_id: str, labels: list[str], repeats: int) -> None:
         if not self.quiet:
             rep = f" x {repeats} repeats" if repeats > 1 else ""

@@ -1,7 +1,8 @@
 """Every S3 client library against the real local server (Swift + s3api, SigV4 checked):
-the storage contract, paginated parallel listing of > 1000 objects (one recorded
-request per page), streamed reads in bounded memory, checkpoints written and read
-back through each client, and each failure mapped to one clear error with a hint."""
+the storage contract (tests/storage_contract.py, for every registered backend of kind s3),
+paginated parallel listing of > 1000 objects (one recorded request per page), streamed reads
+in bounded memory, checkpoints written and read back through each client, and each failure
+mapped to one clear error with a hint."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from pathlib import Path
 import pytest
 
 from dnnbench.config.loading import LoadedConfig, validate
+from dnnbench.data.listing import list_dataset
 from dnnbench.errors import EXIT_BAD_INPUT, EXIT_FAILED, DataError
 from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.registry import STORAGE
 from dnnbench.storage import create_storage
-from dnnbench.storage.listing import list_dataset
+from dnnbench.storage.backends import S3
 from dnnbench.storage.s3common import S3AccessError, S3BucketMissing, S3Unreachable
 from s3server import OTHER_ACCOUNT, delete_bucket, storage_section
+from tests.storage_contract import ContractFixture, StorageContract, unique
 
 pytestmark = pytest.mark.s3
 CLIENTS = ("boto3", "minio", "s3fs", "s3torchconnector")
@@ -51,25 +55,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_contract_on_the_real_server(client, s3_server, s3_bucket):
-    writer = make(s3_server, s3_bucket)
-    payload = os.urandom(150 * 1024 + 3)
-    writer.put("train/c1/big.jpg", payload)
-    writer.put("train/c2/small.jpg", b"s")
-    st = make(s3_server, s3_bucket, client)
-    st.check()
-    assert st.list("train", delimiter=True) == ([], ["train/c1", "train/c2"])
-    assert st.get("train/c1/big.jpg")[0] == payload
-    buf = bytearray(len(payload))
-    assert st.get_into("train/c1/big.jpg", memoryview(buf))[0] == len(payload) and bytes(buf) == payload
-    assert st.get_range("train/c1/big.jpg", 1000, 500) == payload[1000:1500]
-    with pytest.raises(FileNotFoundError):
-        st.get("train/c1/nope.jpg")
-    st.put("train/c3/w.jpg", b"written by " + client.encode())
-    assert writer.get("train/c3/w.jpg")[0] == b"written by " + client.encode()
-    st.delete("train/c3/w.jpg")
-    assert not st.exists("train/c3")
+class SwiftFixture(ContractFixture):
+    """Buckets on the local Swift server (deleted at the end of the module); stocked with boto3."""
+
+    page_size = 1000
+
+    def __init__(self, name: str, info: dict, s3_client, buckets: list[str]):
+        self.name, self.info, self.s3_client, self.buckets = name, info, s3_client, buckets
+        self.family = f"swift:{info['endpoint_url']}"
+
+    def new_location(self) -> str:
+        bucket = unique("dnnbench-contract")
+        self.s3_client.create_bucket(Bucket=bucket)
+        self.buckets.append(bucket)
+        return bucket
+
+    def open(self, location, recorder=None):
+        return make(self.info, location, self.name, recorder=recorder)
+
+    def writer(self, location):
+        return make(self.info, location)
+
+    def missing(self):
+        return self.open("dnnbench-no-such-bucket")
+
+
+@pytest.fixture(scope="module")
+def contract_buckets(s3_server, s3_client):
+    buckets: list[str] = []
+    yield buckets
+    for bucket in buckets:
+        delete_bucket(s3_client, bucket)
+
+
+@pytest.fixture(scope="module", params=[e.name for e in STORAGE.entries() if e.spec.kind == S3])
+def backend(request, s3_server, s3_client, contract_buckets) -> ContractFixture:
+    return SwiftFixture(request.param, s3_server, s3_client, contract_buckets)
+
+
+class TestStorageContractOnSwift(StorageContract):
+    pass
 
 
 def test_listing_is_paginated_and_parallel(s3_server, s3_bucket, tmp_path):

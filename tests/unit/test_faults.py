@@ -17,7 +17,8 @@ import pytest
 from dnnbench.cli import main
 from dnnbench.config.loading import load_config
 from dnnbench.config.schema import StorageConfig
-from dnnbench.data import decode, failures, manifest, synthetic
+from dnnbench import failures
+from dnnbench.data import decode, manifest, synthetic
 from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError, DataError, RecordingError, StorageError
 from dnnbench.executor import Executor
@@ -25,7 +26,7 @@ from dnnbench import results
 from dnnbench.metrics.requests import COLUMNS, RecorderSpec, RequestRecorder, read_parts
 from dnnbench.storage.base import SizeMismatch
 from dnnbench.storage.fs import FileSystemStorage, pseudo_filesystem
-from dnnbench.storage.listing import list_dataset
+from dnnbench.data.listing import list_dataset
 from dnnbench.storage.s3common import S3Unreachable
 
 
@@ -402,6 +403,6 @@ def test_max_skipped_percent_is_a_share(value):
     from dnnbench.config.loading import validate
 
     with pytest.raises(ConfigError) as e:
-        validate({"dataset": {"max_skipped_percent": value}})
+        validate({"storage": {"root": "data"}, "dataset": {"max_skipped_percent": value}})
     assert "dataset.max_skipped_percent" in str(e.value) + " ".join(e.value.details)
     assert validate({"storage": {"root": "d"}, "dataset": {"max_skipped_percent": 0}}).dataset.max_skipped_percent == 0

@@ -7,7 +7,7 @@ import pytest
 from dnnbench.config.schema import StorageConfig
 from dnnbench.errors import DataError
 from dnnbench.storage.fs import FileSystemStorage
-from dnnbench.storage.listing import list_dataset
+from dnnbench.data.listing import list_dataset
 
 EXT = [".jpg", ".png"]
 

@@ -13,7 +13,7 @@ from dnnbench.config.schema import DatasetConfig, StorageConfig
 from dnnbench.frameworks.pytorch.datasets import (Batch, EpochSampler, Failure, ImageFolderDataset,
                                                   RawBytesDataset, collate)
 from dnnbench.storage.fs import FileSystemStorage
-from dnnbench.storage.listing import list_dataset
+from dnnbench.data.listing import list_dataset
 
 
 @pytest.fixture(scope="module")

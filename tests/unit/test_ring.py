@@ -15,7 +15,7 @@ from dnnbench.data.decode import decode_image
 from dnnbench.frameworks.pytorch import ring
 from dnnbench.frameworks.pytorch.datasets import EpochBatchSampler, ImageFolderDataset, collate
 from dnnbench.storage.fs import FileSystemStorage
-from dnnbench.storage.listing import list_dataset
+from dnnbench.data.listing import list_dataset
 
 
 @pytest.fixture(autouse=True)

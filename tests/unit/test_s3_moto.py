@@ -1,34 +1,24 @@
-"""The storage contract of every S3 client, against moto's in-memory S3 server (fast, no signatures).
-
-The same behaviours against a real server (Swift + s3api, which checks signatures)
-are in tests/integration/test_s3_storage.py.
+"""What only the S3 clients do, against moto's in-memory S3 server (fast, no signatures): directory
+markers skipped, the missing bucket named, the client rebuilt after a fork, s3fs's requests counted.
+The storage contract every backend shares is tests/unit/test_storage_contract.py; the clients
+against a real server (Swift + s3api, which checks signatures), tests/integration/test_s3_storage.py.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import pytest
 
 from dnnbench.config.loading import validate
+from dnnbench.errors import StorageError
 from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
-from dnnbench.storage.base import SizeMismatch
 from dnnbench.storage.s3common import S3BucketMissing, S3Storage, _orphans
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 CLIENTS = ("boto3", "minio", "s3fs", "s3torchconnector")
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = moto_server.ThreadedMotoServer(port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -59,32 +49,10 @@ def filled(client: str, endpoint: str, recorder=None) -> S3Storage:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_contract(client, moto_endpoint):
+def test_directory_markers_are_not_objects(client, moto_endpoint):
     st = filled(client, moto_endpoint)
-    st.check()
-    objects, prefixes = st.list("train", delimiter=True)
-    assert objects == [] and prefixes == ["train/c1", "train/c2"]
     objects, _ = st.list("train/c2", delimiter=False)
     assert [(o.key, o.size) for o in objects] == [("train/c2/c.jpg", 30)]  # the "dir/" marker is skipped
-    data, _ = st.get("train/c1/b.jpg")
-    assert data == bytes([14]) * 2000
-    buf = bytearray(2000)
-    assert st.get_into("train/c1/b.jpg", memoryview(buf))[0] == 2000 and bytes(buf) == data
-    with pytest.raises(SizeMismatch):
-        st.get_into("train/c1/b.jpg", memoryview(bytearray(10)))
-    assert st.get_range("train/c1/b.jpg", 5, 7) == data[5:12]
-    with st.open_stream("train/c1/b.jpg") as stream:  # streamed (boto3, minio) or read whole (others)
-        assert stream.read() == data
-    assert st.exists("train") and not st.exists("nothing-here")
-    with pytest.raises(FileNotFoundError):
-        st.get("train/c1/missing.jpg")
-    with pytest.raises(FileNotFoundError):
-        st.list("nothing-here", delimiter=True)
-    st.put("train/c3/new.jpg", b"new")
-    assert st.get("train/c3/new.jpg")[0] == b"new"
-    st.delete("train/c3/new.jpg")
-    with pytest.raises(FileNotFoundError):
-        st.get("train/c3/new.jpg")
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -93,18 +61,15 @@ def test_missing_bucket(client, moto_endpoint):
     with pytest.raises(S3BucketMissing) as e:
         st.check()
     assert e.value.reference == "storage.s3.bucket" and "create_bucket" in e.value.hint
-    assert st.exists("train") is False
     with pytest.raises(S3BucketMissing):
         st.list("train", delimiter=True)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_client_is_per_process_and_never_pickled(client, moto_endpoint):
+def test_client_is_rebuilt_after_a_fork(client, moto_endpoint):
     st = filled(client, moto_endpoint)
     first = st.client
     assert st.client is first  # cached in this process
-    clone = pickle.loads(pickle.dumps(st))
-    assert clone._client is None and clone.get("train/c1/a.jpg")[0] == bytes([14]) * 10
     st._pid = -1  # as a forked loader worker sees it: the pid changed
     assert st.client is not first and first in _orphans  # rebuilt; the parent's is left alone
     assert st.get("train/c1/a.jpg")[0] == bytes([14]) * 10
@@ -113,21 +78,6 @@ def test_client_is_per_process_and_never_pickled(client, moto_endpoint):
 def rows(directory: Path) -> list[dict]:
     flush_current()
     return read_rows(directory)
-
-
-@pytest.mark.parametrize("client", CLIENTS)
-def test_every_get_is_recorded_with_ttfb(client, moto_endpoint, tmp_path):
-    spec = RecorderSpec(str(tmp_path / f"req-{client}"))
-    st = filled(client, moto_endpoint, recorder=spec)
-    st.get("train/c1/a.jpg")
-    st.get_into("train/c1/b.jpg", memoryview(bytearray(2000)))
-    with pytest.raises(FileNotFoundError):
-        st.get("train/c1/missing.jpg")
-    gets = [r for r in rows(tmp_path / f"req-{client}") if r["op"] == "get"]
-    assert [r["bytes"] for r in gets] == [10, 2000, 0]
-    for r in gets[:2]:
-        assert r["ttfb"] and r["start"] <= r["ttfb"] <= r["end"] and r["retries"] == 0
-    assert "FileNotFoundError" in gets[2]["error"]
 
 
 def test_s3fs_reads_with_one_get_and_counts_any_other_request(moto_endpoint, tmp_path):
@@ -142,3 +92,26 @@ def test_s3fs_reads_with_one_get_and_counts_any_other_request(moto_endpoint, tmp
     st._record_extra("train/c1/b.jpg", tally, "GetObject")
     ops = [r["op"] for r in rows(tmp_path / "req")]
     assert ops.count("get") == 3 and ops.count("headobject") == 1
+
+
+def test_s3torchconnector_reads_an_empty_object_a_server_refuses_a_range_of(moto_endpoint):
+    """The CRT reads a whole object with ranged GETs; Swift (and AWS) answer one on an empty object
+    with 416 InvalidRange, which the CRT passes on: the object is empty, not an error. A range we
+    asked for stays an error."""
+    from s3torchconnectorclient._mountpoint_s3_client import S3Exception
+
+    refused = S3Exception("Client error: Unknown response error: MetaRequestResult { response_status: 416, "
+                          "error_response_body: Some(\"<Error><Code>InvalidRange</Code></Error>\") }")
+
+    class Refusing:
+        def _get_object_stream(self, bucket, key, start=None, end=None):
+            raise refused
+
+    st = make("s3torchconnector", moto_endpoint)
+    st._client, st._pid = Refusing(), os.getpid()
+    assert st.get("empty.bin")[0] == b""
+    assert st.get_into("empty.bin", memoryview(bytearray(0)))[0] == 0
+    with st.open_stream("empty.bin") as stream:
+        assert stream.read() == b""
+    with pytest.raises(StorageError, match="InvalidRange"):
+        st.get_range("empty.bin", 0, 10)

@@ -16,7 +16,7 @@ from dnnbench.data.synthetic import generate
 from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage.emulate import EmulatedStorage
 from dnnbench.storage.fs import FileSystemStorage
-from dnnbench.storage.listing import list_dataset
+from dnnbench.data.listing import list_dataset
 
 
 @pytest.fixture(scope="module")

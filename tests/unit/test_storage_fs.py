@@ -1,4 +1,5 @@
-"""The storage contract on the local filesystem, and per-request recording."""
+"""What only the filesystem backend does (keys never leave the root, the missing root named), and
+per-process request recording. The storage contract itself is tests/unit/test_storage_contract.py."""
 
 from __future__ import annotations
 
@@ -9,39 +10,12 @@ import pytest
 
 from dnnbench.config.schema import StorageConfig
 from dnnbench.metrics.requests import RecorderSpec, flush_current, get_recorder, read_rows
-from dnnbench.storage.base import SizeMismatch
 from dnnbench.storage.fs import FileSystemStorage, safe_join
 
 
 @pytest.fixture
 def store(tmp_path):
     return FileSystemStorage(StorageConfig(root=str(tmp_path / "root")))
-
-
-def test_put_get_list_delete(store):
-    store.put("a/x/1.bin", b"hello")
-    store.put("a/x/2.bin", b"world!")
-    store.put("a/y/3.bin", b"")
-    data, _ = store.get("a/x/1.bin")
-    assert data == b"hello"
-    objects, prefixes = store.list("a", delimiter=True)
-    assert objects == [] and prefixes == ["a/x", "a/y"]
-    objects, _ = store.list("a", delimiter=False)
-    assert [(o.key, o.size) for o in objects] == [("a/x/1.bin", 5), ("a/x/2.bin", 6), ("a/y/3.bin", 0)]
-    assert store.get_range("a/x/2.bin", 1, 3) == b"orl"
-    store.delete("a/x/1.bin")
-    with pytest.raises(FileNotFoundError):
-        store.get("a/x/1.bin")
-    assert store.exists("a") and not store.exists("b")
-
-
-def test_get_into_reads_in_place_and_checks_size(store):
-    store.put("k.bin", b"0123456789")
-    buf = bytearray(10)
-    n, _ = store.get_into("k.bin", memoryview(buf))
-    assert n == 10 and bytes(buf) == b"0123456789"
-    with pytest.raises(SizeMismatch):
-        store.get_into("k.bin", memoryview(bytearray(4)))
 
 
 @pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../x", "a/\x00"])
@@ -59,31 +33,6 @@ def test_missing_root_check_names_the_field(tmp_path):
     with pytest.raises(DataError) as e:
         s.check()
     assert e.value.reference == "storage.root" and "prepare" in e.value.hint
-
-
-def test_pickles_without_live_state(store):
-    import pickle
-
-    store.put("k", b"1")
-    store.client  # noqa: B018 - create the (trivial) client
-    clone = pickle.loads(pickle.dumps(store))
-    assert clone._client is None and clone.get("k")[0] == b"1"
-
-
-def test_requests_recorded_per_process(tmp_path, store):
-    spec = RecorderSpec(str(tmp_path / "req"))
-    s = FileSystemStorage(store.config, recorder=spec)
-    s.put("p/k1", b"abc")
-    s.get("p/k1")
-    with pytest.raises(FileNotFoundError):
-        s.get("p/missing")
-    flush_current()
-    files = os.listdir(tmp_path / "req")
-    assert files == [f"requests-{os.getpid()}.part"]
-    rows = read_rows(tmp_path / "req")
-    assert [r["op"] for r in rows] == ["put", "get", "get"]
-    assert rows[1]["bytes"] == 3 and rows[1]["error"] is None
-    assert "FileNotFoundError" in rows[2]["error"]
 
 
 def _child_reads(storage):

@@ -5,7 +5,8 @@ server's copy of the object).
 - ``open_stream`` (how shards are read) holds a bounded amount of memory: well below
   the object's size, whatever the size; it is one GET, recorded once with the bytes read.
 - ``get`` of s3torchconnector holds one copy of the object, not its chunks plus their join.
-- a listing records one "list" row per ListObjectsV2 page: 1,005 objects are two requests.
+
+(One "list" row per ListObjectsV2 page is part of the storage contract: tests/unit/test_storage_contract.py.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import tarfile
 import time
 import tracemalloc
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,6 @@ from dnnbench.config.loading import validate
 from dnnbench.data.shards import iter_shard
 from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
-from dnnbench.storage.listing import list_dataset
 
 pytest.importorskip("moto.server")
 CLIENTS = ("boto3", "minio", "s3fs", "s3torchconnector")
@@ -183,35 +182,3 @@ def test_get_holds_one_copy(client, endpoint, big):
     (data, _), peak = _peak(lambda: st.get("big.bin"))
     assert hashlib.sha256(data).hexdigest() == digest
     assert peak < 1.5 * BIG, f"{client}: {peak / 2**20:.1f} MiB held to read {BIG / 2**20:.0f} MiB"
-
-
-@pytest.fixture(scope="module")
-def paged(endpoint):
-    """1,005 objects under train/big (two ListObjectsV2 pages of 1,000) and 3 under train/small."""
-    writer = make("boto3", endpoint, "stream-paged")
-    writer.ensure_bucket()
-    keys = [f"train/big/{i:05d}.bin" for i in range(1005)] + [f"train/small/{i}.bin" for i in range(3)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda k: writer.put(k, b"x" * (1 + len(k) % 5)), keys))
-    return "stream-paged", keys
-
-
-@pytest.mark.parametrize("client", CLIENTS)
-def test_listing_records_one_request_per_page(client, endpoint, paged, tmp_path):
-    bucket, keys = paged
-    spec = RecorderSpec(str(tmp_path / "req"))
-    st = make(client, endpoint, bucket, recorder=spec)
-    index, stats = list_dataset(st, ["train"], 2, [".bin"])
-    assert sorted(index.keys) == sorted(keys) and stats.objects == 1008
-    assert stats.requests == 4  # train (delimiter), train/big x 2 pages, train/small
-    lists = [r for r in rows(tmp_path / "req") if r["op"] == "list"]
-    assert sorted(r["key"] for r in lists) == ["train", "train/big", "train/big", "train/small"]
-    assert all(r["error"] is None and r["start"] <= r["end"] for r in lists)
-    first, second = sorted((r for r in lists if r["key"] == "train/big"), key=lambda r: r["start"])
-    assert first["end"] <= second["start"]  # the second page is asked for after the first came back
-
-    with pytest.raises(FileNotFoundError):  # an empty prefix: one request, recorded as failed
-        st.list("nothing-here")
-    missing = [r for r in rows(tmp_path / "req") if r["key"] == "nothing-here"]
-    assert len(missing) == 1 and "FileNotFoundError" in missing[0]["error"]
-    assert st.list_requests() == 1

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
-from dnnbench.data import decode, failures
+from dnnbench import failures
+from dnnbench.data import decode
 from dnnbench.data.decode import DecodeError, decode_image
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from dnnbench.data import failures
+from dnnbench import failures
 from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.split import split

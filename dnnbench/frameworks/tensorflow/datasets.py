@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dnnbench.data import decode, failures
+from dnnbench import failures
+from dnnbench.data import decode
 from dnnbench.data.decode import DecodeError, channels, decode_image
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard

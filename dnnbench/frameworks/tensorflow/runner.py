@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from dnnbench.data import failures
+from dnnbench import failures
 from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError, PluginError, RunFailed

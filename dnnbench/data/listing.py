@@ -125,21 +125,11 @@ def _hidden(path: str) -> bool:
     return any(part.startswith(".") for part in path.split("/") if part)
 
 
-def _requests_of_last_list(storage: Storage) -> int:
-    """Requests the calling thread's last listing sent: the S3 clients count their pages
-    (``list_requests``; through a latency-emulation wrapper too), any other backend one."""
-    for s in (storage, getattr(storage, "inner", None)):
-        count = getattr(s, "list_requests", None)
-        if count is not None:
-            return int(count())
-    return 1
-
-
 def _list_one(storage: Storage, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str], int]:
     """(objects, sub-prefixes, requests sent) of one prefix."""
     try:
         objects, subs = storage.list(prefix, delimiter=delimiter)
-        return objects, subs, _requests_of_last_list(storage)
+        return objects, subs, storage.list_requests()
     except FileNotFoundError:
         raise DataError(f"prefix {prefix or '(root)'!r} does not exist in {storage.label()}",
                         reference="storage.prefixes",
