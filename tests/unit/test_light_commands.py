@@ -19,7 +19,8 @@ HEAVY = ("torch", "tensorflow", "pandas", "numpy", "cv2", "matplotlib", "pyarrow
 #: a sweep's plan, the console; nothing that runs, records or reports
 ALLOWED = ("dnnbench", "dnnbench.cli", "dnnbench.errors", "dnnbench.signals", "dnnbench.events",
            "dnnbench.registry", "dnnbench.frameworks", "dnnbench.config", "dnnbench.config.",
-           "dnnbench.multirun", "dnnbench.multirun.plan", "dnnbench.ui", "dnnbench.ui.")
+           "dnnbench.multirun", "dnnbench.multirun.plan", "dnnbench.ui", "dnnbench.ui.",
+           "dnnbench.storage", "dnnbench.storage.backends")
 
 PROBE = """
 import contextlib, io, json, runpy, sys
