@@ -287,7 +287,7 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
         return _au_search(args, loaded, events)
     from dnnbench import sweep
 
-    from dnnbench.metrics.gate import gate_spec
+    from dnnbench.reporting.gate import gate_spec
 
     # bad input: nothing runs
     gate = gate_spec(args.baseline, args.max_regression, args.save_baseline, args.allow_mismatch)
@@ -299,7 +299,7 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
     if outcome.exit_code == EXIT_INTERRUPTED:
         events.warning(f"interrupted: partial results kept in {outcome.run_dir}")
     if outcome.exit_code == EXIT_OK and gate is not None:
-        from dnnbench.metrics import compare
+        from dnnbench.reporting import compare
 
         return _apply_gate(compare.compare(compare.read_run_dirs([outcome.run_dir])), gate, events, EXIT_OK)
     return outcome.exit_code
@@ -308,7 +308,7 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
 def _apply_gate(c, g, events, code: int) -> int:
     """Check ``c`` against the baseline (exit 3 on a regression; a failed run, ``code`` 1, wins)
     and/or save it as the new baseline."""
-    from dnnbench.metrics import gate
+    from dnnbench.reporting import gate
     from dnnbench.ui.console import render_gate
 
     if g.doc is not None:
@@ -327,7 +327,7 @@ def _apply_gate(c, g, events, code: int) -> int:
 
 def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
     from dnnbench import sweep
-    from dnnbench.metrics import compare
+    from dnnbench.reporting import compare
 
     plan = sweep.plan(loaded, args.overrides)  # every variant validated before any runs
     result = sweep.run_sweep(plan, events, sweep_id=args.run_id, argv=["benchmark.py", *argv])
@@ -344,7 +344,7 @@ def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
 
 
 def _show_comparison(c, out_dir, events, plots: bool) -> None:
-    from dnnbench.metrics import compare
+    from dnnbench.reporting import compare
     from dnnbench.ui.console import comparison_table
 
     notes = compare.write_outputs(c, out_dir, plots)
@@ -360,7 +360,7 @@ def _show_comparison(c, out_dir, events, plots: bool) -> None:
 
 def _compare(args: argparse.Namespace, events) -> int:
     import time
-    from dnnbench.metrics import compare, gate
+    from dnnbench.reporting import compare, gate
 
     label, file = args.baseline, None
     if label and (Path(label).is_file() or label.endswith(".json")):

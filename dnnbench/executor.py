@@ -32,11 +32,11 @@ from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError,
                              RecordingError, RunFailed, SampleError)
 from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
-from dnnbench.metrics.report import RunFacts, build_reports, status_row
-from dnnbench.metrics.requests import RecorderSpec, flush_current
+from dnnbench.reporting.report import RunFacts, build_reports, status_row
+from dnnbench.recording.requests import RecorderSpec, flush_current
 from dnnbench.metrics.results import append_summary, check_summary, create_run_dir, write_row_csv
-from dnnbench.metrics.steps import EpochRecord, StepRecorder
-from dnnbench.metrics.system import SystemSampler
+from dnnbench.recording.steps import EpochRecord, StepRecorder
+from dnnbench.recording.system import SystemSampler
 from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS
 from dnnbench.storage import pagecache
 from dnnbench.storage.base import Storage, create_storage

@@ -334,7 +334,7 @@ def record_failure(loaded: LoadedConfig, run_id: str | None, tags: dict[str, Any
     """A run that failed before it started (missing prefix, unreachable endpoint, ...): write
     its run directory (summary.csv marked failed, with the reason; config.yaml) and append its
     summary row, so the sweep's record has every variant."""
-    from dnnbench.metrics.report import SUMMARY_COLUMNS  # pandas: only when a failure is recorded
+    from dnnbench.reporting.report import SUMMARY_COLUMNS  # pandas: only when a failure is recorded
 
     cfg = loaded.config
     out = cfg.metrics.output_dir

@@ -1,1 +1,1 @@
-"""Recorders (requests, steps, system), aggregation and CSV reports."""
+"""Run directories and atomic appends to results/summary.csv (:mod:`.results`)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from dnnbench.data import failures
 from dnnbench.errors import RecordingError, StorageError
-from dnnbench.metrics.requests import RecorderSpec, get_recorder
+from dnnbench.recording.requests import RecorderSpec, get_recorder
 
 
 class SizeMismatch(OSError):

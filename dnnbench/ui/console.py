@@ -142,7 +142,7 @@ def comparison_table(c: Any, title: str = "dnnbench compare", width: int | None 
     """Variants as rows, key metrics as columns (mean, ± stdev over repeats and the ratio to the
     baseline variant below it); the best mean of each metric in bold green. With a ``width``,
     the least important columns are left out until the table fits (comparison.csv has all)."""
-    from dnnbench.metrics.compare import PHASE_METRICS, TABLE_METRICS
+    from dnnbench.reporting.compare import PHASE_METRICS, TABLE_METRICS
 
     priority = _COMPARE_PRIORITY
     if set(c.table["trainer"].dropna()) == {"read"}:

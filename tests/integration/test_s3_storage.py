@@ -16,7 +16,7 @@ import pytest
 
 from dnnbench.config.loading import LoadedConfig, validate
 from dnnbench.errors import EXIT_BAD_INPUT, EXIT_FAILED, DataError
-from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 from dnnbench.storage.listing import list_dataset
 from dnnbench.storage.s3common import S3AccessError, S3BucketMissing, S3Unreachable

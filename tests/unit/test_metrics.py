@@ -7,9 +7,9 @@ import os
 import pandas as pd
 import pytest
 
-from dnnbench.metrics.report import SUMMARY_COLUMNS, RunFacts, build_reports
-from dnnbench.metrics.requests import COLUMNS, append_part
-from dnnbench.metrics.steps import EpochRecord
+from dnnbench.reporting.report import SUMMARY_COLUMNS, RunFacts, build_reports
+from dnnbench.recording.requests import COLUMNS, append_part
+from dnnbench.recording.steps import EpochRecord
 
 
 def facts(tmp_path, steps, epochs, **kw):

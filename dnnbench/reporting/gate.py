@@ -32,7 +32,7 @@ from typing import Any
 
 from dnnbench import __version__
 from dnnbench.errors import ConfigError
-from dnnbench.metrics.compare import IDENTITY, STATS, Comparison, describe_diff, identity_diff
+from dnnbench.reporting.compare import IDENTITY, STATS, Comparison, describe_diff, identity_diff
 
 FORMAT = "dnnbench-baseline/1"
 DEFAULT_TOLERANCE = 0.10

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from dnnbench.errors import ConfigError, DataError
-from dnnbench.metrics.report import SUMMARY_COLUMNS
+from dnnbench.reporting.report import SUMMARY_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def write_outputs(c: Comparison, out_dir: Path, plots: bool = True) -> list[str]
     write_csv(c, out_dir)
     if not plots:
         return []
-    from dnnbench.metrics import plots as plotting
+    from dnnbench.reporting import plots as plotting
 
     return plotting.write_all(c, out_dir)[1]
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnnbench.metrics.requests import COLUMNS as REQUEST_COLUMNS
-from dnnbench.metrics.requests import read_parts
-from dnnbench.metrics.steps import STEP_COLUMNS, EpochRecord
-from dnnbench.metrics.system import SYSTEM_COLUMNS
+from dnnbench.recording.requests import COLUMNS as REQUEST_COLUMNS
+from dnnbench.recording.requests import read_parts
+from dnnbench.recording.steps import STEP_COLUMNS, EpochRecord
+from dnnbench.recording.system import SYSTEM_COLUMNS
 
 SUMMARY_COLUMNS = [
     "run_id", "status", "failed_phase", "reason", "started_at", "config", "framework", "storage",
