@@ -344,10 +344,10 @@ def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
 
 
 def _show_comparison(c, out_dir, events, plots: bool) -> None:
-    from dnnbench.reporting import compare
+    from dnnbench.reporting import compare, outputs
     from dnnbench.ui.console import comparison_table
 
-    notes = compare.write_outputs(c, out_dir, plots)
+    notes = outputs.write_outputs(c, out_dir, plots)
     events.console.print(comparison_table(c, width=events.console.width))
     for warn, text in compare.identity_notes(c):
         (events.warning if warn else events.notice)(text)

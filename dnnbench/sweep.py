@@ -33,6 +33,7 @@ from dnnbench.config.redact import redact, secret_values
 from dnnbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, ConfigError
 from dnnbench.events import Events, NullEvents
 from dnnbench.metrics.results import append_summary, create_run_dir, write_row_csv
+from dnnbench.reporting.columns import empty_row
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -334,8 +335,6 @@ def record_failure(loaded: LoadedConfig, run_id: str | None, tags: dict[str, Any
     """A run that failed before it started (missing prefix, unreachable endpoint, ...): write
     its run directory (summary.csv marked failed, with the reason; config.yaml) and append its
     summary row, so the sweep's record has every variant."""
-    from dnnbench.reporting.report import SUMMARY_COLUMNS  # pandas: only when a failure is recorded
-
     cfg = loaded.config
     out = cfg.metrics.output_dir
     try:
@@ -346,7 +345,7 @@ def record_failure(loaded: LoadedConfig, run_id: str | None, tags: dict[str, Any
     secrets = secret_values(raw)
     s = cfg.storage
     storage = s.name or (f"fs:{s.root}" if s.root is not None else f"s3://{s.s3.bucket}" if s.s3 else s.client)
-    row: dict[str, Any] = {c: None for c in SUMMARY_COLUMNS}
+    row: dict[str, Any] = empty_row()
     row.update(run_id=run_dir.name, status="failed", failed_phase="setup", reason=redact(reason, secrets),
                started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=loaded.stem, framework=cfg.framework.name,
                storage=storage, client=s.client, access=cfg.dataset.access, decode=cfg.dataset.decode,

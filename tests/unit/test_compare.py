@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from dnnbench.errors import ConfigError, DataError
-from dnnbench.reporting import compare, gate
-from dnnbench.reporting.report import SUMMARY_COLUMNS
+from dnnbench.reporting import compare, gate, outputs
+from dnnbench.reporting.columns import SUMMARY_COLUMNS
 from dnnbench.metrics.results import append_summary, write_row_csv
 
 
@@ -104,7 +104,7 @@ def test_comparison_csv_and_fresh_output_dirs(sweep_runs, tmp_path):
     c = compare.compare(compare.select_runs(sweep_runs, ["S1"]))
     out = compare.fresh_dir(tmp_path, "cmp")
     assert compare.fresh_dir(tmp_path, "cmp").name == "cmp-2"
-    df = pd.read_csv(compare.write_csv(c, out))
+    df = pd.read_csv(outputs.write_csv(c, out))
     assert list(df["variant"]) == ["A", "B", "C"]
     for stat in ("mean", "stdev", "min", "max", "ratio"):
         assert f"MiB_per_s_{stat}" in df.columns and f"request_p99_ms_{stat}" in df.columns

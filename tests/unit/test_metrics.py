@@ -7,7 +7,8 @@ import os
 import pandas as pd
 import pytest
 
-from dnnbench.reporting.report import SUMMARY_COLUMNS, RunFacts, build_reports
+from dnnbench.reporting.columns import SUMMARY_COLUMNS
+from dnnbench.reporting.report import RunFacts, build_reports
 from dnnbench.recording.requests import COLUMNS, append_part
 from dnnbench.recording.steps import EpochRecord
 
