@@ -32,13 +32,13 @@ from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError,
                              RecordingError, RunFailed, SampleError)
 from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
+from dnnbench.metrics.results import append_summary, check_summary, create_run_dir, write_row_csv
+from dnnbench.recording.requests import RecorderSpec, flush_current
+from dnnbench.recording.steps import EpochRecord, StepRecorder
+from dnnbench.recording.system import SystemSampler
 from dnnbench.reporting.aggregate import aggregate
 from dnnbench.reporting.identity import run_identity
 from dnnbench.reporting.report import RunFacts, build_reports, status_row
-from dnnbench.recording.requests import RecorderSpec, flush_current
-from dnnbench.metrics.results import append_summary, check_summary, create_run_dir, write_row_csv
-from dnnbench.recording.steps import EpochRecord, StepRecorder
-from dnnbench.recording.system import SystemSampler
 from dnnbench.storage import pagecache
 from dnnbench.storage.base import Storage, create_storage
 from dnnbench.storage.listing import ListingStats, list_dataset
