@@ -14,8 +14,11 @@ the regression gate checks it, and how it is shown (digits, a short title, its p
   priorities when the terminal is narrow, which phase a figure belongs to.
 
 Adding a metric is one :class:`Column` below plus the code that measures it (a recorder,
-the report, or a phase's result whose field has the column's name). Pure Python: importing
-this module loads neither pandas nor numpy (``validate`` stays light).
+the report, or a phase's result whose field has the column's name): summary.csv, the rank
+aggregate, compare and the gate follow. The end-of-run console table is a curated layout
+(``dnnbench.ui.summary.LAYOUT``): a figure appears there once it is put on a line.
+
+Pure Python: importing this module loads neither pandas nor numpy (``validate`` stays light).
 """
 
 from __future__ import annotations
