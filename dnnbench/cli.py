@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dnnbench import __version__, signals
-from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError,
-                             ConfigError)
+from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError)
 
 SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search")
 
@@ -305,7 +304,7 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
         return EXIT_OK
     if args.command == "au-search":
         return _au_search(args, loaded, events)
-    from dnnbench.metrics.gate import gate_spec
+    from dnnbench.reporting.gate import gate_spec
     from dnnbench.multirun.plan import is_sweep
 
     # bad input: nothing runs
@@ -318,7 +317,7 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
     if outcome.exit_code == EXIT_INTERRUPTED:
         events.warning(f"interrupted: partial results kept in {outcome.run_dir}")
     if outcome.exit_code == EXIT_OK and gate is not None:
-        from dnnbench.metrics import compare
+        from dnnbench.reporting import compare
 
         return _apply_gate(compare.compare(compare.read_run_dirs([outcome.run_dir])), gate, events, EXIT_OK)
     return outcome.exit_code
@@ -327,7 +326,7 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
 def _apply_gate(c, g, events, code: int) -> int:
     """Check ``c`` against the baseline (exit 3 on a regression; a failed run, ``code`` 1, wins)
     and/or save it as the new baseline."""
-    from dnnbench.metrics import gate
+    from dnnbench.reporting import gate
     from dnnbench.ui.console import render_gate
 
     if g.doc is not None:
@@ -345,7 +344,7 @@ def _apply_gate(c, g, events, code: int) -> int:
 
 
 def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
-    from dnnbench.metrics import compare
+    from dnnbench.reporting import compare
     from dnnbench.multirun import plan as sweep_plan
     from dnnbench.multirun.sweep import run_sweep
 
@@ -364,10 +363,10 @@ def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
 
 
 def _show_comparison(c, out_dir, events, plots: bool) -> None:
-    from dnnbench.metrics import compare
+    from dnnbench.reporting import compare, outputs
     from dnnbench.ui.console import comparison_table
 
-    notes = compare.write_outputs(c, out_dir, plots)
+    notes = outputs.write_outputs(c, out_dir, plots)
     events.console.print(comparison_table(c, width=events.console.width))
     for warn, text in compare.identity_notes(c):
         (events.warning if warn else events.notice)(text)
@@ -381,7 +380,7 @@ def _show_comparison(c, out_dir, events, plots: bool) -> None:
 def _compare(args: argparse.Namespace, events) -> int:
     import time
 
-    from dnnbench.metrics import compare, gate
+    from dnnbench.reporting import compare, gate
     from dnnbench.results import empty_dir
 
     label, file = args.baseline, None

@@ -33,12 +33,13 @@ from dnnbench.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError,
                              RecordingError, RunFailed, SampleError)
 from dnnbench.events import Events, NullEvents
 from dnnbench.frameworks import FRAMEWORK_RUNNERS
-from dnnbench.metrics.report import RunFacts, build_reports, status_row
-from dnnbench.metrics.requests import RecorderSpec, flush_current
 from dnnbench.results import append_summary, check_summary, create_run_dir, write_row_csv
-from dnnbench.metrics.steps import EpochRecord, StepRecorder
-from dnnbench.metrics.system import SystemSampler
-from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS
+from dnnbench.recording.requests import RecorderSpec, flush_current
+from dnnbench.recording.steps import EpochRecord, StepRecorder
+from dnnbench.recording.system import SystemSampler
+from dnnbench.reporting.aggregate import aggregate
+from dnnbench.reporting.identity import run_identity
+from dnnbench.reporting.report import RunFacts, build_reports, status_row
 from dnnbench.storage import pagecache
 from dnnbench.storage import Storage, create_storage
 from dnnbench.data.listing import ListingStats, list_dataset
@@ -493,7 +494,7 @@ class Executor:
         rows = self.group.gather(row)
         if not self.dist.is_main:
             return row
-        agg = distributed.aggregate(rows)
+        agg = aggregate(rows)
         write_row_csv(run_dir / "summary.csv", agg)
         append_summary(self.cfg.metrics.output_dir, agg)
         self.events.summary(agg, str(run_dir), {})
@@ -706,18 +707,7 @@ class Executor:
 
     # -- report ---------------------------------------------------------------
     def _identity(self, storage: Storage) -> dict[str, Any]:
-        cfg = self.cfg
-        trainer = TRAINERS.resolve(cfg.training.trainer, cfg.framework.name).name  # canonical, not alias
-        needs_model = trainer not in ("read", "emulate")
-        fw = cfg.framework.name
-        return {"config": self.loaded.stem, "framework": fw, "storage": storage.label(),
-                "client": STORAGE.resolve(cfg.storage.client).name, "access": cfg.dataset.access,
-                "decode": cfg.dataset.decode, "dataset": DATASETS.resolve(cfg.dataset.name, fw).name,
-                "model": MODELS.resolve(cfg.model.name, fw).name if needs_model else None,
-                "trainer": trainer, "workers": cfg.framework.num_workers,
-                "batch_size": cfg.framework.batch_size, "epochs": cfg.training.epochs,
-                "emulated": _emulation_label(cfg.storage.emulate),
-                **{k: self.tags.get(k) for k in ("sweep_id", "variant", "repeat")}}
+        return run_identity(self.cfg, self.loaded.stem, storage.label(), self.tags).row()
 
     def _redacted(self, row: dict[str, Any]) -> dict[str, Any]:
         secrets = secret_values(self.cfg.model_dump(mode="json"))
@@ -774,18 +764,6 @@ def _device_kind(cfg: Any) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _emulation_label(emulate: Any) -> str:
-    """'no', or the emulated latency / bandwidth, so an emulated run is never mistaken for a real one."""
-    if emulate is None:
-        return "no"
-    parts = [f"{emulate.latency_ms:g}ms"]
-    if emulate.jitter_ms:
-        parts[0] = f"{emulate.latency_ms:g}+-{emulate.jitter_ms:g}ms"
-    if emulate.bandwidth_MBps:
-        parts.append(f"{emulate.bandwidth_MBps:g}MBps")
-    return "yes:" + ",".join(parts)
 
 
 def _uneven_inputs(runner: Any) -> AbstractContextManager | None:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from dnnbench.errors import EXIT_BAD_INPUT, BenchError
-from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage.base import SizeMismatch, Storage
 
 #: a small dataset: two class prefixes, an object beside them, objects of 0 to 2,000 bytes

@@ -23,6 +23,7 @@ from dnnbench.config.redact import redact, secret_values
 from dnnbench.errors import EXIT_FAILED, BenchError, ConfigError
 from dnnbench.events import Events
 from dnnbench.registry import STORAGE
+from dnnbench.reporting.columns import empty_row
 from dnnbench.results import append_summary, create_run_dir, timestamped, unique_dir, write_row_csv
 
 
@@ -103,12 +104,10 @@ def record_failure(loaded: LoadedConfig, run_id: str | None, tags: dict[str, Any
 
 def _failed_row(loaded: LoadedConfig, run_id: str, reason: str) -> dict[str, Any]:
     """The summary row of a run that failed in setup: every column, what the config says filled in."""
-    from dnnbench.metrics.report import SUMMARY_COLUMNS  # pandas: only when a failure is recorded
-
     cfg = loaded.config
     s = cfg.storage
     storage = s.name or (f"fs:{s.root}" if s.root is not None else f"s3://{s.s3.bucket}" if s.s3 else s.client)
-    row: dict[str, Any] = {c: None for c in SUMMARY_COLUMNS}
+    row: dict[str, Any] = empty_row()
     row.update(run_id=run_id, status="failed", failed_phase="setup", reason=reason,
                started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=loaded.stem, framework=cfg.framework.name,
                storage=storage, client=STORAGE.canonical(s.client), access=cfg.dataset.access, decode=cfg.dataset.decode,

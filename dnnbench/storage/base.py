@@ -25,7 +25,7 @@ from typing import Any
 
 from dnnbench import failures
 from dnnbench.errors import RecordingError
-from dnnbench.metrics.requests import RecorderSpec, get_recorder
+from dnnbench.recording.requests import RecorderSpec, get_recorder
 
 
 class SizeMismatch(OSError):

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dnnbench.errors import ConfigError, StorageError
-from dnnbench.metrics.requests import RecorderSpec
+from dnnbench.recording.requests import RecorderSpec
 from dnnbench.storage.base import Storage
 from dnnbench.storage.emulate import EmulatedStorage
 

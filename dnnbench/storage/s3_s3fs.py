@@ -31,7 +31,7 @@ import fsspec
 import s3fs
 from fsspec.asyn import sync
 
-from dnnbench.metrics.requests import get_recorder
+from dnnbench.recording.requests import get_recorder
 from dnnbench.storage.base import ObjectInfo
 from dnnbench.storage.s3_botocore import botocore_error
 from dnnbench.storage.s3common import ChunkStream, S3Storage, note_page, note_retries

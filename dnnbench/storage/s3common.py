@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 from dnnbench.errors import EXIT_BAD_INPUT, BenchError, ConfigError, DataError, StorageError
-from dnnbench.metrics.requests import get_recorder
+from dnnbench.recording.requests import get_recorder
 from dnnbench.storage.base import ObjectInfo, SizeMismatch, Storage, _short
 
 _client_lock = threading.Lock()

@@ -12,6 +12,8 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from dnnbench.errors import BenchError, ConfigError
+from dnnbench.reporting.columns import COLUMNS, compared
+from dnnbench.reporting.columns import Column as Figure
 from dnnbench.ui.fit import Col, fit_table
 from dnnbench.ui.summary import fmt as _fmt
 from dnnbench.ui.summary import headline, summary_table
@@ -132,35 +134,33 @@ class RichEvents:
                                f"[dim]{_escape(run_dir or '')}[/]", highlight=False)
 
 
-#: compared metrics, most important first: the last ones are left out first when the terminal is narrow
-_COMPARE_PRIORITY = ["MiB_per_s", "request_p99_ms", "time_to_first_batch_s", "checkpoint_save_MB_per_s",
-                     "checkpoint_load_MB_per_s", "infer_samples_per_s", "au_percent", "request_p50_ms",
-                     "samples_per_s", "cpu_percent"]
+#: phases a run may skip: the compare table leaves their columns out silently where no run measured them
+_OPTIONAL_PHASES = ("inference", "checkpoint")
 
 
 def comparison_table(c: Any, title: str = "dnnbench compare", width: int | None = None) -> Table:
     """Variants as rows, key metrics as columns (mean, ± stdev over repeats and the ratio to the
     baseline variant below it); the best mean of each metric in bold green. With a ``width``,
-    the least important columns are left out until the table fits (comparison.csv has all)."""
-    from dnnbench.metrics.compare import PHASE_METRICS, TABLE_METRICS
-
-    priority = _COMPARE_PRIORITY
-    if set(c.table["trainer"].dropna()) == {"read"}:
-        priority = [p for p in priority if p != "au_percent"]  # no compute: AU is ~0 by definition
+    the least important columns (the catalogue's ``compared.keep``) are left out until the table
+    fits (comparison.csv has all)."""
+    metrics = compared(table_only=True)
+    priority = [m.name for m in sorted(metrics, key=lambda m: m.compared.keep)]
+    if set(c.table["trainer"].dropna()) == {"read"}:  # no compute: AU is ~0 by definition
+        priority = [p for p in priority if not COLUMNS[p].needs_compute]
     rows = list(c.table.to_dict("records"))
     cols = [Col("variant", [_variant_cell(str(r["variant"]), c.baseline) for r in rows]),
             Col("runs", [f"{r['ok_runs']}/{r['runs']}" if r["ok_runs"] != r["runs"] else str(r["runs"])
                          for r in rows], "right")]
     unmeasured = []
-    for m in TABLE_METRICS:
+    for m in metrics:
         if m.name not in priority:
             continue
         if c.table[f"{m.name}_mean"].isna().all():  # no run measured it (a phase that did not run)
-            unmeasured += [] if m.name in PHASE_METRICS else [m.title]
+            unmeasured += [] if m.phase in _OPTIONAL_PHASES else [m.header]
             continue
         cells = [_stat_cell(r, m, str(r["variant"]) == c.best.get(m.name), str(r["variant"]) == c.baseline)
                  for r in rows]
-        cols.append(Col(m.title, cells, "right", drop=1 + priority.index(m.name)))
+        cols.append(Col(m.header, cells, "right", drop=1 + priority.index(m.name)))
     cols.append(Col("status", [_status_cell(r) for r in rows]))
     base = f"  baseline: {_escape(c.baseline)}" if c.baseline else ""
     fitted = fit_table(cols, width, title=f"{title}{base}", header_style="bold", show_lines=True,
@@ -185,13 +185,14 @@ def _status_cell(r: dict[str, Any]) -> str:
         f": {_escape(_clip(reason, 60))}" if reason else "")
 
 
-def _stat_cell(r: dict[str, Any], m: Any, best: bool, is_base: bool) -> str:
+def _stat_cell(r: dict[str, Any], m: Figure, best: bool, is_base: bool) -> str:
     mean, sd, ratio = r[f"{m.name}_mean"], r[f"{m.name}_stdev"], r[f"{m.name}_ratio"]
     if mean != mean:  # NaN: not measured
         return "—"
-    text = f"[bold green]{mean:,.{m.digits}f}[/]" if best else f"{mean:,.{m.digits}f}"
+    digits = m.table_digits
+    text = f"[bold green]{mean:,.{digits}f}[/]" if best else f"{mean:,.{digits}f}"
     if sd == sd:
-        text += f"\n[dim]±{sd:,.{m.digits}f}[/]"
+        text += f"\n[dim]±{sd:,.{digits}f}[/]"
     if ratio == ratio and not is_base and m.better is not None:
         text += f"\n[dim]{ratio:.2f}x[/]" if ratio >= 0.1 else f"\n[dim]{ratio:.2g}x[/]"
     return text
@@ -227,9 +228,10 @@ def render_au_search(result: Any, console: Console) -> None:
     else:
         best = next(r for r in rows if r["accelerators"] == result.best)
         more = " (the --max-accelerators cap; more may fit)" if result.capped else ""
+        sps, mib = (_fmt(best[k], COLUMNS[k].digits) for k in ("samples_per_s", "MiB_per_s"))
         console.print(f"largest count with {what}: [bold]{result.best}[/] emulated "
-                      f"accelerator{'s' if result.best > 1 else ''}{more}: {_fmt(best['samples_per_s'], 1)} "
-                      f"samples/s, {_fmt(best['MiB_per_s'], 2)} MiB/s in all", highlight=False)
+                      f"accelerator{'s' if result.best > 1 else ''}{more}: {sps} samples/s, {mib} MiB/s in all",
+                      highlight=False)
         console.print(f"margin: {margin}", highlight=False)
     for note in result.boundary.notes if result.boundary else []:
         console.print(f"[yellow]warning[/] {_escape(note)}", highlight=False)
@@ -255,12 +257,15 @@ def au_search_table(rows: list[dict[str, Any]], target: float, criterion: str, w
     def col(head: str, key: str, digits: int, drop: int) -> Col:
         return Col(head, [_fmt(r.get(key), digits) for r in rows], "right", drop)
 
+    def figure(name: str, drop: int) -> Col:  # a summary column: its catalogue title and digits
+        return col(COLUMNS[name].header, name, COLUMNS[name].digits, drop)
+
     cols = [Col("accelerators", [str(r["accelerators"]) for r in rows], "right"),
             Col("runs", [str(r.get("measurements", 1)) for r in rows], "right", 4),
             col(f"{criterion} AU %", "au_percent", 1, 0), col("stdev", "au_stdev", 1, 1),
             Col("range", [_range(r) for r in rows], "right", 2),
-            col("samples/s", "samples_per_s", 1, 5), col("MiB/s", "MiB_per_s", 2, 3),
-            col("req p99 ms", "request_p99_ms", 3, 6), Col("result", [_au_result(r) for r in rows])]
+            figure("samples_per_s", 5), figure("MiB_per_s", 3), figure("request_p99_ms", 6),
+            Col("result", [_au_result(r) for r in rows])]
     fitted = fit_table(cols, width, title=f"AU search: target {criterion} AU >= {target:g} %", header_style="bold",
                        caption_style="dim")
     caption = f"AU %: mean over a count's runs of the {criterion} over its accelerators"

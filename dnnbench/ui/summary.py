@@ -3,17 +3,19 @@ one-line headline (``-q`` mode, sweep progress lines).
 
 A run can skip training (``execution.phases.train: false``) and run only the inference
 or checkpoint phase: then the training figures (all zero or empty) are left out and
-the phase's own figures are shown, never ``0.00 MiB/s``.
+the phase's own figures are shown, never ``0.00 MiB/s``. Each figure is shown with its
+catalogue digits (:mod:`dnnbench.reporting.columns`); this module lays them out.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dnnbench.reporting.columns import COLUMNS, phase_columns
 from dnnbench.ui.fit import Col, fit_table, table_width
 
 
@@ -36,12 +38,26 @@ def fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
+def shown(row: dict[str, Any], name: str) -> str:
+    """``row[name]`` with its column's digits (``—`` when empty)."""
+    return fmt(row.get(name), COLUMNS[name].digits)
+
+
+def _figure(row: dict[str, Any], name: str) -> str:
+    """A rate as a number with its column's digits (``—`` when empty)."""
+    return fmt(_num(row.get(name)), COLUMNS[name].digits)
+
+
+def _has(row: dict[str, Any], name: str) -> bool:
+    v = row.get(name)
+    return bool(v) if COLUMNS[name].type is str else _num(v) is not None
+
+
 def ran(row: dict[str, Any]) -> dict[str, bool]:
-    """Which measured phases ran: train, inference, checkpoint. Training counts as run
-    when it moved samples, or when nothing else ran (a run that failed early shows its
-    empty training figures, not nothing)."""
-    infer = _num(row.get("infer_samples")) is not None or _num(row.get("infer_wall_s")) is not None
-    ckpt = _num(row.get("checkpoint_bytes")) is not None or bool(row.get("checkpoint_verified"))
+    """Which measured phases ran: train, inference, checkpoint. A phase ran when one of its
+    columns has a value; training counts as run when it moved samples, or when nothing else
+    ran (a run that failed early shows its empty training figures, not nothing)."""
+    infer, ckpt = (any(_has(row, c.name) for c in phase_columns(p)) for p in ("inference", "checkpoint"))
     moved = (_num(row.get("samples")) or 0) > 0 or (_num(row.get("steps")) or 0) > 0
     return {"train": moved or not (infer or ckpt), "inference": infer, "checkpoint": ckpt}
 
@@ -51,79 +67,79 @@ def headline(row: dict[str, Any]) -> str:
     checkpoint save 590.5 MB/s, load 3,387.6 MB/s (verified ok)``."""
     phases, parts = ran(row), []
     if phases["train"]:
-        parts.append(f"{_num(row.get('MiB_per_s')) or 0:,.2f} MiB/s, {_num(row.get('samples_per_s')) or 0:,.1f} "
-                     "samples/s")
+        mib, sps = (f"{_num(row.get(k)) or 0:,.{COLUMNS[k].digits}f}" for k in ("MiB_per_s", "samples_per_s"))
+        parts.append(f"{mib} MiB/s, {sps} samples/s")
     if phases["inference"]:
         acc = _num(row.get("accuracy_percent"))
-        parts.append(f"inference {fmt(_num(row.get('infer_samples_per_s')), 1)} samples/s "
-                     f"({fmt(_num(row.get('infer_MiB_per_s')))} MiB/s)"
-                     + (f", accuracy {acc:.1f} %" if acc is not None else ""))
+        parts.append(f"inference {_figure(row, 'infer_samples_per_s')} samples/s "
+                     f"({_figure(row, 'infer_MiB_per_s')} MiB/s)"
+                     + (f", accuracy {acc:.{COLUMNS['accuracy_percent'].digits}f} %" if acc is not None else ""))
     if phases["checkpoint"]:
-        parts.append(f"checkpoint save {fmt(_num(row.get('checkpoint_save_MB_per_s')), 1)} MB/s, load "
-                     f"{fmt(_num(row.get('checkpoint_load_MB_per_s')), 1)} MB/s "
+        parts.append(f"checkpoint save {_figure(row, 'checkpoint_save_MB_per_s')} MB/s, load "
+                     f"{_figure(row, 'checkpoint_load_MB_per_s')} MB/s "
                      f"(verified {row.get('checkpoint_verified') or '—'})")
     return "; ".join(parts)
 
 
-def _pair(row: dict[str, Any], *keys: str, digits: int = 2) -> str:
-    return " / ".join(fmt(row.get(k), digits) for k in keys)
+class Line(NamedTuple):
+    """A line of the summary table: what it shows, its columns, and how their values join
+    (``" / "``, or ``"()"``: the second in brackets after the first)."""
+
+    what: str
+    columns: tuple[str, ...]
+    join: str = " / "
 
 
-def _train_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
-    return [
-        ("epochs / steps", _pair(row, "epochs", "steps")),
-        ("samples", fmt(row.get("samples"))),
-        ("bytes", fmt(row.get("bytes"))),
-        ("wall_s", fmt(row.get("wall_s"), 3)),
-        ("samples_per_s", fmt(row.get("samples_per_s"), 1)),
-        ("MiB_per_s (MB_per_s)", f"{fmt(row.get('MiB_per_s'))} ({fmt(row.get('MB_per_s'))})"),
-        ("first / last epoch MiB_per_s", _pair(row, "first_epoch_MiB_per_s", "last_epoch_MiB_per_s")),
-        ("au_percent", fmt(row.get("au_percent"), 1)),
-        ("cache", fmt(row.get("cache"))),
-        ("time_to_first_batch_s", fmt(row.get("time_to_first_batch_s"), 3)),
-        ("request p50 / p99 ms", _pair(row, "request_p50_ms", "request_p99_ms", digits=3)),
-        ("request max ms", fmt(row.get("request_max_ms"), 3)),
-        ("ttfb p50 / p99 ms", _pair(row, "request_ttfb_p50_ms", "request_ttfb_p99_ms", digits=3)),
-        ("decode p50 ms", fmt(row.get("decode_p50_ms"), 3)),
-        ("read_share_percent", fmt(row.get("read_share_percent"), 1)),
-        ("byte_check", fmt(row.get("byte_check"))),
-        ("requests", fmt(row.get("requests"))),
-    ]
+def _one(name: str) -> Line:
+    return Line(name, (name,))
 
 
-def _phase_pairs(row: dict[str, Any], phases: dict[str, bool]) -> list[tuple[str, str]]:
-    out = []
-    if phases["inference"]:
-        out += [("infer_samples (infer_wall_s)", f"{fmt(row.get('infer_samples'))} ({fmt(row.get('infer_wall_s'), 3)})"),
-                ("infer samples_per_s / MiB_per_s", f"{fmt(row.get('infer_samples_per_s'), 1)} / "
-                                                    f"{fmt(row.get('infer_MiB_per_s'))}"),
-                ("accuracy_percent", fmt(row.get("accuracy_percent"), 1))]
-    if phases["checkpoint"]:
-        out += [("checkpoint_bytes", fmt(row.get("checkpoint_bytes"))),
-                ("checkpoint save / load s", _pair(row, "checkpoint_save_s", "checkpoint_load_s", digits=3)),
-                ("checkpoint save / load MB_per_s", _pair(row, "checkpoint_save_MB_per_s",
-                                                          "checkpoint_load_MB_per_s", digits=1)),
-                ("checkpoint_verified", fmt(row.get("checkpoint_verified")))]
-    return out
+#: the figures of each phase, in the order shown
+LAYOUT: dict[str, list[Line]] = {
+    "list": [Line("list_s (objects)", ("list_s", "objects_listed"), "()")],
+    "train": [
+        Line("epochs / steps", ("epochs", "steps")), _one("samples"), _one("bytes"), _one("wall_s"),
+        _one("samples_per_s"), Line("MiB_per_s (MB_per_s)", ("MiB_per_s", "MB_per_s"), "()"),
+        Line("first / last epoch MiB_per_s", ("first_epoch_MiB_per_s", "last_epoch_MiB_per_s")),
+        _one("au_percent"), _one("cache"), _one("time_to_first_batch_s"),
+        Line("request p50 / p99 ms", ("request_p50_ms", "request_p99_ms")),
+        Line("request max ms", ("request_max_ms",)),
+        Line("ttfb p50 / p99 ms", ("request_ttfb_p50_ms", "request_ttfb_p99_ms")),
+        Line("decode p50 ms", ("decode_p50_ms",)), _one("read_share_percent"), _one("byte_check"),
+        _one("requests"),
+    ],
+    "inference": [
+        Line("infer_samples (infer_wall_s)", ("infer_samples", "infer_wall_s"), "()"),
+        Line("infer samples_per_s / MiB_per_s", ("infer_samples_per_s", "infer_MiB_per_s")),
+        _one("accuracy_percent"),
+    ],
+    "checkpoint": [
+        _one("checkpoint_bytes"), Line("checkpoint save / load s", ("checkpoint_save_s", "checkpoint_load_s")),
+        Line("checkpoint save / load MB_per_s", ("checkpoint_save_MB_per_s", "checkpoint_load_MB_per_s")),
+        _one("checkpoint_verified"),
+    ],
+    "run": [_one("cpu_percent"), _one("peak_rss_MiB"), Line("errors / retries", ("errors", "retries")),
+            _one("reason")],
+}
+#: the identity lines, values as recorded
+_IDENTITY = [("framework / trainer", ("framework", "trainer"), " / "),
+             ("storage / client", ("storage", "client"), " / "),
+             ("access / decode", ("access", "decode"), " / "),
+             ("workers x batch", ("workers", "batch_size"), " x ")]
+
+
+def _pair(row: dict[str, Any], line: Line) -> tuple[str, str]:
+    values = [shown(row, c) for c in line.columns]
+    return line.what, f"{values[0]} ({values[1]})" if line.join == "()" else line.join.join(values)
 
 
 def summary_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
     """(what, value) of the run: its identity, the figures of the phases that ran, the rest."""
     phases = ran(row)
-    pairs = [
-        ("framework / trainer", f"{row.get('framework')} / {row.get('trainer')}"),
-        ("storage / client", f"{row.get('storage')} / {row.get('client')}"),
-        ("access / decode", f"{row.get('access')} / {row.get('decode')}"),
-        ("workers x batch", f"{row.get('workers')} x {row.get('batch_size')}"),
-        ("list_s (objects)", f"{fmt(row.get('list_s'), 3)} ({fmt(row.get('objects_listed'))})"),
-    ]
-    if phases["train"]:
-        pairs += _train_pairs(row)
-    pairs += _phase_pairs(row, phases)
-    pairs += [("cpu_percent", fmt(row.get("cpu_percent"), 0)),
-              ("peak_rss_MiB", fmt(row.get("peak_rss_MiB"), 0)),
-              ("errors / retries", _pair(row, "errors", "retries")),
-              ("reason", fmt(row.get("reason")))]
+    pairs = [(what, join.join(str(row.get(c)) for c in cols)) for what, cols, join in _IDENTITY]
+    for part in ("list", "train", "inference", "checkpoint", "run"):
+        if phases.get(part, True):
+            pairs += [_pair(row, line) for line in LAYOUT[part]]
     return pairs
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dnnbench.cli import main
-from dnnbench.metrics.report import EPOCH_COLUMNS, SUMMARY_COLUMNS
+from dnnbench.reporting.columns import EPOCH_COLUMNS, SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUE_COLUMNS = ("run_id, status, framework, storage, client, access, workers, batch_size, epochs, samples, bytes, "

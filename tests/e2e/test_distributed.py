@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dnnbench.distributed import aggregate
+from dnnbench.reporting.aggregate import aggregate
 from tests.conftest import base_config
 
 ROOT = Path(__file__).resolve().parents[2]

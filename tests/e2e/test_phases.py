@@ -24,6 +24,7 @@ def test_inference_and_checkpoint_phases(tiny_root, write_config, tmp_path):
     assert not (tiny_root / "ckpt-test").exists() or not any((tiny_root / "ckpt-test").iterdir())
     req = pd.read_csv(run / "requests.csv")
     assert (req["epoch"] == -1).sum() == 9  # inference reads are recorded apart from training reads
+    assert row["infer_bytes"] == req.loc[req["epoch"] == -1, "bytes"].sum() > 0 and row["infer_failed"] == 0
     assert ((req["op"] == "put") & (req["bytes"] == row["checkpoint_bytes"])).sum() == 1
     assert row["requests"] == 54
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dnnbench.metrics.report import SUMMARY_COLUMNS
+from dnnbench.reporting.columns import SUMMARY_COLUMNS
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 from dnnbench.config.loading import LoadedConfig, validate
 from dnnbench.data.listing import list_dataset
 from dnnbench.errors import EXIT_BAD_INPUT, EXIT_FAILED, DataError
-from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.registry import STORAGE
 from dnnbench.storage import create_storage
 from dnnbench.storage.backends import S3

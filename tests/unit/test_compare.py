@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from dnnbench.errors import ConfigError, DataError
-from dnnbench.metrics import compare, gate
-from dnnbench.metrics.report import SUMMARY_COLUMNS
+from dnnbench.reporting import compare, gate, outputs
+from dnnbench.reporting.columns import SUMMARY_COLUMNS
 from dnnbench.results import append_summary, write_row_csv
 
 
@@ -104,7 +104,7 @@ def test_comparison_csv_and_fresh_output_dirs(sweep_runs, tmp_path):
     c = compare.compare(compare.select_runs(sweep_runs, ["S1"]))
     out = compare.fresh_dir(tmp_path, "cmp")
     assert compare.fresh_dir(tmp_path, "cmp").name == "cmp-2"
-    df = pd.read_csv(compare.write_csv(c, out))
+    df = pd.read_csv(outputs.write_csv(c, out))
     assert list(df["variant"]) == ["A", "B", "C"]
     for stat in ("mean", "stdev", "min", "max", "ratio"):
         assert f"MiB_per_s_{stat}" in df.columns and f"request_p99_ms_{stat}" in df.columns
@@ -112,7 +112,7 @@ def test_comparison_csv_and_fresh_output_dirs(sweep_runs, tmp_path):
 
 
 def test_plots_are_three_readable_pngs(sweep_runs, tmp_path):
-    from dnnbench.metrics import plots
+    from dnnbench.reporting import plots
 
     c = compare.compare(compare.select_runs(sweep_runs, ["S1"]))
     paths, notes = plots.write_all(c, tmp_path)
@@ -123,7 +123,7 @@ def test_plots_are_three_readable_pngs(sweep_runs, tmp_path):
 
 
 def test_throughput_over_time_knows_epoch_starts_and_the_warm_up(sweep_runs, tmp_path):
-    from dnnbench.metrics import plots
+    from dnnbench.reporting import plots
 
     run = plots.read_steps(sweep_runs / "a1")
     assert run.epoch_starts == [(0, 0.0), (1, pytest.approx(0.5))]
@@ -139,7 +139,7 @@ def test_throughput_over_time_knows_epoch_starts_and_the_warm_up(sweep_runs, tmp
 
 
 def test_throughput_over_time_spreads_each_steps_bytes_over_the_step():
-    from dnnbench.metrics.plots import binned_rate
+    from dnnbench.reporting.plots import binned_rate
 
     steps = pd.DataFrame({"start": [0.0, 1.0, 2.0], "end": [1.0, 2.0, 2.2], "bytes": [2**20] * 3})
     edges, mibs = binned_rate(steps, 1.0)

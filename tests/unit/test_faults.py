@@ -23,7 +23,7 @@ from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError, DataError, RecordingError, StorageError
 from dnnbench.executor import Executor
 from dnnbench import results
-from dnnbench.metrics.requests import COLUMNS, RecorderSpec, RequestRecorder, read_parts
+from dnnbench.recording.requests import COLUMNS, RecorderSpec, RequestRecorder, read_parts
 from dnnbench.storage.base import SizeMismatch
 from dnnbench.storage.fs import FileSystemStorage, pseudo_filesystem
 from dnnbench.data.listing import list_dataset

@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "tensorflow", "pandas", "numpy", "cv2", "matplotlib", "pyarrow", "h5py", "psutil", "boto3",
          "botocore", "s3fs", "minio", "s3torchconnector", "filelock")
 #: the dnnbench modules these commands may load: the CLI, the config and its plugin names,
-#: a sweep's plan, the console; nothing that runs, records or reports
+#: a sweep's plan, the console, the backend table and the column catalogue (declarations);
+#: nothing that runs, records or reports
 ALLOWED = ("dnnbench", "dnnbench.cli", "dnnbench.errors", "dnnbench.signals", "dnnbench.events",
            "dnnbench.registry", "dnnbench.frameworks", "dnnbench.config", "dnnbench.config.",
            "dnnbench.multirun", "dnnbench.multirun.plan", "dnnbench.ui", "dnnbench.ui.",
-           "dnnbench.storage", "dnnbench.storage.backends")
+           "dnnbench.storage", "dnnbench.storage.backends", "dnnbench.reporting", "dnnbench.reporting.columns")
 
 PROBE = """
 import contextlib, io, json, runpy, sys
@@ -80,6 +81,6 @@ def test_the_probe_sees_what_other_commands_load(tmp_path):
     """The checks above can fail: ``compare`` loads pandas and the reporting modules, and a
     bad config's error is drawn by rich."""
     code, modules = imported(tmp_path, "compare", "--results", str(tmp_path), "--no-plots")
-    assert code == 2 and "pandas" in heavy(modules) and "dnnbench.metrics.compare" in engine(modules)
+    assert code == 2 and "pandas" in heavy(modules) and "dnnbench.reporting.compare" in engine(modules)
     code, modules = imported(tmp_path, "validate", "--config", "config/nosuch.yaml")
     assert code == 2 and "rich" in modules

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pandas as pd
 import pytest
 
-from dnnbench.metrics.report import SUMMARY_COLUMNS, RunFacts, build_reports
-from dnnbench.metrics.requests import COLUMNS, append_part
-from dnnbench.metrics.steps import EpochRecord
+from dnnbench.reporting.columns import SUMMARY_COLUMNS
+from dnnbench.reporting.identity import RunIdentity
+from dnnbench.reporting.report import RunFacts, build_reports, status_row
+from dnnbench.recording.requests import COLUMNS, append_part
+from dnnbench.recording.steps import EpochRecord
 
 
 def facts(tmp_path, steps, epochs, **kw):
     (tmp_path / ".requests").mkdir(exist_ok=True)
-    return RunFacts(run_id="r", run_dir=tmp_path, started_at="now", identity={}, t0=0.0, steps=steps,
-                    epochs=epochs, **kw)
+    kw.setdefault("identity", {})
+    return RunFacts(run_id="r", run_dir=tmp_path, started_at="now", t0=0.0, steps=steps, epochs=epochs, **kw)
 
 
 def write_requests(tmp_path, rows):
@@ -77,3 +80,36 @@ def test_empty_run_has_columns(tmp_path):
     row = build_reports(facts(tmp_path, [], [], status="failed", reason="x"))
     assert row["status"] == "failed" and row["samples"] == 0 and row["MiB_per_s"] is None
     assert os.path.getsize(tmp_path / "steps.csv") > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceResult:  # what a runner's inference phase returns: field names are column names
+    infer_samples: int
+    infer_bytes: int
+    infer_wall_s: float
+    infer_failed: int
+
+
+def test_phase_figures_reach_the_summary_and_unknown_ones_are_refused(tmp_path):
+    write_requests(tmp_path, [])
+    f = facts(tmp_path, [], [], train_start=0.0, train_end=1.0)
+    f.add_phase(InferenceResult(9, 12_345, 0.5, 2))
+    f.add_phase({"checkpoint_bytes": 100, "checkpoint_verified": "ok"})
+    with pytest.raises(ValueError, match="infer_latency_ms"):
+        f.add_phase({"infer_samples": 1, "infer_latency_ms": 3.0})
+    assert f.extra["infer_samples"] == 9  # nothing of a refused result is recorded
+    f.extra["not_a_column"] = 1  # the executor's plain dict entry point: only columns are written
+    row = build_reports(f)
+    assert (row["infer_samples"], row["infer_bytes"], row["infer_wall_s"], row["infer_failed"]) == (9, 12_345, 0.5, 2)
+    assert row["checkpoint_verified"] == "ok" and "not_a_column" not in row
+    assert list(row) == SUMMARY_COLUMNS
+    small = status_row(f)
+    assert small["infer_bytes"] == 12_345 and list(small) == SUMMARY_COLUMNS
+
+
+def test_the_typed_identity_fills_the_identity_columns(tmp_path):
+    write_requests(tmp_path, [])
+    ident = RunIdentity("cfg", "pytorch", "fs:d", "fs", "shards", "rgb", "image_folder", None, "read", 2, 8, 1, "no")
+    row = build_reports(facts(tmp_path, [], [], identity=ident))
+    assert (row["config"], row["access"], row["workers"], row["emulated"], row["sweep_id"]) == (
+        "cfg", "shards", 2, "no", None)

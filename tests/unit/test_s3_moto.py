@@ -13,7 +13,7 @@ import pytest
 
 from dnnbench.config.loading import validate
 from dnnbench.errors import StorageError
-from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 from dnnbench.storage.s3common import S3BucketMissing, S3Storage, _orphans
 

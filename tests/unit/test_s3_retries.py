@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dnnbench.config.loading import validate
-from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'

@@ -13,7 +13,7 @@ import pytest
 from dnnbench.config.schema import StorageConfig
 from dnnbench.data.shards import iter_shard, list_shards, pack
 from dnnbench.data.synthetic import generate
-from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage.emulate import EmulatedStorage
 from dnnbench.storage.fs import FileSystemStorage
 from dnnbench.data.listing import list_dataset

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from dnnbench.config.schema import StorageConfig
-from dnnbench.metrics.requests import RecorderSpec, flush_current, get_recorder, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, get_recorder, read_rows
 from dnnbench.storage.fs import FileSystemStorage, safe_join
 
 

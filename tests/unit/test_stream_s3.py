@@ -27,7 +27,7 @@ import pytest
 
 from dnnbench.config.loading import validate
 from dnnbench.data.shards import iter_shard
-from dnnbench.metrics.requests import RecorderSpec, flush_current, read_rows
+from dnnbench.recording.requests import RecorderSpec, flush_current, read_rows
 from dnnbench.storage import create_storage
 
 pytest.importorskip("moto.server")

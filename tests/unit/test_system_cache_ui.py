@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 
 from dnnbench.errors import ConfigError
-from dnnbench.metrics.system import SystemSampler
+from dnnbench.recording.system import SystemSampler
 from dnnbench.storage import pagecache
 from dnnbench.ui.console import RichEvents, render_error, summary_table
 

@@ -60,7 +60,7 @@ def test_progress_bar_is_one_line_at_80_columns():
 
 
 def _comparison(tmp_path):
-    from dnnbench.metrics import compare
+    from dnnbench.reporting import compare
     from tests.unit.test_compare import fake_run
 
     labels = ["client=boto3,num_workers=16,batch_size=128", "client=s3torchconnector,num_workers=16,batch_size=128"]

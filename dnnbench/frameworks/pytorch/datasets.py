@@ -23,7 +23,7 @@ from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
 from dnnbench.data.split import split
 from dnnbench.frameworks.pytorch import ring
-from dnnbench.metrics.requests import get_recorder
+from dnnbench.recording.requests import get_recorder
 from dnnbench.registry import DATASETS
 from dnnbench.storage.base import Storage
 

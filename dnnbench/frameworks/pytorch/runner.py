@@ -25,7 +25,7 @@ from dnnbench.frameworks.pytorch import ring
 from dnnbench.frameworks.pytorch.datasets import (Batch, EpochBatchSampler, ImageFolderDataset, SequentialDataset,
                                                   ShardDataset, collate)
 from dnnbench.frameworks.threads import Threads, intra_op_threads
-from dnnbench.metrics.requests import get_recorder
+from dnnbench.recording.requests import get_recorder
 from dnnbench.registry import DATASETS, MODELS, TRAINERS
 from dnnbench.storage.base import Storage
 

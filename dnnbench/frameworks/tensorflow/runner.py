@@ -23,7 +23,7 @@ from dnnbench.errors import ConfigError, PluginError, RunFailed
 from dnnbench.frameworks.tensorflow._tf import keras, tf
 from dnnbench.frameworks.tensorflow.datasets import Batch, ImageFolderDataset, ShardDataset
 from dnnbench.frameworks.tensorflow.plan import LoaderPlan, epoch_order, samples_per_epoch, steps_per_epoch
-from dnnbench.metrics.requests import get_recorder
+from dnnbench.recording.requests import get_recorder
 from dnnbench.registry import DATASETS, MODELS, TRAINERS
 from dnnbench.storage.base import Storage
 

@@ -4,7 +4,8 @@ A baseline is a JSON file of per-variant statistics (mean, stdev, min, max, runs
 the gated metrics, written by ``--save-baseline FILE``. The gate compares the means of
 a new set of runs with it, variant by variant (matched by the sweep's variant label, or
 the config's name for runs outside a sweep; a baseline of one variant and a run of one
-variant are matched whatever their names):
+variant are matched whatever their names). The gated metrics are the catalogue's columns
+with a ``gate`` (:mod:`dnnbench.reporting.columns`), each checked in its better direction:
 
 - ``MiB_per_s`` (throughput) regresses when it drops by more than the tolerance;
 - ``request_p99_ms`` (p99 request latency) and ``time_to_first_batch_s`` regress when
@@ -32,22 +33,15 @@ from typing import Any
 
 from dnnbench import __version__
 from dnnbench.errors import ConfigError
-from dnnbench.metrics.compare import IDENTITY, STATS, Comparison, describe_diff, identity_diff
+from dnnbench.reporting.columns import gated
+from dnnbench.reporting.compare import IDENTITY, STATS, Comparison, describe_diff, identity_diff
 
 FORMAT = "dnnbench-baseline/1"
 DEFAULT_TOLERANCE = 0.10
 
 
-@dataclass(frozen=True)
-class Gated:
-    name: str
-    what: str
-    better: str  # higher | lower
-
-
-GATED = [Gated("MiB_per_s", "throughput", "higher"),
-         Gated("request_p99_ms", "p99 request latency", "lower"),
-         Gated("time_to_first_batch_s", "time to first batch", "lower")]
+#: the gated columns (catalogue ``gate``), in compare's order
+GATED = gated()
 _NAMES = [g.name for g in GATED]
 
 
@@ -197,7 +191,7 @@ def check(baseline: dict[str, Any], c: Comparison, tolerances: dict[str, float],
             result.checked += 1
             worse = change < -tol if g.better == "higher" else change > tol
             if worse:
-                result.regressions.append(Regression(label, g.name, g.what, b, cur, change, tol))
+                result.regressions.append(Regression(label, g.name, g.gate, b, cur, change, tol))
     return result
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnnbench.metrics.compare import Comparison
+from dnnbench.reporting.compare import Comparison
 
 MiB = 2**20
 _CDF_POINTS = 4000

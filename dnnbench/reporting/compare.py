@@ -18,53 +18,16 @@ from typing import Any
 import pandas as pd
 
 from dnnbench.errors import ConfigError, DataError
-from dnnbench.metrics.report import SUMMARY_COLUMNS
+from dnnbench.reporting.columns import CATALOGUE, LIKE, SUMMARY_COLUMNS, TAG, compared
 
-
-@dataclass(frozen=True)
-class Metric:
-    """A compared column: its title, which way is better (None: neither) and its digits."""
-
-    name: str
-    title: str
-    better: str | None
-    digits: int
-
-
-#: shown in the table (and in comparison.csv)
-TABLE_METRICS = [
-    Metric("MiB_per_s", "MiB/s", "higher", 2),
-    Metric("samples_per_s", "samples/s", "higher", 0),
-    Metric("request_p50_ms", "req p50 ms", "lower", 3),
-    Metric("request_p99_ms", "req p99 ms", "lower", 3),
-    Metric("time_to_first_batch_s", "first batch s", "lower", 3),
-    Metric("au_percent", "AU %", "higher", 1),
-    Metric("cpu_percent", "CPU %", None, 0),
-    Metric("infer_samples_per_s", "infer samples/s", "higher", 1),
-    Metric("checkpoint_save_MB_per_s", "ckpt save MB/s", "higher", 1),
-    Metric("checkpoint_load_MB_per_s", "ckpt load MB/s", "higher", 1),
-]
-#: figures of the optional phases: the table shows them only where a run measured them
-PHASE_METRICS = ("infer_samples_per_s", "checkpoint_save_MB_per_s", "checkpoint_load_MB_per_s")
-#: comparison.csv has these as well
-CSV_METRICS = TABLE_METRICS + [
-    Metric("MB_per_s", "MB/s", "higher", 2),
-    Metric("steady_MiB_per_s", "steady MiB/s", "higher", 2),
-    Metric("wall_s", "wall s", "lower", 3),
-    Metric("request_p90_ms", "req p90 ms", "lower", 3),
-    Metric("request_max_ms", "req max ms", "lower", 3),
-    Metric("request_ttfb_p50_ms", "ttfb p50 ms", "lower", 3),
-    Metric("list_s", "list s", "lower", 3),
-    Metric("peak_rss_MiB", "peak RSS MiB", None, 0),
-    Metric("errors", "errors", "lower", 0),
-]
+#: the compared columns, in comparison.csv's order (the table shows those with ``compared.table``)
+CSV_METRICS = compared()
 #: what makes two runs comparable: a difference in one of these compares unlike setups
-#: (an S3 run against a filesystem baseline). ``config`` (the file's name) is not one.
-IDENTITY_FIELDS = ("framework", "storage", "client", "access", "decode", "dataset", "trainer", "workers",
-                   "batch_size", "emulated")
-IDENTITY = ["config", *IDENTITY_FIELDS]
+#: (an S3 run against a filesystem baseline). ``config`` (the file's name) is recorded, not matched.
+IDENTITY = ["config", *LIKE]
 STATS = ("mean", "stdev", "min", "max")
-_NUMERIC = [m.name for m in CSV_METRICS] + ["workers", "batch_size", "repeat"]
+#: read as numbers: the compared figures and the whole-number identity fields and tags
+_NUMERIC = [m.name for m in CSV_METRICS] + [c.name for c in CATALOGUE if c.type is int and (c.like or c.role == TAG)]
 
 
 @dataclass
@@ -230,19 +193,19 @@ def identity_value(v: Any) -> Any:
 
 def identity_of(row: Any) -> dict[str, Any]:
     """The identity fields of a summary row, a comparison row or a baseline's ``identity``."""
-    return {k: identity_value(row.get(k)) for k in IDENTITY_FIELDS}
+    return {k: identity_value(row.get(k)) for k in LIKE}
 
 
 def identity_diff(base: Any, other: Any) -> dict[str, tuple[Any, Any]]:
     """Fields whose values differ (both recorded): ``{field: (base value, other value)}``."""
     a, b = identity_of(base), identity_of(other)
-    return {k: (a[k], b[k]) for k in IDENTITY_FIELDS if a[k] is not None and b[k] is not None and a[k] != b[k]}
+    return {k: (a[k], b[k]) for k in LIKE if a[k] is not None and b[k] is not None and a[k] != b[k]}
 
 
 def differing(rows: list[Any]) -> dict[str, list[Any]]:
     """The identity fields on which ``rows`` disagree, each with its distinct values in order."""
     out: dict[str, list[Any]] = {}
-    for k in IDENTITY_FIELDS:
+    for k in LIKE:
         values = list(dict.fromkeys(v for v in (identity_value(r.get(k)) for r in rows) if v is not None))
         if len(values) > 1:
             out[k] = values
@@ -308,24 +271,6 @@ def _best(table: pd.DataFrame) -> dict[str, str]:
             continue
         best[m.name] = str(table.loc[finite.idxmax() if m.better == "higher" else finite.idxmin(), "variant"])
     return best
-
-
-def write_csv(c: Comparison, out_dir: Path) -> Path:
-    """``comparison.csv``: one row per variant; per metric ``_mean, _stdev, _min, _max, _ratio``."""
-    path = out_dir / "comparison.csv"
-    c.table.to_csv(path, index=False, float_format="%.6g")
-    return path
-
-
-def write_outputs(c: Comparison, out_dir: Path, plots: bool = True) -> list[str]:
-    """``comparison.csv`` and (``plots``) the three PNGs into ``out_dir``; returns notes on
-    what a plot had to leave out. matplotlib is imported only here, only for plots."""
-    write_csv(c, out_dir)
-    if not plots:
-        return []
-    from dnnbench.metrics import plots as plotting
-
-    return plotting.write_all(c, out_dir)[1]
 
 
 def fresh_dir(output_dir: str | Path, name: str) -> Path:

@@ -1,1 +1,0 @@
-"""Recorders (requests, steps, system), aggregation and CSV reports."""
