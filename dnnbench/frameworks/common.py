@@ -155,6 +155,8 @@ class TrainerBase:
     the training config. Subclasses implement :meth:`step`."""
 
     needs_model = True
+    #: the optimizer whose state a checkpoint saves (None: a trainer without one)
+    optimizer: Any = None
 
     def __init__(self, model: Any, device: Any, config: Any):
         self.model = model

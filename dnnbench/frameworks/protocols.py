@@ -42,6 +42,7 @@ class Trainer(Protocol):
 
     needs_model: ClassVar[bool]
     model: Any
+    optimizer: Any  # what a checkpoint saves besides the model; None without one
 
     def setup(self) -> None:
         """Called once before the first epoch."""

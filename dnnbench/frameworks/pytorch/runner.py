@@ -227,7 +227,7 @@ class PyTorchRunner:
         verify it is equal (see :func:`dnnbench.frameworks.phases.round_trip`)."""
         ck = self.config.checkpoint
         state: dict[str, Any] = {"model": _unwrap(self._model()).state_dict()}
-        optimizer = getattr(self.trainer, "optimizer", None)  # read/emulate trainers have none
+        optimizer = self.trainer.optimizer  # None: read/emulate trainers have none
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
         if ck.size_MiB > 0:

@@ -183,7 +183,7 @@ class TensorFlowRunner:
         ck = self.config.checkpoint
         model = self._phase_model()
         state = {f"model/{i}": v.numpy() for i, v in enumerate(model.weights)}
-        optimizer = getattr(self.trainer, "optimizer", None)  # read/emulate trainers have none
+        optimizer = self.trainer.optimizer  # None: read/emulate trainers have none
         if optimizer is not None:
             state.update({f"optimizer/{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
         if ck.size_MiB > 0:
