@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from dnnbench import signals
+from dnnbench.errors import Interrupted
 from dnnbench.events import Events
 from dnnbench.frameworks.protocols import Runner
 from dnnbench.metrics.steps import EpochRecord, StepRecorder
@@ -31,16 +33,19 @@ class EpochLoop:
         events: progress (a task per epoch, advanced per batch).
         coordinator: runs each epoch (several ranks: ends it together).
         clock: seconds, monotonic (tests inject their own).
+        stop_requested: whether a stop signal reached the process (:func:`dnnbench.signals.stop_requested`).
     """
 
     def __init__(self, training: Any, policy: FailurePolicy, events: Events,
-                 coordinator: Coordinator | None = None, clock: Callable[[], float] = time.perf_counter):
+                 coordinator: Coordinator | None = None, clock: Callable[[], float] = time.perf_counter,
+                 stop_requested: Callable[[], bool] = signals.stop_requested):
         self.epochs = training.epochs
         self.max_steps = training.max_steps
         self.policy = policy
         self.events = events
         self.coordinator = coordinator or SingleProcess()
         self.clock = clock
+        self.stop_requested = stop_requested
 
     def train(self, runner: Runner, facts: RunFacts, cache: Callable[[], str]) -> None:
         """Every epoch, recorded into ``facts`` as it goes (an error leaves what was measured).
@@ -87,6 +92,10 @@ class EpochLoop:
         clock, t_req, step = self.clock, rec.start, 0
         for batch in it:
             t_got = clock()
+            if self.stop_requested():
+                # a stop signal whose exception Python swallowed: one that landed in a callback whose
+                # errors are only printed (os.fork's at-fork handlers, as a loader starts its workers)
+                raise Interrupted()
             if batch.failures:
                 self.policy.on_failures(rec, batch.failures)
             loss = runner.step(batch)

@@ -12,7 +12,7 @@ import pytest
 
 from dnnbench.config.schema import DatasetConfig, TrainingConfig
 from dnnbench.data import failures
-from dnnbench.errors import SampleError, StorageError
+from dnnbench.errors import Interrupted, SampleError, StorageError
 from dnnbench.frameworks.common import Failure
 from dnnbench.frameworks.protocols import Runner
 from dnnbench.metrics.report import RunFacts
@@ -111,6 +111,13 @@ class Events:
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: self.calls.append((name, *args))
+
+
+@pytest.fixture(autouse=True)
+def _no_stop_signal():
+    from dnnbench import signals
+
+    signals.reset()  # another test's stop signal is not this loop's
 
 
 def _facts(tmp_path: Path) -> RunFacts:
@@ -267,3 +274,17 @@ def test_each_epoch_runs_through_the_coordinator(tmp_path):
     EpochLoop(TrainingConfig(epochs=3), policy, events, coord, clock=clock).train(runner, facts, lambda: "unknown")
     assert (coord.epochs, coord.entered, runner.scopes) == (3, 3, 3)
     assert [r.steps for r in facts.epochs] == [2, 2, 2]
+
+
+def test_a_stop_signal_whose_exception_was_swallowed_still_ends_the_epoch(tmp_path):
+    """A SIGTERM that lands while the loader forks its workers raises inside an at-fork handler,
+    where Python only prints the exception: the noted stop ends the run at the next batch."""
+    clock, stops = Clock(), iter([False, False, True])
+    runner = FakeRunner(clock, [FakeBatch(4, 100)] * 5)
+    events = Events()
+    loop = EpochLoop(TrainingConfig(epochs=2), FailurePolicy(DatasetConfig(), events, Skipped()), events,
+                     clock=clock, stop_requested=lambda: next(stops))
+    facts = _facts(tmp_path)
+    with pytest.raises(Interrupted):
+        loop.train(runner, facts, lambda: "unknown")
+    assert (facts.epochs[0].steps, runner.stepped, runner.ended) == (2, 2, [0])

@@ -175,3 +175,37 @@ def test_pytorch_runner_is_a_runner(tmp_path):
 
     runner = PyTorchRunner(_config(), _index([1]), FileSystemStorage(StorageConfig(root=str(tmp_path))))
     assert isinstance(runner, Runner) and isinstance(ReadTrainer(None, torch.device("cpu"), None), Trainer)
+
+
+def test_a_stop_signal_while_the_workers_start_ends_the_epoch_once_they_are_up():
+    """Workers fork inside iter(loader): a stop signal's exception raised there (in os.fork's
+    at-fork handlers) would be lost, so the signal is held and the epoch ends afterwards."""
+    import os
+    import signal
+
+    from dnnbench import signals
+    from dnnbench.errors import Interrupted
+    from dnnbench.frameworks.pytorch.runner import start_workers
+
+    class Loader:
+        started = False
+
+        def __iter__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # its handler runs here, as in an at-fork handler
+            Loader.started = True
+            return iter([])
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        try:
+            start_workers(Loader())
+            ended = "not at all"
+        except Interrupted:
+            ended = "after the workers started"
+        except KeyboardInterrupt:
+            ended = "while they started"
+        assert ended == "after the workers started" and Loader.started and signals.stop_requested()
+        assert start_workers([]) is not None  # no signal: the iterator
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signals.reset()

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from dnnbench import signals
 from dnnbench.data.index import SampleIndex
-from dnnbench.errors import ConfigError
+from dnnbench.errors import ConfigError, Interrupted
 from dnnbench.frameworks.common import PHASE_MODEL, build_model, mark_epoch
 from dnnbench.frameworks.phases import INFER_EPOCH, InferTally, Serialiser, round_trip
 from dnnbench.frameworks.results import CheckpointResult, InferResult
@@ -84,9 +85,26 @@ def stop_workers(it: Any) -> None:
         w.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
+def start_workers(loader: DataLoader) -> Any:
+    """``iter(loader)``, which forks the loader's workers, with stop signals held: a stop
+    signal's exception raised inside os.fork's at-fork handlers would only be printed, and the
+    run would go on. One that arrives meanwhile ends the epoch as soon as the workers are up.
+
+    Raises:
+        Interrupted: a stop signal arrived while the workers started.
+    """
+    with signals.held() as held:
+        it = iter(loader)
+    if held.received:
+        stop_workers(it)
+        raise Interrupted()
+    return it
+
+
 class _WorkerInit:
     """Picklable worker_init_fn: per-worker seeds, one intra-op thread, the batch ring's size,
-    the recorder's worker id, and a SIGTERM that ends the worker cleanly."""
+    the recorder's worker id, a SIGTERM that ends the worker cleanly, and Ctrl-C as Python's
+    default (the worker was forked while the parent held stop signals: see :func:`start_workers`)."""
 
     def __init__(self, seed: int, storage: Storage, ring_slots: int):
         self.seed = seed
@@ -95,6 +113,8 @@ class _WorkerInit:
 
     def __call__(self, worker_id: int) -> None:
         signal.signal(signal.SIGTERM, _stop_worker)
+        if callable(signal.getsignal(signal.SIGINT)):  # forked while the parent held stop signals
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: torch's loop ends quietly
         torch.set_num_threads(1)
         ring.configure(self.ring_slots)
         np.random.seed((self.seed + worker_id) % 2**32)
@@ -170,7 +190,7 @@ class PyTorchRunner:
         mark_epoch(self.storage, epoch)
         if not self.config.framework.persistent_workers:
             ring.release()  # the last epoch's workers (and their batch buffers) are gone
-        return iter(self.loader)
+        return start_workers(self.loader)
 
     def epoch_scope(self) -> AbstractContextManager | None:
         """DDP's Join around an epoch's steps (see the trainer's ``uneven_inputs``)."""
@@ -207,7 +227,7 @@ class PyTorchRunner:
                             **self._worker_args(persistent=False))
         model.eval()
         tally = InferTally()
-        it = iter(loader)
+        it = start_workers(loader)
         try:
             with torch.no_grad():
                 for batch in tally.batches(it):
