@@ -82,3 +82,8 @@ class RunFailed(BenchError):
 
 class RecordingError(OSError):
     """The request log could not be written (a full disk): the run cannot be measured."""
+
+
+#: ends the message of an error raised on one rank for another rank's failure
+#: (:func:`dnnbench.run.coordinator.rebuild`); the rank aggregate recognises such relayed errors
+RELAYED = " (from rank {rank})"

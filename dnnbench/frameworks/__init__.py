@@ -1,9 +1,18 @@
 """Framework adapters. Each framework lives in its own subpackage and is imported
-only by runs that use it (torch under ``pytorch/``, tensorflow under ``tensorflow/``)."""
+only by runs that use it (torch under ``pytorch/``, tensorflow under ``tensorflow/``).
+What they share, and the interfaces they implement, are framework-neutral modules here
+(:mod:`.protocols`, :mod:`.common`, :mod:`.phases`, :mod:`.threads`)."""
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dnnbench.data.index import SampleIndex
+    from dnnbench.frameworks.protocols import Runner
+    from dnnbench.storage.base import Storage
 
 FRAMEWORK_RUNNERS = {
     "pytorch": "dnnbench.frameworks.pytorch.runner:PyTorchRunner",
@@ -11,6 +20,14 @@ FRAMEWORK_RUNNERS = {
 }
 
 _verbose_logs = False
+
+
+def create_runner(config: Any, index: SampleIndex, storage: Storage) -> Runner:
+    """The runner of ``framework.name`` (its framework imported now), set up for ``index``."""
+    module, _, cls = FRAMEWORK_RUNNERS[config.framework.name].partition(":")
+    runner = getattr(importlib.import_module(module), cls)(config, index, storage)
+    runner.setup()
+    return runner
 
 
 def set_verbose_logs(on: bool) -> None:

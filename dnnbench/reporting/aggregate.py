@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from dnnbench.distributed import RELAYED
+from dnnbench.errors import RELAYED
 from dnnbench.reporting.columns import CATALOGUE, Column
 
 Rows = list[dict[str, Any]]
@@ -103,7 +103,7 @@ def _status(rows: Rows, col: Column) -> Any:
 
 
 def _relayed(reason: Any) -> bool:
-    """Did this rank stop for another rank's error (see :func:`dnnbench.distributed.rebuild`)?"""
+    """Did this rank stop for another rank's error (see :func:`dnnbench.run.coordinator.rebuild`)?"""
     return isinstance(reason, str) and _RELAYED_RE.search(reason) is not None
 
 

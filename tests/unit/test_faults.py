@@ -107,7 +107,7 @@ def test_outage_ends_the_run_whatever_on_error_says(tiny_root, write_config, mon
     monkeypatch.setattr(_Flaky, "reads", 0)
     cfg = load_config(write_config(tiny_root, dataset={"on_error": on_error}, training={"epochs": 3}))
     ex = Executor(cfg)
-    monkeypatch.setattr("dnnbench.executor.create_storage", lambda config, recorder=None: _Flaky(config, recorder))
+    monkeypatch.setattr("dnnbench.run.prepare.create_storage", lambda config, recorder=None: _Flaky(config, recorder))
     out = ex.run()
     assert out.exit_code == 1 and out.row["status"] == "failed" and out.row["failed_phase"] == "train"
     assert isinstance(out.error, StorageError) and "storage failed" in str(out.error)
@@ -309,7 +309,7 @@ def test_full_disk_leaves_the_status_row_and_no_temporary_files(tiny_root, write
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "results" / "x" / "requests.csv"))
 
-    monkeypatch.setattr("dnnbench.executor.build_reports", full)
+    monkeypatch.setattr("dnnbench.run.writer.build_reports", full)
     cfg = write_config(tiny_root, framework={"num_workers": 2})
     assert main(["-q", "--config", str(cfg), "--run-id", "full"]) == 1
     err = capsys.readouterr().err

@@ -9,7 +9,6 @@ name the key without a worker traceback.
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 import numpy as np
@@ -17,33 +16,19 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 from dnnbench import failures
-from dnnbench.data import decode
-from dnnbench.data.decode import DecodeError, decode_image
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
 from dnnbench.data.split import split
+from dnnbench.frameworks import common
+from dnnbench.frameworks.common import Failure, ImageTransform, decode_timed, mark_epoch, read_sample
 from dnnbench.frameworks.pytorch import ring
-from dnnbench.recording.requests import get_recorder
 from dnnbench.registry import DATASETS
 from dnnbench.storage.base import Storage
 
 
-class Failure:
-    """A sample that could not be read or decoded (picklable)."""
-
-    __slots__ = ("key", "reason")
-
-    def __init__(self, key: str, reason: str):
-        self.key = key
-        self.reason = reason
-
-    def __reduce__(self):
-        return Failure, (self.key, self.reason)
-
-
 @DATASETS.register("image_folder", framework="pytorch",
                    aliases=("TorchImageClassificationDataset", "MapStyleDataset"))
-class ImageFolderDataset(Dataset):
+class ImageFolderDataset(ImageTransform, Dataset):
     """Map-style: one storage read per sample, decoded with OpenCV to image_dimension.
 
     Subclass and override :meth:`transform` to change what happens to the bytes.
@@ -66,36 +51,16 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def transform(self, data: bytes) -> np.ndarray:
-        """Bytes -> array. Default: decode to (H, W, C) uint8, or raw bytes for decode none."""
-        if self.decode == "none":
-            return np.frombuffer(data, dtype=np.uint8)
-        return decode_image(data, self.decode, self.size)
-
     def __getitem__(self, item: Any) -> Any:
         if isinstance(item, tuple):
             epoch, i = item
-            rec = get_recorder(self.storage.recorder_spec)
-            if rec is not None:
-                rec.epoch = epoch
+            mark_epoch(self.storage, epoch)
         else:
             i = item
-        key = self.keys[i]
-        too_big = decode.too_large(self.sizes[i], self.decode)
-        if too_big:
-            return Failure(key, failures.BAD_DECODE + too_big)
-        try:
-            data, row = self.storage.get(key)
-        except Exception as e:  # named in the main process, no worker traceback
-            return Failure(key, failures.read_failure(e))
-        t0 = time.perf_counter()
-        try:
-            sample = self.transform(data)
-        except DecodeError as e:
-            return Failure(key, failures.BAD_DECODE + str(e))
-        if row is not None:
-            row[9] = time.perf_counter() - t0
-        return sample, self.labels[i], len(data)
+        sample, nbytes, reason, _ = read_sample(self.storage, self.keys[i], self.sizes[i], self.decode, self.transform)
+        if reason:  # named in the main process, no worker traceback
+            return Failure(self.keys[i], reason)
+        return sample, self.labels[i], nbytes
 
     def __getitems__(self, items: list[Any]) -> Any:
         """Batched fetch (the DataLoader calls this when it exists). After a failure that ends
@@ -108,9 +73,7 @@ class ImageFolderDataset(Dataset):
                     break
             return out
         if items and isinstance(items[0], tuple):
-            rec = get_recorder(self.storage.recorder_spec)
-            if rec is not None:
-                rec.epoch = items[0][0]
+            mark_epoch(self.storage, items[0][0])
             idx = [i for _, i in items]
         else:
             idx = list(items)
@@ -141,7 +104,7 @@ class RawBytesDataset(ImageFolderDataset):
         return np.frombuffer(data, dtype=np.uint8)
 
 
-class _Iterable(IterableDataset):
+class _Iterable(ImageTransform, IterableDataset):
     """Base of the iterable datasets: split by rank then worker inside ``__iter__``.
 
     The epoch reaches workers without shared state: a fresh worker copy sees the
@@ -159,8 +122,7 @@ class _Iterable(IterableDataset):
         self.rank, self.world = rank, world
         self.epoch = 0
         self._iters = 0
-        self.decoder = ImageFolderDataset.__new__(ImageFolderDataset)
-        self.decoder.decode, self.decoder.size = config.decode, tuple(config.image_dimension)
+        self.decode, self.size = config.decode, tuple(config.image_dimension)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -173,13 +135,8 @@ class _Iterable(IterableDataset):
         else:
             epoch, worker, workers = self.epoch + self._iters, info.id, info.num_workers
             self._iters += 1
-        rec = get_recorder(self.storage.recorder_spec)
-        if rec is not None:
-            rec.epoch = epoch
+        mark_epoch(self.storage, epoch)
         return epoch, worker, workers
-
-    def transform(self, data: bytes) -> np.ndarray:
-        return self.decoder.transform(data)
 
 
 class SequentialDataset(_Iterable):
@@ -188,28 +145,14 @@ class SequentialDataset(_Iterable):
     def __iter__(self):
         _, worker, workers = self._begin()
         for i in split(len(self.keys), self.rank, self.world, worker, workers):
-            key = self.keys[i]
-            too_big = decode.too_large(self.sizes[i], self.decoder.decode)
-            if too_big:
-                yield Failure(key, failures.BAD_DECODE + too_big)
+            sample, nbytes, reason, _ = read_sample(self.storage, self.keys[i], self.sizes[i], self.decode,
+                                                    self.transform)
+            if not reason:
+                yield sample, self.labels[i], nbytes
                 continue
-            try:
-                data, row = self.storage.get(key)
-            except Exception as e:  # named in the main process, no worker traceback
-                reason = failures.read_failure(e)
-                yield Failure(key, reason)
-                if failures.is_fatal(reason):
-                    return  # the run ends: reading on would wait out the retries for every sample
-                continue
-            t0 = time.perf_counter()
-            try:
-                sample = self.transform(data)
-            except DecodeError as e:
-                yield Failure(key, failures.BAD_DECODE + str(e))
-                continue
-            if row is not None:
-                row[9] = time.perf_counter() - t0
-            yield sample, self.labels[i], len(data)
+            yield Failure(self.keys[i], reason)  # named in the main process, no worker traceback
+            if failures.is_fatal(reason):
+                return  # the run ends: reading on would wait out the retries for every sample
 
 
 class ShardDataset(_Iterable):
@@ -229,11 +172,8 @@ class ShardDataset(_Iterable):
         for s in mine:
             try:
                 for name, data, label, nbytes in iter_shard(self.storage, self.keys[s]):
-                    try:
-                        item = (self.transform(data), label, nbytes)
-                    except DecodeError as e:
-                        item = Failure(f"{self.keys[s]}:{name}", failures.BAD_DECODE + str(e))
-                    buffer.append(item)
+                    sample, reason = decode_timed(self.transform, data, None)
+                    buffer.append(Failure(f"{self.keys[s]}:{name}", reason) if reason else (sample, label, nbytes))
                     if len(buffer) >= self.shuffle_buffer:
                         j = rng.randrange(len(buffer))
                         buffer[j], buffer[-1] = buffer[-1], buffer[j]
@@ -316,20 +256,15 @@ class EpochBatchSampler(Sampler):
             yield [(epoch, i) for i in order[start:start + b]]
 
 
-class Batch:
+class Batch(common.Batch):
     """One collated batch: data (a tensor), labels and offsets (numpy: sent inline,
     not as extra shared-memory tensors), bytes read, and failed samples. ``ticket`` names
     the ring slot holding ``data`` in a loader worker (see :mod:`.ring`)."""
 
-    __slots__ = ("data", "labels", "nbytes", "samples", "failures", "offsets", "ticket")
+    __slots__ = ("ticket",)
 
     def __init__(self, data, labels, nbytes, samples, failures, offsets=None, ticket=None):
-        self.data = data
-        self.labels = labels
-        self.nbytes = nbytes
-        self.samples = samples
-        self.failures = failures
-        self.offsets = offsets
+        super().__init__(data, labels, nbytes, samples, failures, offsets)
         self.ticket = ticket
 
     def __reduce__(self):

@@ -14,31 +14,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from dnnbench.frameworks.common import TrainerBase
 from dnnbench.registry import TRAINERS
 
 
-class Trainer:
+class Trainer(TrainerBase):
     """Base trainer: holds the model, the device and the training config."""
 
-    needs_model = True
-
     def __init__(self, model: nn.Module | None, device: torch.device, config: Any):
-        self.model = model
-        self.device = device
-        self.config = config
+        super().__init__(model, device, config)
         self.non_blocking = device.type == "cuda"
-
-    def setup(self) -> None:
-        """Called once before the first epoch."""
-
-    def step(self, batch: Any) -> float | None:
-        """Consume one batch; return the loss if there is one."""
-        raise NotImplementedError
-
-    def uneven_inputs(self) -> AbstractContextManager | None:
-        """Multi-rank: the context around one epoch's steps when the steps hold collectives
-        (an all-reduce) and the ranks' step counts may differ; None when they hold none."""
-        return None
 
     def synchronize(self) -> None:
         """Wait for queued device work, so compute time is measured, not just launched."""

@@ -10,21 +10,25 @@ interleave stream) as ``worker``, the epoch and the decode time.
 Elements carry the bytes each sample returned, so the main loop knows exactly how
 many bytes each step consumed; a sample that cannot be read or decoded travels as
 a failure (its key and reason) instead of stopping tf.data with a traceback.
+
+A :class:`~dnnbench.frameworks.common.Batch`'s ``data`` is a uint8 NHWC tensor for decoded
+images. Raw bytes (decode none) come as a flat uint8 tensor cut by ``offsets`` (read_unit
+batch, as PyTorch's raw batches) or as a tf.string vector, one element per sample
+(read_unit sample; ``offsets`` None); ``labels`` is an int64 tensor.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 from dnnbench import failures
-from dnnbench.data import decode
-from dnnbench.data.decode import DecodeError, channels, decode_image
+from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
 from dnnbench.data.split import split
+from dnnbench.frameworks.common import Batch, Failure, ImageTransform, decode_timed, read_sample
 from dnnbench.frameworks.tensorflow._tf import tf
 from dnnbench.frameworks.tensorflow.plan import AUTOTUNE, LoaderPlan, WorkerIds
 from dnnbench.registry import DATASETS
@@ -33,42 +37,9 @@ from dnnbench.storage.base import Storage
 _NO_STREAM = -1
 
 
-class Failure:
-    """A sample that could not be read or decoded."""
-
-    __slots__ = ("key", "reason")
-
-    def __init__(self, key: str, reason: str):
-        self.key = key
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"Failure({self.key!r}, {self.reason!r})"
-
-
-class Batch:
-    """One batch: ``data``, ``labels`` (int64 tensor), bytes read, samples and failures.
-
-    ``data`` is a uint8 NHWC tensor for decoded images. Raw bytes (decode none) come as
-    a flat uint8 tensor cut by ``offsets`` (read_unit batch, as PyTorch's raw batches) or
-    as a tf.string vector, one element per sample (read_unit sample; ``offsets`` None).
-    """
-
-    __slots__ = ("data", "labels", "nbytes", "samples", "failures", "offsets")
-
-    def __init__(self, data, labels, nbytes: int, samples: int, failures: list[Failure],
-                 offsets: np.ndarray | None = None):
-        self.data = data
-        self.labels = labels
-        self.nbytes = nbytes
-        self.samples = samples
-        self.failures = failures
-        self.offsets = offsets
-
-
 @DATASETS.register("image_folder", framework="tensorflow",
                    aliases=("TorchImageClassificationDataset", "MapStyleDataset"))
-class ImageFolderDataset:
+class ImageFolderDataset(ImageTransform):
     """One storage read per sample, decoded with OpenCV to image_dimension.
 
     Subclass and override :meth:`transform` (and :meth:`sample_shape` when the
@@ -91,13 +62,7 @@ class ImageFolderDataset:
     def __len__(self) -> int:
         return len(self.keys)
 
-    # -- what happens to the bytes --------------------------------------------
-    def transform(self, data: bytes) -> np.ndarray:
-        """Bytes -> array. Default: decode to (H, W, C) uint8, or raw bytes for decode none."""
-        if self.decode == "none":
-            return np.frombuffer(data, dtype=np.uint8)
-        return decode_image(data, self.decode, self.size)
-
+    # -- what happens to the bytes (and transform(), inherited) ---------------
     def sample_shape(self) -> tuple[int, ...] | None:
         """Shape of one transformed sample; None for variable-length raw bytes."""
         if self.raw:
@@ -105,34 +70,17 @@ class ImageFolderDataset:
         return (*self.size, channels(self.decode))
 
     # -- reads (run in tf.data's threads) ------------------------------------
-    def _get(self, key: str, epoch: int, worker: int) -> tuple[np.ndarray | bytes | None, int, str]:
-        """Read and transform one sample: (array, bytes read, "" or the failure reason).
-
-        Raw bytes with the built-in transform stay bytes, and no decode time is recorded
-        (as for PyTorch's raw batches)."""
-        try:
-            data, row = self.storage.get(key)
-        except Exception as e:  # named in the main process, no thread traceback
-            return None, 0, failures.read_failure(e)
-        if self._builtin_raw:
-            if row is not None:
-                row[3], row[4] = worker, epoch
-            return data, len(data), ""
-        t0 = time.perf_counter()
-        try:
-            sample = self.transform(data)
-        except DecodeError as e:
-            return None, 0, failures.BAD_DECODE + str(e)
-        if row is not None:
-            row[3], row[4], row[9] = worker, epoch, time.perf_counter() - t0
-        return sample, len(data), ""
-
     def _read(self, i: int, epoch: int, worker: int) -> tuple[np.ndarray | bytes | None, int, str]:
-        """:meth:`_get` of sample ``i``, unless it is too large to decode (then not read)."""
-        too_big = decode.too_large(int(self.sizes[i]), self.decode)
-        if too_big:
-            return None, 0, failures.BAD_DECODE + too_big
-        return self._get(self.keys[i], epoch, worker)
+        """Read and transform sample ``i`` (not read when too large to decode): (array, bytes
+        read, "" or the failure reason). Raw bytes with the built-in transform stay bytes, and
+        no decode time is recorded (as for PyTorch's raw batches)."""
+        sample, n, reason, row = read_sample(self.storage, self.keys[i], int(self.sizes[i]), self.decode,
+                                             None if self._builtin_raw else self.transform)
+        if reason:
+            return None, 0, reason
+        if row is not None:
+            row[3], row[4] = worker, epoch
+        return sample, n, ""
 
     def read_sample(self, i: int, worker: int, epoch: int) -> tuple[np.ndarray | bytes, np.int64, np.int64, bytes]:
         """One sample: (array, or bytes when raw; label; bytes read or -1 on failure; failure reason)."""
@@ -340,11 +288,10 @@ class ShardDataset(ImageFolderDataset):
                         yield {"key": key, "data": data, "labels": np.int64(label), "nbytes": np.int64(nbytes),
                                "error": b""}
                         continue
-                    try:
-                        sample = self.transform(data)
-                    except DecodeError as e:
+                    sample, reason = decode_timed(self.transform, data, None)
+                    if reason:
                         yield {"key": key, "data": empty, "labels": np.int64(label), "nbytes": np.int64(-1),
-                               "error": (failures.BAD_DECODE + str(e)).encode("utf-8", "replace")}
+                               "error": reason.encode("utf-8", "replace")}
                         continue
                     if shape is None and not isinstance(sample, bytes):
                         sample = np.asarray(sample, dtype=np.uint8).tobytes()

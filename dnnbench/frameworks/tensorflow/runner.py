@@ -1,6 +1,8 @@
 """Builds the TensorFlow pieces of a run (device, dataset, tf.data pipeline, Keras model,
-trainer) and hands the executor one iterator of batches per epoch: the same
-interface as :class:`dnnbench.frameworks.pytorch.runner.PyTorchRunner`.
+trainer) and hands the epoch loop one iterator of batches per epoch: the same
+interface as :class:`dnnbench.frameworks.pytorch.runner.PyTorchRunner`
+(:class:`dnnbench.frameworks.protocols.Runner`). How samples are read per ``dataset.access``
+is :mod:`.access`'s.
 
 One framework per process: this module never imports torch, and refuses to run
 inside a PyTorch DataLoader worker (TensorFlow after a fork deadlocks).
@@ -11,20 +13,21 @@ from __future__ import annotations
 import dataclasses
 import io
 import sys
-import time
-from typing import Any, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Generator
 
 import numpy as np
 
-from dnnbench import failures
-from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
-from dnnbench.errors import ConfigError, PluginError, RunFailed
+from dnnbench.errors import ConfigError, RunFailed
+from dnnbench.frameworks.common import PHASE_MODEL, build_model, mark_epoch
+from dnnbench.frameworks.phases import INFER_EPOCH, InferTally, Serialiser, round_trip
+from dnnbench.frameworks.results import CheckpointResult, InferResult
 from dnnbench.frameworks.tensorflow._tf import keras, tf
-from dnnbench.frameworks.tensorflow.datasets import Batch, ImageFolderDataset, ShardDataset
-from dnnbench.frameworks.tensorflow.plan import LoaderPlan, epoch_order, samples_per_epoch, steps_per_epoch
-from dnnbench.recording.requests import get_recorder
-from dnnbench.registry import DATASETS, MODELS, TRAINERS
+from dnnbench.frameworks.tensorflow.access import Access, access_for
+from dnnbench.frameworks.tensorflow.datasets import Batch, ImageFolderDataset
+from dnnbench.frameworks.tensorflow.plan import LoaderPlan
+from dnnbench.registry import TRAINERS
 from dnnbench.storage.base import Storage
 
 
@@ -73,7 +76,8 @@ def apply_intra_op_threads(setting: int | str) -> str:
 
 
 class TensorFlowRunner:
-    """One TensorFlow run: ``setup()``, then ``epoch(e)`` per epoch, then ``close()``."""
+    """One TensorFlow run (a :class:`dnnbench.frameworks.protocols.Runner`): ``setup()``, then
+    ``epoch(e)`` per epoch, then ``close()``."""
 
     framework = "tensorflow"
 
@@ -82,8 +86,8 @@ class TensorFlowRunner:
         self.index = index
         self.storage = storage
         self.plan = LoaderPlan.from_config(config)
-        self.dataset = None
-        self.trainer = None
+        self.access: Access | None = None
+        self.trainer: Any = None
         self.device = "/CPU:0"
         self.threads_note = ""
 
@@ -93,21 +97,10 @@ class TensorFlowRunner:
         self.threads_note = apply_intra_op_threads(cfg.framework.intra_op_threads)
         keras.utils.set_random_seed(cfg.execution.seed)
         self.device = resolve_device(cfg.execution.device)
-        access = cfg.dataset.access
-        if access == "shards":
-            # shard order is shuffled per epoch from the seed, samples mixed in dataset.shuffle_buffer
-            self.plan = dataclasses.replace(self.plan, shuffle=True, shuffle_buffer=None)
-            self.dataset = ShardDataset(self.index, self.storage, cfg.dataset,
-                                        shuffle_buffer=cfg.dataset.shuffle_buffer)
-        else:
-            if access == "sequential":  # listing order, no shuffle, deterministic
-                self.plan = dataclasses.replace(self.plan, shuffle=False, shuffle_buffer=None, deterministic=True)
-            dataset_cls = DATASETS.get(cfg.dataset.name, "tensorflow")
-            self.dataset = dataset_cls(index=self.index, storage=self.storage, config=cfg.dataset)
+        self.access = access_for(cfg, self.index, self.storage, self.plan)
+        self.plan = self.access.plan
         trainer_cls = TRAINERS.get(cfg.training.trainer, "tensorflow")
-        model = None
-        if getattr(trainer_cls, "needs_model", True):
-            model = self._model()
+        model = self._model() if trainer_cls.needs_model else None
         self.trainer = trainer_cls(model=model, device=self.device, config=cfg.training)
         self.trainer.setup()
         # one live client for the whole process, made here rather than raced for by
@@ -115,67 +108,30 @@ class TensorFlowRunner:
         _ = self.storage.client
 
     def _model(self, why: str | None = None) -> keras.Model:
-        cfg = self.config
-        in_ch = channels(cfg.dataset.decode)
-        if in_ch == 0:
-            raise ConfigError(why or f"trainer {cfg.training.trainer!r} needs decoded images",
-                              reference="dataset.decode", hint="use rgb or gray")
-        model_cls = MODELS.get(cfg.model.name, "tensorflow")
-        try:
-            with tf.device(self.device):
-                return model_cls(in_channels=in_ch, num_classes=max(2, len(self.index.classes)),
-                                 image_size=tuple(cfg.dataset.image_dimension), **cfg.model.options)
-        except TypeError as e:
-            raise PluginError(f"model {cfg.model.name!r} rejected its options: {e}",
-                              reference="model.options") from None
+        return build_model(self.config, "tensorflow", len(self.index.classes), why, tf.device(self.device))
 
-    def _shard_samples(self) -> int | None:
-        """Samples in all shards (None when unknown: shards packed without index.json)."""
-        counts = getattr(self.index, "shard_samples", None) or [None]
-        return None if None in counts else int(sum(counts))
-
-    def steps_per_epoch(self) -> int | None:
-        p = self.plan
-        n = self._shard_samples() if self.config.dataset.access == "shards" else len(self.index)
-        return None if n is None else steps_per_epoch(n, p.batch_size, p.drop_last, p.limit)
+    @property
+    def dataset(self) -> Any:
+        return self.access.dataset if self.access is not None else None
 
     def samples_per_epoch(self) -> int | None:
         """Samples in a full epoch (for shards: the packed sample count, None when unknown,
         as under PyTorch)."""
-        p = self.plan
-        if self.config.dataset.access == "shards":
-            return self._shard_samples()
-        return samples_per_epoch(len(self.index), p.batch_size, p.drop_last, p.limit)
+        return self.access.samples_per_epoch()
 
     def expected_epoch_bytes(self, epoch: int) -> int | None:
         """The bytes ``epoch`` must read, for the byte self-check; None when epochs are partial
         by configuration (max_steps, drop_last). One process reads every row (rank 0 of 1):
         all listed objects, or for shards all shards (their tar bytes)."""
-        p = self.plan
-        if self.config.dataset.access == "shards":
-            n = self._shard_samples()
-            if p.drop_last or (p.limit is not None and (n is None or p.limit < n)):
-                return None
-            return self.index.total_bytes
-        if self.samples_per_epoch() != len(self.index):
-            return None
-        return self.index.total_bytes
+        return self.access.expected_epoch_bytes(epoch)
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
-        """Batches of one epoch; the executor times every ``next``."""
-        p = self.plan
-        rec = get_recorder(self.storage.recorder_spec)
-        if rec is not None:
-            rec.epoch = epoch
-        if isinstance(self.dataset, ShardDataset):
-            order = self.dataset.shard_order(p.seed, epoch)
-        elif p.shuffle_buffer:  # tf.data shuffles listing order itself (and applies the limit after)
-            order = epoch_order(len(self.index), False, p.seed, epoch)
-        else:
-            order = epoch_order(len(self.index), p.shuffle, p.seed, epoch, p.limit)
-        return self._batches(self.dataset.pipeline(order, epoch, p), self.dataset)
+    def epoch(self, epoch: int) -> Generator[Batch, None, None]:
+        """Batches of one epoch; the epoch loop times every ``next``."""
+        mark_epoch(self.storage, epoch)
+        order = self.access.order(epoch)
+        return self._batches(self.dataset.pipeline(order, epoch, self.plan), self.dataset)
 
-    def _batches(self, pipeline: tf.data.Dataset, dataset: Any) -> Iterator[Batch]:
+    def _batches(self, pipeline: tf.data.Dataset, dataset: Any) -> Generator[Batch, None, None]:
         it = iter(pipeline)
         to_batch = dataset.to_batch
         try:
@@ -184,17 +140,25 @@ class TensorFlowRunner:
         finally:
             del it  # an epoch ended early: cancel tf.data's in-flight reads now
 
+    def epoch_scope(self) -> AbstractContextManager | None:
+        """None: one process, no collectives (multi-rank runs are PyTorch's)."""
+        return None
+
+    def end_epoch(self, it: Generator[Batch, None, None]) -> None:
+        """Close the epoch's iterator: an epoch that ended early cancels tf.data's in-flight reads now."""
+        it.close()
+
     def step(self, batch: Batch) -> float | None:
         return self.trainer.step(batch)
 
     # -- the optional phases -------------------------------------------------
     def _phase_model(self) -> keras.Model:
         """The trained model, or (read/emulate trainers) a freshly built one."""
-        if getattr(self.trainer, "model", None) is None:
-            self.trainer.model = self._model("the inference and checkpoint phases need a model on decoded images")
+        if self.trainer.model is None:
+            self.trainer.model = self._model(PHASE_MODEL)
         return self.trainer.model
 
-    def infer(self, index: SampleIndex) -> dict[str, Any]:
+    def infer(self, index: SampleIndex) -> InferResult:
         """Evaluate on the held-out ``index`` read through the same storage; accuracy and throughput."""
         cfg = self.config
         model = self._phase_model()
@@ -205,65 +169,26 @@ class TensorFlowRunner:
                               reduce_retracing=True)
         with tf.device(self.device):
             predict.get_concrete_function(tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8))
-        rec = get_recorder(self.storage.recorder_spec)
-        if rec is not None:
-            rec.epoch = -1  # requests of the inference phase
-        samples = nbytes = correct = failed = 0
-        t0 = time.perf_counter()
-        for batch in self._batches(dataset.pipeline(np.arange(len(index), dtype=np.int64), -1, plan), dataset):
-            failures.raise_if_fatal(batch.failures)
-            failed += len(batch.failures)
-            if not batch.samples:
-                continue
+        mark_epoch(self.storage, INFER_EPOCH)  # the requests of the inference phase
+        tally = InferTally()
+        order = np.arange(len(index), dtype=np.int64)
+        for batch in tally.batches(self._batches(dataset.pipeline(order, INFER_EPOCH, plan), dataset)):
             with tf.device(self.device):
-                correct += int(tf.reduce_sum(tf.cast(predict(batch.data) == batch.labels, tf.int32)))
-            samples += batch.samples
-            nbytes += batch.nbytes
-        seconds = time.perf_counter() - t0
-        return {"infer_samples": samples, "infer_bytes": nbytes, "infer_wall_s": seconds,
-                "infer_samples_per_s": samples / seconds if seconds > 0 else None,
-                "infer_MiB_per_s": nbytes / 2**20 / seconds if seconds > 0 else None,
-                "accuracy_percent": 100.0 * correct / samples if samples else None, "infer_failed": failed}
+                tally.correct += int(tf.reduce_sum(tf.cast(predict(batch.data) == batch.labels, tf.int32)))
+        return tally.result()
 
-    def checkpoint(self, key: str) -> dict[str, Any]:
+    def checkpoint(self, key: str) -> CheckpointResult:
         """Save model + optimizer variables (padded to checkpoint.size_MiB) to the storage as one
-        ``.npz``, load it back, verify it is equal. Save = serialise + PUT; load = GET +
-        deserialise; MB/s over PUT / GET only (as for PyTorch)."""
+        ``.npz``, load it back, verify it is equal (see :func:`dnnbench.frameworks.phases.round_trip`)."""
         ck = self.config.checkpoint
         model = self._phase_model()
         state = {f"model/{i}": v.numpy() for i, v in enumerate(model.weights)}
-        optimizer = getattr(self.trainer, "optimizer", None)
+        optimizer = self.trainer.optimizer  # None: read/emulate trainers have none
         if optimizer is not None:
             state.update({f"optimizer/{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
         if ck.size_MiB > 0:
             state["padding"] = np.random.default_rng(0).integers(0, 255, int(ck.size_MiB * 2**20), dtype=np.uint8)
-        rec = get_recorder(self.storage.recorder_spec)
-        if rec is not None:
-            rec.epoch = -2  # requests of the checkpoint phase
-        t0 = time.perf_counter()
-        buf = io.BytesIO()
-        np.savez(buf, **state)
-        data = buf.getvalue()
-        t_put = time.perf_counter()
-        self.storage.put(key, data)
-        t_saved = time.perf_counter()
-        got, _ = self.storage.get(key)
-        t_got = time.perf_counter()
-        with np.load(io.BytesIO(got), allow_pickle=False) as npz:
-            loaded = {name: npz[name] for name in npz.files}
-        t_loaded = time.perf_counter()
-        verified = got == data and loaded.keys() == state.keys() and \
-            all(np.array_equal(state[k], loaded[k]) for k in state)
-        if not ck.keep:
-            self.storage.delete(key)
-        return {"checkpoint_bytes": len(data), "checkpoint_save_s": t_saved - t0,
-                "checkpoint_load_s": t_loaded - t_saved,
-                "checkpoint_save_MB_per_s": len(data) / 1e6 / (t_saved - t_put) if t_saved > t_put else None,
-                "checkpoint_load_MB_per_s": len(data) / 1e6 / (t_got - t_saved) if t_got > t_saved else None,
-                "checkpoint_verified": "ok" if verified else "mismatch"}
-
-    def synchronize(self) -> None:
-        self.trainer.synchronize()
+        return round_trip(self.storage, key, state, NPZ_STATE, ck.keep)
 
     def describe(self) -> dict[str, Any]:
         return {"tensorflow": tf.__version__, "keras": keras.__version__, "device": self.device,
@@ -274,4 +199,23 @@ class TensorFlowRunner:
                 "intra_op_threads_source": self.threads_note}
 
     def close(self) -> None:
-        self.dataset = None
+        self.access = None
+
+
+def _save(state: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **state)
+    return buf.getvalue()
+
+
+def _load(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def _equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+#: a TensorFlow checkpoint: the variables as arrays in one ``.npz``
+NPZ_STATE = Serialiser(_save, _load, _equal)

@@ -13,30 +13,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dnnbench.frameworks.common import TrainerBase
 from dnnbench.frameworks.tensorflow._tf import keras, tf
 from dnnbench.registry import TRAINERS
 
 
-class Trainer:
-    """Base trainer: holds the model, the device and the training config."""
-
-    needs_model = True
-
-    def __init__(self, model: keras.Model | None, device: str, config: Any):
-        self.model = model
-        self.device = device
-        self.config = config
+class Trainer(TrainerBase):
+    """Base trainer: holds the model (a ``keras.Model``), the device (a TensorFlow device string)
+    and the training config."""
 
     @property
     def on_gpu(self) -> bool:
         return "GPU" in self.device.upper()
-
-    def setup(self) -> None:
-        """Called once before the first epoch."""
-
-    def step(self, batch: Any) -> float | None:
-        """Consume one batch; return the loss if there is one."""
-        raise NotImplementedError
 
     def synchronize(self) -> None:
         """Wait for queued device work, so compute time is measured, not just launched."""

@@ -1,0 +1,297 @@
+"""Who does what in a run of one process or of several ranks (torchrun): the one module that
+knows ranks. The run asks its coordinator, never which rank it is.
+
+``torchrun --nproc_per_node N benchmark.py --config F`` starts N processes with RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set. Each rank reads its own split of the
+data; rank 0 prepares the data, creates the one run directory and tells the others its name;
+every rank writes its CSVs under ``rank-K/``; rank 0 gathers the per-rank summary rows and
+writes the aggregate (:func:`dnnbench.reporting.aggregate.aggregate`). A step that can fail on one rank
+(preparing or checking the data, an epoch of DDP steps) ends in :meth:`RankGroup.agree`, so a
+failure anywhere ends every rank with that error instead of leaving the others blocked in a
+collective.
+
+:class:`SingleProcess` offers the same methods for a run of one process (rank 0 of 1), doing
+the single-process thing. torch is imported only by :class:`RankGroup` (WORLD_SIZE > 1).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, TypeVar
+
+from dnnbench import errors
+from dnnbench.errors import RELAYED, BenchError, ConfigError, RunFailed
+from dnnbench.events import Events, NullEvents
+from dnnbench.reporting.aggregate import aggregate
+from dnnbench.results import create_run_dir
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def detect() -> DistInfo:
+    """Read the launcher's environment (torchrun sets it); a single process otherwise."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        return DistInfo()
+    return DistInfo(rank, world, local) if world > 1 else DistInfo()
+
+
+class Coordinator(Protocol):
+    """What the run asks of its process group."""
+
+    info: DistInfo
+
+    def speaker(self, events: Events) -> Events:
+        """The events this process reports to (rank 0 speaks for the run)."""
+
+    def each(self, work: Callable[[], T], main_only: bool = False) -> T | None:
+        """``work()`` on every rank (or on rank 0 only), then every rank learns whether it
+        failed anywhere and raises that error."""
+
+    def on_main(self, work: Callable[[], T]) -> T | None:
+        """``work()`` on rank 0 only, without a collective (the last record of a failed run)."""
+
+    def run_dirs(self, output_dir: str, run_id: str | None, stem: str) -> tuple[Path, Path]:
+        """(the run directory, this process's working directory in it), created."""
+
+    def name(self, base: str) -> str:
+        """``base`` made this process's own (a checkpoint key per rank)."""
+
+    def epoch(self, work: Callable[[], None], scope: Callable[[], AbstractContextManager | None]) -> None:
+        """One epoch's steps, under the runner's ``scope`` where ranks' collective steps may be uneven."""
+
+    def label(self, row: Row) -> Row:
+        """This process's summary row, marked with its rank where there are several."""
+
+    def combine(self, row: Row) -> Row | None:
+        """The run's summary row from every process's (None on ranks other than 0)."""
+
+    def describe(self) -> dict[str, int] | None:
+        """The ``distributed`` entry of environment.json."""
+
+    def close(self) -> None:
+        """Leave the process group."""
+
+
+class SingleProcess:
+    """The coordinator of a run of one process: every step runs here, and is final."""
+
+    info = DistInfo()
+
+    def speaker(self, events: Events) -> Events:
+        return events
+
+    def each(self, work: Callable[[], T], main_only: bool = False) -> T | None:
+        return work()
+
+    def on_main(self, work: Callable[[], T]) -> T | None:
+        return work()
+
+    def run_dirs(self, output_dir: str, run_id: str | None, stem: str) -> tuple[Path, Path]:
+        run_dir = create_run_dir(output_dir, run_id, stem)
+        return run_dir, run_dir
+
+    def name(self, base: str) -> str:
+        return base
+
+    def epoch(self, work: Callable[[], None], scope: Callable[[], AbstractContextManager | None]) -> None:
+        work()
+
+    def label(self, row: Row) -> Row:
+        return row
+
+    def combine(self, row: Row) -> Row | None:
+        return row
+
+    def describe(self) -> dict[str, int] | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class RankGroup:
+    """The torch.distributed process group of a multi-rank run (gloo on CPU, nccl on CUDA)."""
+
+    def __init__(self, info: DistInfo, device: str = "cpu"):
+        import torch
+        import torch.distributed as dist
+
+        self.info = info
+        self.dist = dist
+        if not dist.is_initialized():
+            backend = "nccl" if device == "cuda" and torch.cuda.is_available() else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(info.local_rank)
+            dist.init_process_group(backend=backend, init_method="env://")
+        # object collectives go over a gloo group even when the main backend is nccl
+        self.objects = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
+
+    # -- collectives ---------------------------------------------------------------
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank."""
+        box = [value if self.info.is_main else None]
+        self.dist.broadcast_object_list(box, src=0, group=self.objects)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every rank's ``value`` on rank 0 (None elsewhere)."""
+        out = [None] * self.info.world if self.info.is_main else None
+        self.dist.gather_object(value, out, dst=0, group=self.objects)
+        return out
+
+    def barrier(self) -> None:
+        self.dist.barrier(group=self.objects)
+
+    def agree(self, error: BaseException | None) -> None:
+        """Every rank's outcome of the same step; raises on every rank when any rank failed.
+
+        A collective, so every rank calls it at the same point, failed or not: a rank that
+        fails alone then never leaves the others waiting in the next collective.
+
+        Raises:
+            BaseException: this rank's own ``error``; else the lowest failing rank's error,
+                rebuilt here (a :class:`BenchError` keeps its class, reference and hint).
+        """
+        out: list[Any] = [None] * self.info.world
+        self.dist.all_gather_object(out, portable(error), group=self.objects)
+        if error is not None:
+            raise error
+        for rank, failure in enumerate(out):
+            if failure is not None:
+                raise rebuild(failure, rank)
+
+    # -- the run's steps -------------------------------------------------------------
+    def speaker(self, events: Events) -> Events:
+        return events if self.info.is_main else NullEvents()
+
+    def each(self, work: Callable[[], T], main_only: bool = False) -> T | None:
+        """``work()`` on this rank (unless ``main_only`` and this is not rank 0), then
+        :meth:`agree` on how every rank's ``work`` went."""
+        try:
+            result = work() if self.info.is_main or not main_only else None
+        except Exception as e:  # noqa: BLE001 - told to every rank, then re-raised here
+            self.agree(e)
+            raise
+        self.agree(None)
+        return result
+
+    def on_main(self, work: Callable[[], T]) -> T | None:
+        return work() if self.info.is_main else None
+
+    def run_dirs(self, output_dir: str, run_id: str | None, stem: str) -> tuple[Path, Path]:
+        """Rank 0 creates the run directory (never reused); the other ranks learn its name.
+        Each rank works in ``rank-K/`` inside it."""
+        name = self.each(lambda: create_run_dir(output_dir, run_id, stem).name, main_only=True)
+        run_dir = Path(output_dir) / self.broadcast(name)
+        work_dir = run_dir / f"rank-{self.info.rank}"
+        work_dir.mkdir(exist_ok=True)
+        return run_dir, work_dir
+
+    def name(self, base: str) -> str:
+        return f"{base}-rank{self.info.rank}"
+
+    def epoch(self, work: Callable[[], None], scope: Callable[[], AbstractContextManager | None]) -> None:
+        """With collective steps (DDP), the epoch ends when every rank has run out of batches, and
+        a rank that fails ends the epoch of every rank with its error instead of leaving them
+        waiting in an all-reduce."""
+        join = scope()
+        if join is None:
+            work()
+            return
+        error = None
+        with join:  # a rank out of batches (or failed) answers the others' all-reduces
+            try:
+                work()
+            except Exception as e:  # noqa: BLE001 - every rank learns of it just below
+                error = e
+        self.agree(error)
+
+    def label(self, row: Row) -> Row:
+        return {**row, "rank": self.info.rank}
+
+    def combine(self, row: Row) -> Row | None:
+        """Rank 0 aggregates every rank's row (:func:`dnnbench.reporting.aggregate.aggregate`)."""
+        rows = self.gather(row)
+        return aggregate(rows) if rows is not None else None
+
+    def describe(self) -> dict[str, int] | None:
+        return {"rank": self.info.rank, "world_size": self.info.world}
+
+    def close(self) -> None:
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+
+def start(config: Any) -> Coordinator:
+    """The coordinator of this process: a :class:`RankGroup` under a launcher, else a
+    :class:`SingleProcess`.
+
+    Raises:
+        ConfigError: several ranks, with a framework other than PyTorch.
+    """
+    info = detect()
+    if not info.enabled:
+        return SingleProcess()
+    if config.framework.name != "pytorch":
+        raise ConfigError("multi-rank runs (torchrun) need framework.name: pytorch", reference="framework.name")
+    return RankGroup(info, _device_kind(config))
+
+
+def _device_kind(config: Any) -> str:
+    """cuda when the run will train on a GPU (nccl), else cpu (gloo)."""
+    if config.execution.device == "cpu":
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# -- the error relay ------------------------------------------------------------------
+def portable(error: BaseException | None) -> dict[str, Any] | None:
+    """What other ranks need to raise the same error (exceptions may not pickle)."""
+    if error is None:
+        return None
+    if isinstance(error, BenchError):
+        return {"kind": type(error).__name__, "message": error.message, "reference": error.reference,
+                "hint": error.hint, "exit_code": error.exit_code, "details": list(getattr(error, "details", []))}
+    return {"kind": None, "message": f"{type(error).__name__}: {error}", "reference": None, "hint": None,
+            "exit_code": errors.EXIT_FAILED}
+
+
+def rebuild(failure: dict[str, Any], rank: int) -> BenchError:
+    """Another rank's :func:`portable` error, raised here: the same class (and so exit code)
+    for dnnbench's errors, :class:`RunFailed` naming the rank for anything else."""
+    cls = getattr(errors, failure["kind"] or "", None)
+    if isinstance(cls, type) and issubclass(cls, BenchError):
+        error = cls(f"{failure['message']}{RELAYED.format(rank=rank)}", reference=failure["reference"],
+                    hint=failure["hint"])
+        if failure.get("details"):
+            error.details = failure["details"]
+    else:
+        error = RunFailed(f"{failure['message']}{RELAYED.format(rank=rank)}",
+                          hint="run again with --debug for the traceback")
+    error.exit_code = failure["exit_code"]
+    return error
