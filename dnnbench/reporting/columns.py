@@ -254,11 +254,10 @@ CATALOGUE: tuple[Column, ...] = (
     Column("variant", "", str, TAG),
     Column("repeat", "", int, TAG, digits=0),
     # the run rules (dnnbench.reporting.rules): what they read, then their verdicts on the run's row
-    _count("epoch_steps_min", "steps", "train", ranks=Ranks("fastest")),  # each rank's fewest in an epoch
-    _count("epoch_bytes", "bytes", "train"),  # the largest epoch: what a page cache would have to hold
-    Column("client_memory_bytes", "bytes", int, ranks=Ranks("sum_nodes"), digits=0),
-    Column("dataset_memory_ratio", "x", float, digits=3),
-    Column("cache_assisted", "", str),
+    _count("epoch_steps_min", "steps", "train", ranks=Ranks("fastest")),  # the fewest steps of a complete epoch
+    Column("client_memory_bytes", "bytes", int, ranks=Ranks("sum_nodes"), digits=0),  # every node's, summed
+    Column("dataset_memory_ratio", "x", float, digits=6),  # bytes_listed / client_memory_bytes
+    Column("cache_assisted", "", str),  # yes: under 5x memory, caches not dropped and checked cold
     Column("rule_dataset_size", "", str, RULE),
     Column("rule_steps_per_epoch", "", str, RULE),
     Column("rule_repeats", "", str, RULE),
