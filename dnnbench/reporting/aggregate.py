@@ -8,7 +8,7 @@ dataset) over the slowest rank's time; the spread over ranks in ``au_min_percent
 ``rank_min_MiB_per_s``, ``rank_max_MiB_per_s`` and ``ranks``; the status from the first
 rank that failed on its own.
 
-Across nodes: ``nodes``, the client machines' memory (each node once), the skew of the ranks'
+Across nodes: ``nodes``, the client machines' memory (each host once), the skew of the ranks'
 clocks and train starts, and elbencho's two throughputs: ``first_done_MiB_per_s`` (every
 rank's bytes until the first rank finished, over that time: all ranks still reading) beside
 ``last_done_MiB_per_s`` (all bytes over the time until the last rank finished). A rank's own
@@ -171,11 +171,12 @@ def _distinct(rows: Rows, col: Column) -> int | None:
     return len(values) or None
 
 
-def _sum_nodes(rows: Rows, col: Column) -> int | None:
-    """The sum of one value per node (the first rank's of each), empty unless every node has one."""
+def _sum_hosts(rows: Rows, col: Column) -> int | None:
+    """The sum of one value per machine (the first rank's on each ``host``; two launchers on one
+    machine count it once), empty unless every machine has one."""
     first: dict[Any, float | None] = {}
     for r in rows:
-        first.setdefault(r.get("node"), _value(r, col.name))
+        first.setdefault(r.get("host"), _value(r, col.name))
     values = list(first.values())
     return int(sum(values)) if values and None not in values else None
 
@@ -200,6 +201,6 @@ _RULES: dict[str, Callable[[Rows, Column], Any]] = {
     "status": _status, "sum": _sum, "sum_rates": _sum_rates, "slowest": _slowest, "fastest": _fastest,
     "mean": lambda rows, col: _mean(_values(rows, col)), "weighted": _weighted_rule,
     "mean_per_request": _mean_per_request, "same": _same, "verdict": _verdict,
-    "count": lambda rows, col: len(rows), "spread": _spread, "distinct": _distinct, "sum_nodes": _sum_nodes,
+    "count": lambda rows, col: len(rows), "spread": _spread, "distinct": _distinct, "sum_hosts": _sum_hosts,
 }
 _LATER: dict[str, Callable[[Rows, dict[str, Any], Column], Any]] = {"ratio": _ratio, "rate": _rate}

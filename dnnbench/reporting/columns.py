@@ -79,7 +79,7 @@ RANK_RULES = {
     "count": "the number of ranks",
     "distinct": "the number of distinct values of ``of`` (nodes)",
     "spread": "the largest minus the smallest value of ``of`` (clock and start skew)",
-    "sum_nodes": "the sum over nodes, each node's value once (the memory of the client machines)",
+    "sum_hosts": "the sum over machines, each host's value once (the memory of the client machines)",
     "rate": "the ranks' sum of ``of`` over the combined ``by`` (after every other rule)",
 }
 
@@ -255,7 +255,7 @@ CATALOGUE: tuple[Column, ...] = (
     Column("repeat", "", int, TAG, digits=0),
     # the run rules (dnnbench.reporting.rules): what they read, then their verdicts on the run's row
     _count("epoch_steps_min", "steps", "train", ranks=Ranks("fastest")),  # the fewest steps of a complete epoch
-    Column("client_memory_bytes", "bytes", int, ranks=Ranks("sum_nodes"), digits=0),  # every node's, summed
+    Column("client_memory_bytes", "bytes", int, ranks=Ranks("sum_hosts"), digits=0),  # every machine's, summed
     Column("dataset_memory_ratio", "x", float, digits=6),  # bytes_listed / client_memory_bytes
     Column("cache_assisted", "", str),  # yes: under 5x memory, caches not dropped and checked cold
     Column("rule_dataset_size", "", str, RULE),
