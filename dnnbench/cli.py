@@ -390,9 +390,10 @@ def _sweep_rules(c, repeat: int, result, enforced: str, events) -> list[str]:
         for row in g.to_dict("records"):
             failed.update(rules.failed_rules(row))
     for v in doc["variants"]:
-        spread = v["rules"]["repeats"]["spread_percent"]
-        events.notice(f"rule repeats, {v['variant']}: {v['rules']['repeats']['verdict']} ({v['ok_runs']} runs ok"
-                      + (f", spread {spread:.2f} %)" if spread is not None else ")"))
+        spread, verdict = v["rules"]["repeats"]["spread_percent"], v["rules"]["repeats"]["verdict"]
+        say = events.warning if verdict == rules.FAIL else events.notice
+        say(f"rule repeats, {v['variant']}: {verdict} ({v['ok_runs']} runs ok"
+            + (f", spread {spread:.2f} %)" if spread is not None else ")"))
     events.notice(f"sweep report: {result.compare_dir / 'report.md'}")
     return sorted(failed)
 
