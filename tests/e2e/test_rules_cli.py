@@ -61,3 +61,17 @@ def test_without_rules_mlperf_a_failed_rule_is_reported_only(root500, write_conf
     row = pd.read_csv(only_run(tmp_path / "results") / "summary.csv").iloc[0]
     assert row["rule_steps_per_epoch"] == "fail" and row["rule_dataset_size"] == "fail"
     assert row["cache_assisted"] == "yes"
+
+
+def test_a_sweep_under_rules_mlperf_exits_4_when_a_variants_repeats_do_not_qualify(root500, write_config, tmp_path,
+                                                                                  capsys):
+    cfg = write_config(root500, dataset={"decode": "none"}, framework={"batch_size": 1},
+                       training={"trainer": "read", "epochs": 1, "max_steps": 500}, repeat=2,
+                       rules={"client_memory_GiB": 1e-6})
+    assert main(["-q", "run", "--config", str(cfg), "--rules", "mlperf", "--run-id", "rr"]) == 4
+    err = capsys.readouterr().err
+    assert "rule repeats, tiny: fail (2 runs ok" in err and "run rules: repeats (tiny)" in err
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert list(summary["status"]) == ["ok", "ok"] and set(summary["rule_steps_per_epoch"]) == {"pass"}
+    doc = json.loads((tmp_path / "results" / "compare-rr" / "summary.json").read_text())
+    assert doc["rules"]["enforce"] == "mlperf" and doc["variants"][0]["rules"]["repeats"]["verdict"] == "fail"

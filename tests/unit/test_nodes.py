@@ -81,3 +81,15 @@ def test_the_aggregate_gives_first_and_last_done_throughput_skews_and_memory_per
 def test_two_launchers_on_one_machine_count_its_memory_once():
     rows = [rank_row(k, k // 2, "same", MiB, 1.0, MiB, 1.0) for k in range(4)]
     assert aggregate(rows)["client_memory_bytes"] == 8 * 2**30 and aggregate(rows)["nodes"] == 2
+
+
+def test_ranks_csv_puts_the_rank_columns_first_and_keeps_every_other(tmp_path):
+    import csv
+
+    from dnnbench.results import write_rows_csv
+
+    write_rows_csv(tmp_path / "ranks.csv", [{"status": "ok", "rank": 0, "host": "a", "x_s": 1.5},
+                                            {"status": "ok", "rank": 1, "host": "b", "y": None}],
+                   ["rank", "local_rank", "host"])
+    rows = list(csv.reader(open(tmp_path / "ranks.csv")))
+    assert rows == [["rank", "host", "status", "x_s", "y"], ["0", "a", "ok", "1.5", ""], ["1", "b", "ok", "", ""]]
