@@ -124,7 +124,7 @@ def _ratio(rows: Rows, out: dict[str, Any], col: Column) -> Any:
     """``of / by`` of the combined values; else empty, or rank 0's value (``otherwise="first"``)."""
     num, den = _value(out, col.ranks.of), out.get(col.ranks.by)
     if num is not None and den:
-        return num / den
+        return num / den * col.ranks.scale
     return rows[0].get(col.name) if col.ranks.otherwise == "first" else None
 
 

@@ -1,0 +1,87 @@
+"""The checkpoint workload as a run's phase (``training.trainer: checkpoint``): checks what the
+machine has room for, builds the framework's engine (imported only here), runs
+:class:`dnnbench.checkpoint.workload.Workload`, gathers every rank's records on rank 0 for
+``checkpoints.csv``, removes the checkpoints unless ``checkpoint.keep``, and returns this
+rank's summary columns."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dnnbench.checkpoint.records import OpRecord, rank_columns, write_csv
+from dnnbench.checkpoint.sizes import disk_problem, memory_problem, total_bytes
+from dnnbench.checkpoint.workload import Workload
+from dnnbench.errors import ConfigError
+from dnnbench.events import Events
+from dnnbench.storage.backends import FILESYSTEM
+from dnnbench.registry import STORAGE
+
+#: framing and metadata DCP adds per save, beyond the tensors' bytes (for the disk check)
+_OVERHEAD = 1.02
+
+
+def run_workload(cfg: Any, storage: Any, coord: Any, events: Events, run_dir: Path) -> dict[str, Any]:
+    """The workload on this rank; its summary columns. ``checkpoints.csv`` goes to ``run_dir``.
+
+    Raises:
+        ConfigError: the checkpoints do not fit the free disk or memory here.
+        RunFailed, StorageError: a save or load failed.
+    """
+    ckpt = cfg.checkpoint
+    total = total_bytes(ckpt.preset, ckpt.scale, ckpt.size_bytes)
+    local = _is_local(cfg)
+    where = Path(cfg.storage.root or ".") / ckpt.prefix / run_dir.name
+    coord.each(lambda: _check_room(total, ckpt.saves, where if local else None, coord.info.world))
+    engine = _engine(cfg, storage, coord.info, total, where, f"{ckpt.prefix}/{run_dir.name}".strip("/"))
+    workload = Workload(engine, coord, ckpt.saves, ckpt.loads, total, ckpt.drop_caches, events)
+    try:
+        records = coord.each(workload.run)
+    finally:
+        coord.barrier()
+        if not ckpt.keep:
+            coord.on_main(engine.remove)
+    gathered = coord.gather(records)
+    if gathered is not None:
+        write_csv(run_dir, [r for rank_records in gathered for r in rank_records])
+    return rank_columns(records or [], total, coord.info.world)
+
+
+def _is_local(cfg: Any) -> bool:
+    backend = STORAGE.spec_of(cfg.storage.client)
+    return backend is not None and backend.kind == FILESYSTEM
+
+
+def _check_room(total: int, saves: int, directory: Path | None, world: int) -> None:
+    """The ranks of this machine hold their shards twice in memory; every save stays on disk
+    until the loads are done.
+
+    Raises:
+        ConfigError: naming what does not fit.
+    """
+    import psutil
+
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    here = total * local_world // world
+    problem = memory_problem(here, psutil.virtual_memory().available, "the checkpoint vs the free memory")
+    if directory is not None and problem is None:
+        problem = disk_problem(str(directory), int(total * saves * _OVERHEAD))
+    if problem:
+        raise ConfigError(problem, reference="checkpoint.scale" if "memory" in problem else "checkpoint.saves")
+
+
+def _engine(cfg: Any, storage: Any, info: Any, total: int, where: Path, prefix: str) -> Any:
+    """The framework's engine for this rank (the framework imported here, not before)."""
+    ckpt, seed = cfg.checkpoint, cfg.execution.seed
+    if cfg.framework.name == "tensorflow":
+        from dnnbench.frameworks.tensorflow.tfckpt import TfEngine
+
+        return TfEngine(where, total, ckpt.tensors_per_rank, seed, ckpt.fsync)
+    from dnnbench.frameworks.pytorch import dcp
+
+    place = dcp.FsPlace(where, ckpt.fsync) if _is_local(cfg) else dcp.S3Place(storage, prefix)
+    return dcp.DcpEngine(place, total, info.rank, info.world, ckpt.tensors_per_rank, seed)
+
+
+__all__ = ["OpRecord", "run_workload"]
