@@ -33,7 +33,7 @@ from dnnbench.recording.requests import RecorderSpec, flush_current
 from dnnbench.recording.system import SystemSampler
 from dnnbench.run import coordinator
 from dnnbench.run.cache import CacheProbe
-from dnnbench.run.checkpoint import run_workload
+from dnnbench.run.checkpoint import CheckpointMismatch, run_workload
 from dnnbench.run.dataset import DatasetResolver
 from dnnbench.run.epochs import EpochLoop
 from dnnbench.run.prepare import open_storage, pack_shards, prepare_dataset
@@ -125,12 +125,7 @@ class Executor:
         """list, train, inference, checkpoint: whichever the config asks for, in that order."""
         cfg, phases = self.cfg, self.cfg.execution.phases
         if cfg.training.trainer == CHECKPOINT_WORKLOAD:
-            self._phase_name = "checkpoint"
-            self.events.phase_start("checkpoint workload")
-            t0 = time.perf_counter()
-            facts.add_phase(run_workload(cfg, storage, self.coordinator, self.events, self._run_dir))
-            self.events.phase_end("checkpoint workload", time.perf_counter() - t0)
-            return
+            return self._workload(storage, facts)
         index = self.dataset.resolve(storage, facts)
         held_out = None
         if phases.inference:
@@ -152,6 +147,18 @@ class Executor:
             if result.checkpoint_verified != "ok":
                 raise RunFailed("the checkpoint read back differs from the one written",
                                 reference=key, hint="the storage returned other bytes than it stored")
+
+    def _workload(self, storage: Storage, facts: RunFacts) -> None:
+        """The checkpoint workload alone (``training.trainer: checkpoint``, :mod:`dnnbench.run.checkpoint`)."""
+        self._phase_name = "checkpoint"
+        self.events.phase_start("checkpoint workload")
+        t0 = time.perf_counter()
+        try:
+            facts.add_phase(run_workload(self.cfg, storage, self.coordinator, self.events, self._run_dir))
+        except CheckpointMismatch as e:  # what was measured is reported with the failure
+            facts.add_phase(e.columns)
+            raise
+        self.events.phase_end("checkpoint workload", time.perf_counter() - t0)
 
     def _phase(self, facts: RunFacts, name: str, work: Callable[[], Any]) -> Any:
         """One timed phase whose typed result (:class:`InferResult`, :class:`CheckpointResult`)

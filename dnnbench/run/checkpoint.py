@@ -13,7 +13,7 @@ from typing import Any
 from dnnbench.checkpoint.records import OpRecord, rank_columns, write_csv
 from dnnbench.checkpoint.sizes import disk_problem, memory_problem, total_bytes
 from dnnbench.checkpoint.workload import Workload
-from dnnbench.errors import ConfigError
+from dnnbench.errors import ConfigError, RunFailed
 from dnnbench.events import Events
 from dnnbench.storage.backends import FILESYSTEM
 from dnnbench.registry import STORAGE
@@ -27,7 +27,7 @@ def run_workload(cfg: Any, storage: Any, coord: Any, events: Events, run_dir: Pa
 
     Raises:
         ConfigError: the checkpoints do not fit the free disk or memory here.
-        RunFailed, StorageError: a save or load failed.
+        RunFailed, StorageError: a save or load failed, or a load differs from its save.
     """
     ckpt = cfg.checkpoint
     total = total_bytes(ckpt.preset, ckpt.scale, ckpt.size_bytes)
@@ -37,15 +37,28 @@ def run_workload(cfg: Any, storage: Any, coord: Any, events: Events, run_dir: Pa
     engine = _engine(cfg, storage, coord.info, total, where, f"{ckpt.prefix}/{run_dir.name}".strip("/"))
     workload = Workload(engine, coord, ckpt.saves, ckpt.loads, total, ckpt.drop_caches, events)
     try:
-        records = coord.each(workload.run)
+        coord.each(workload.run)
     finally:
         coord.barrier()
         if not ckpt.keep:
             coord.on_main(engine.remove)
-    gathered = coord.gather(records)
+    gathered = coord.gather(workload.records)
     if gathered is not None:
         write_csv(run_dir, [r for rank_records in gathered for r in rank_records])
-    return rank_columns(records or [], total, coord.info.world)
+    columns = rank_columns(workload.records, total, coord.info.world)
+    if columns["ckpt_verified"] == "mismatch":
+        bad = next(r for r in workload.records if r.verified == "mismatch")
+        raise CheckpointMismatch(columns, f"checkpoint {bad.index} read back by rank {bad.rank} differs from the "
+                                          "one written")
+    return columns
+
+
+class CheckpointMismatch(RunFailed):
+    """A load returned other tensors than its save wrote; carries the rank's summary columns."""
+
+    def __init__(self, columns: dict[str, Any], message: str):
+        super().__init__(message, reference="checkpoint", hint="the storage returned other bytes than it stored")
+        self.columns = columns
 
 
 def _is_local(cfg: Any) -> bool:
