@@ -59,7 +59,8 @@ def check_two_ranks(run: Path, saves: int = 3, loads: int = 2) -> None:
     assert row["ckpt_load_bytes"] == loaded.sum()
     assert row["ckpt_save_slowest_rank_GB_per_s"] == pytest.approx(min(r["ckpt_save_GB_per_s"] for r in ranks))
     assert row["ckpt_load_longest_s"] == pytest.approx(max(r["ckpt_load_longest_s"] for r in ranks))
-    assert row["ckpt_save_longest_s"] == pytest.approx(every.loc[every["op"] == "save", "duration_s"].max())
+    # summary.csv keeps 6 significant digits; checkpoints.csv every digit
+    assert row["ckpt_save_longest_s"] == pytest.approx(every.loc[every["op"] == "save", "duration_s"].max(), rel=1e-4)
 
 
 def test_two_ranks_on_fs(tmp_path):
