@@ -172,7 +172,7 @@ def _workload_columns() -> tuple[Column, ...]:
             Column(f"ckpt_{op}_longest_s", "s", float, ranks=SLOWEST, better=LOWER, digits=3, phase="workload"),
             Column(f"ckpt_{op}_GB_per_s", "GB/s", float, better=HIGHER, digits=3, phase="workload",
                    ranks=Ranks("ratio", of=f"ckpt_{op}_bytes", by=f"ckpt_{op}_total_s", scale=1e-9),
-                   title=f"ckpt {op} GB/s", compared=Compared(20 if op == "save" else 21, table=True, keep=11 if op == "save" else 12)),
+                   title=f"ckpt {op} GB/s", compared=Compared(20 if op == "save" else 21)),
             Column(f"ckpt_{op}_slowest_rank_GB_per_s", "GB/s", float, better=HIGHER, digits=3, phase="workload",
                    ranks=Ranks("fastest", of=f"ckpt_{op}_GB_per_s"), title=f"slowest rank {op} GB/s",
                    compared=Compared(22 if op == "save" else 23)),
