@@ -181,3 +181,43 @@ def test_workload_saves_then_loads_in_order():
 def test_workload_flags_a_corrupt_load():
     records = Workload(FakeEngine(corrupt=1), SingleProcess(), 2, 2, 64, False, NullEvents()).run()
     assert [r.verified for r in records if r.op == LOAD] == ["ok", "mismatch"]
+
+
+class Events(NullEvents):
+    def __init__(self):
+        self.warnings: list[str] = []
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+
+def test_reads_after_a_drop_are_labelled_dropped(monkeypatch):
+    from dnnbench.storage import pagecache
+
+    monkeypatch.setattr(pagecache, "drop_caches", lambda: (True, ""))
+    events = Events()
+    records = Workload(FakeEngine(), SingleProcess(), 1, 1, 64, True, events).run()
+    assert records[-1].read_cache == "dropped" and events.warnings == []
+
+
+def test_a_drop_refused_is_said_and_the_reads_labelled_warm(monkeypatch):
+    from dnnbench.storage import pagecache
+
+    monkeypatch.setattr(pagecache, "drop_caches", lambda: (False, "not permitted (needs root)"))
+    events = Events()
+    records = Workload(FakeEngine(), SingleProcess(), 1, 1, 64, True, events).run()
+    assert records[-1].read_cache == "warm"
+    assert events.warnings == ["cannot drop the page cache before the reads: not permitted (needs root); reads are "
+                               "labelled by what was measured"]
+
+
+def test_a_drop_that_left_the_files_resident_is_not_dropped(monkeypatch, tmp_path):
+    from dnnbench.storage import pagecache
+
+    monkeypatch.setattr(pagecache, "drop_caches", lambda: (True, ""))
+    monkeypatch.setattr(pagecache, "resident_fraction", lambda paths: 1.0)
+    engine = FakeEngine()
+    engine.local_files = lambda: [str(tmp_path / "f")]
+    events = Events()
+    records = Workload(engine, SingleProcess(), 1, 1, 64, True, events).run()
+    assert records[-1].read_cache == "warm" and "did not take effect" in events.warnings[0]
