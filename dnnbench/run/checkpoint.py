@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dnnbench.checkpoint.records import OpRecord, rank_columns, write_csv
 from dnnbench.checkpoint.sizes import disk_problem, memory_problem, total_bytes
@@ -22,8 +22,11 @@ from dnnbench.registry import STORAGE
 _OVERHEAD = 1.02
 
 
-def run_workload(cfg: Any, storage: Any, coord: Any, events: Events, run_dir: Path) -> dict[str, Any]:
-    """The workload on this rank; its summary columns. ``checkpoints.csv`` goes to ``run_dir``.
+def run_workload(cfg: Any, storage: Any, coord: Any, events: Events, run_dir: Path,
+                 report: Callable[[dict[str, Any]], None]) -> None:
+    """The workload on this rank: its summary columns go to ``report`` (also what was measured
+    before a failure); ``checkpoints.csv`` to ``run_dir`` (rank 0, every rank's records, or this
+    process's alone when the run failed).
 
     Raises:
         ConfigError: the checkpoints do not fit the free disk or memory here.
@@ -31,34 +34,37 @@ def run_workload(cfg: Any, storage: Any, coord: Any, events: Events, run_dir: Pa
     """
     ckpt = cfg.checkpoint
     total = total_bytes(ckpt.preset, ckpt.scale, ckpt.size_bytes)
-    local = _is_local(cfg)
     where = Path(cfg.storage.root or ".") / ckpt.prefix / run_dir.name
-    coord.each(lambda: _check_room(total, ckpt.saves, where if local else None, coord.info.world))
+    coord.each(lambda: _check_room(total, ckpt.saves, where if _is_local(cfg) else None, coord.info.world))
     engine = _engine(cfg, storage, coord.info, total, where, f"{ckpt.prefix}/{run_dir.name}".strip("/"))
     workload = Workload(engine, coord, ckpt.saves, ckpt.loads, total, ckpt.drop_caches, events)
     try:
-        coord.each(workload.run)
-    finally:
-        coord.barrier()
-        if not ckpt.keep:
-            coord.on_main(engine.remove)
+        coord.each(workload.run)  # ends in an agreement: every rank is done here
+    except BaseException:
+        report(rank_columns(workload.records, total, coord.info.world))
+        if not coord.info.enabled:
+            _quietly(lambda: write_csv(run_dir, workload.records))
+        if not ckpt.keep:  # best effort, without waiting for ranks that may be gone
+            coord.on_main(lambda: _quietly(engine.remove))
+        raise
+    if not ckpt.keep:
+        coord.on_main(engine.remove)
     gathered = coord.gather(workload.records)
     if gathered is not None:
         write_csv(run_dir, [r for rank_records in gathered for r in rank_records])
     columns = rank_columns(workload.records, total, coord.info.world)
+    report(columns)
     if columns["ckpt_verified"] == "mismatch":
         bad = next(r for r in workload.records if r.verified == "mismatch")
-        raise CheckpointMismatch(columns, f"checkpoint {bad.index} read back by rank {bad.rank} differs from the "
-                                          "one written")
-    return columns
+        raise RunFailed(f"checkpoint {bad.index} read back by rank {bad.rank} differs from the one written",
+                        reference="checkpoint", hint="the storage returned other bytes than it stored")
 
 
-class CheckpointMismatch(RunFailed):
-    """A load returned other tensors than its save wrote; carries the rank's summary columns."""
-
-    def __init__(self, columns: dict[str, Any], message: str):
-        super().__init__(message, reference="checkpoint", hint="the storage returned other bytes than it stored")
-        self.columns = columns
+def _quietly(work: Any) -> None:
+    try:
+        work()
+    except Exception:  # noqa: BLE001 - the run's own error is the one to report
+        pass
 
 
 def _is_local(cfg: Any) -> bool:

@@ -59,6 +59,7 @@ def ran(row: dict[str, Any]) -> dict[str, bool]:
     ran (a run that failed early shows its empty training figures, not nothing)."""
     infer, ckpt, work = (any(_has(row, c.name) for c in phase_columns(p))
                          for p in ("inference", "checkpoint", "workload"))
+    work = work or row.get("trainer") == "checkpoint"  # the workload, even when it failed early
     moved = (_num(row.get("samples")) or 0) > 0 or (_num(row.get("steps")) or 0) > 0
     return {"train": moved or not (infer or ckpt or work), "inference": infer, "checkpoint": ckpt,
             "workload": work}

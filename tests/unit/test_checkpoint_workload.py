@@ -221,3 +221,32 @@ def test_a_drop_that_left_the_files_resident_is_not_dropped(monkeypatch, tmp_pat
     events = Events()
     records = Workload(engine, SingleProcess(), 1, 1, 64, True, events).run()
     assert records[-1].read_cache == "warm" and "did not take effect" in events.warnings[0]
+
+
+# -- the phase: what a failed run still reports ------------------------------------------------
+class FailingEngine(FakeEngine):
+    def load(self, index):
+        if index == 1:
+            raise OSError("the disk went away")
+        return super().load(index)
+
+
+@pytest.mark.parametrize("engine,error", [(FailingEngine(), OSError), (FakeEngine(corrupt=1), "differs")])
+def test_a_failed_workload_reports_what_it_measured(tmp_path, monkeypatch, engine, error):
+    from dnnbench.errors import RunFailed
+    from dnnbench.run import checkpoint as phase
+
+    cfg = validate(workload_config(tmp_path, size_bytes=64, saves=2, loads=2, drop_caches=False))
+    monkeypatch.setattr(phase, "_engine", lambda *args: engine)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    reported: list[dict] = []
+    with pytest.raises(RunFailed if error == "differs" else error) as err:
+        phase.run_workload(cfg, None, SingleProcess(), NullEvents(), run_dir, reported.append)
+    assert error != "differs" or "checkpoint 1 read back by rank 0 differs" in str(err.value)
+    (columns,) = reported
+    loads = 1 if error is OSError else 2
+    assert columns["ckpt_saves"] == 2 and columns["ckpt_loads"] == loads and columns["ckpt_save_bytes"] == 140
+    assert columns["ckpt_verified"] == ("ok" if error is OSError else "mismatch")
+    rows = list(csv.DictReader((run_dir / "checkpoints.csv").open()))
+    assert len([r for r in rows if r["rank"] != "all"]) == 2 + loads

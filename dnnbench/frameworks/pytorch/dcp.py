@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import torch
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException  # a BaseException, not an Exception
 
 from dnnbench.checkpoint.sizes import shard_bytes, tensor_sizes
 from dnnbench.errors import RunFailed
@@ -144,7 +145,7 @@ class FsPlace:
     def errors(self, op: str) -> Iterator[None]:
         try:
             yield
-        except Exception as e:  # noqa: BLE001 - DCP wraps every rank's failure: said once, plainly
+        except (Exception, CheckpointException) as e:  # noqa: BLE001 - DCP wraps every rank's failure: said once, plainly
             cause = unwrap(e)
             raise RunFailed(f"checkpoint {op} under {self.directory} failed: {type(cause).__name__}: {cause}",
                             reference="storage.root", hint="check the free space and permissions there") from None
@@ -189,7 +190,7 @@ class S3Place:
     def errors(self, op: str) -> Iterator[None]:
         try:
             yield
-        except Exception as e:  # noqa: BLE001 - mapped as the storage maps its own errors
+        except (Exception, CheckpointException) as e:  # noqa: BLE001 - mapped as the storage maps its own errors
             raise self.storage._error(unwrap(e), "put" if op == "save" else "get", self.prefix) from None
 
     def local_files(self, rank: int) -> list[str]:
