@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from s3server import delete_bucket, storage_section
-from tests.e2e.test_checkpoint_workload import check_two_ranks, run_cli, the_run, write
+from tests.e2e.test_checkpoint_cli import check_two_ranks, run_cli, the_run, write
 from tests.e2e.test_distributed import torchrun
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
