@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dnnbench import signals
+from dnnbench.config.checkpoint import CHECKPOINT_WORKLOAD
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.config.plugins import check_plugin_names, load_plugins
 from dnnbench import failures
@@ -32,6 +33,7 @@ from dnnbench.recording.requests import RecorderSpec, flush_current
 from dnnbench.recording.system import SystemSampler
 from dnnbench.run import coordinator
 from dnnbench.run.cache import CacheProbe
+from dnnbench.run.checkpoint import run_workload
 from dnnbench.run.dataset import DatasetResolver
 from dnnbench.run.epochs import EpochLoop
 from dnnbench.run.prepare import open_storage, pack_shards, prepare_dataset
@@ -86,8 +88,9 @@ class Executor:
         storage = open_storage(cfg)
         # multi-rank: each start-up step ends in an agreement, so a failure on one rank (rank 0's
         # prepare, a missing dataset) ends every rank at once with its error, none left waiting
-        coord.each(lambda: self.dataset.prepare_if_needed(storage), main_only=True)
-        coord.each(lambda: self.dataset.check(storage))
+        if cfg.training.trainer != CHECKPOINT_WORKLOAD:  # the workload reads no dataset
+            coord.each(lambda: self.dataset.prepare_if_needed(storage), main_only=True)
+            coord.each(lambda: self.dataset.check(storage))
         coord.each(self._check_outputs, main_only=True)
         run_dir, work_dir = coord.run_dirs(cfg.metrics.output_dir, self.run_id, self.loaded.stem)
         spec = RecorderSpec(str(work_dir / ".requests"), cfg.metrics.requests, cfg.metrics.request_sample_rate,
@@ -101,6 +104,7 @@ class Executor:
         system = SystemSampler(cfg.metrics.system_interval_s).start()
         facts.system = system
         exit_code = EXIT_OK
+        self._run_dir = run_dir
         try:
             self._phases(storage, facts)
         except BaseException as e:  # noqa: BLE001 - every way a run ends is recorded; see _stopped
@@ -120,6 +124,8 @@ class Executor:
     def _phases(self, storage: Storage, facts: RunFacts) -> None:
         """list, train, inference, checkpoint: whichever the config asks for, in that order."""
         cfg, phases, coord = self.cfg, self.cfg.execution.phases, self.coordinator
+        if cfg.training.trainer == CHECKPOINT_WORKLOAD:
+            return self._workload(storage, facts)
         # each step agreed across ranks: none is left waiting in start_together for one that failed
         index = coord.each(lambda: self.dataset.resolve(storage, facts))
         held_out = None
@@ -143,6 +149,14 @@ class Executor:
             if result.checkpoint_verified != "ok":
                 raise RunFailed("the checkpoint read back differs from the one written",
                                 reference=key, hint="the storage returned other bytes than it stored")
+
+    def _workload(self, storage: Storage, facts: RunFacts) -> None:
+        """The checkpoint workload alone (``training.trainer: checkpoint``, :mod:`dnnbench.run.checkpoint`)."""
+        self._phase_name = "checkpoint"
+        self.events.phase_start("checkpoint workload")
+        t0 = time.perf_counter()
+        run_workload(self.cfg, storage, self.coordinator, self.events, self._run_dir, facts.add_phase)
+        self.events.phase_end("checkpoint workload", time.perf_counter() - t0)
 
     def _phase(self, facts: RunFacts, name: str, work: Callable[[], Any]) -> Any:
         """One timed phase whose typed result (:class:`InferResult`, :class:`CheckpointResult`)

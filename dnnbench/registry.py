@@ -232,6 +232,9 @@ _FRAMEWORKS = ("pytorch", "tensorflow")
 def _builtins() -> None:
     for b in STORAGE_BUILTINS:
         STORAGE.add(b.name, b.target, aliases=b.aliases, description=b.description, spec=b.backend)
+    # framework-neutral: the workload picks the framework's engine itself (dnnbench.run.checkpoint)
+    TRAINERS.add("checkpoint", "dnnbench.checkpoint.workload:Workload",
+                 description="the checkpoint workload: N distributed-checkpoint saves, then N loads, verified")
     for framework in _FRAMEWORKS:
         for registry, name, target, aliases, what in _FRAMEWORK_BUILTINS:
             registry.add(name, f"dnnbench.frameworks.{framework}.{target}", framework=framework,

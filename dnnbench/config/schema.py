@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
+from dnnbench.config.checkpoint import CHECKPOINT_WORKLOAD, checkpoint_problem
 from dnnbench.config.limits import check_limits
 from dnnbench.registry import STORAGE
 from dnnbench.storage.backends import DEFAULT_S3_CLIENT, FILESYSTEM, S3, builtin_names, spoken_list
@@ -455,7 +456,8 @@ class ModelConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    trainer: str = Field("train", description="train | read | emulate | plugin")
+    trainer: str = Field("train", description="train | read | emulate | checkpoint (the checkpoint workload) "
+                                              "| plugin")
     epochs: PositiveInt = 1
     max_steps: PositiveInt | None = Field(None, description="cap on steps per epoch")
     warmup_steps: int = Field(0, ge=0, description="first steps excluded from AU and steady-state figures")
@@ -500,16 +502,37 @@ class InferenceConfig(Strict):
 
 
 class CheckpointConfig(Strict):
-    """Checkpoint I/O through the configured storage (as training code saving to S3 does)."""
+    """Checkpoint I/O through the configured storage: the small ``execution.phases.checkpoint``
+    round trip (``prefix``, ``size_MiB``, ``keep``), and the checkpoint workload
+    (``training.trainer: checkpoint``: every other key), see :mod:`dnnbench.checkpoint`."""
 
-    prefix: str = Field("checkpoints", description="checkpoints are written as <prefix>/<run-id>.ckpt")
+    prefix: str = Field("checkpoints", description="checkpoints are written as <prefix>/<run-id>.ckpt "
+                                                   "(the workload: <prefix>/<run-id>/save-<k>/)")
     size_MiB: float = Field(0.0, ge=0, description="pad the state with this many MiB to benchmark large checkpoints")
     keep: bool = Field(False, description="keep the checkpoint object after the phase (default: delete it)")
+    preset: str | None = Field(None, description="workload: the total size of an MLPerf Storage model's "
+                                                 "checkpoint: llama3-8b, llama3-70b, llama3-405b, llama3-1t")
+    scale: float = Field(1.0, gt=0, le=1, description="workload: the preset's size times this (e.g. 0.01)")
+    size_bytes: PositiveInt | None = Field(None, description="workload: the total size over all ranks, in "
+                                                             "bytes (instead of preset)")
+    saves: PositiveInt = Field(10, description="workload: checkpoints written (MLPerf: 10)")
+    loads: int = Field(10, ge=0, description="workload: checkpoints read back and verified, at most saves")
+    tensors_per_rank: PositiveInt = Field(8, description="workload: each rank's shard is cut into this many tensors")
+    fsync: bool = Field(True, description="workload, fs: fsync every file written (DCP sync_files)")
+    drop_caches: bool = Field(True, description="workload: drop the page cache before the reads (needs root; "
+                                                "whether it was done is reported)")
 
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
         return relative_prefix(v)
+
+    @model_validator(mode="after")
+    def _counts(self) -> "CheckpointConfig":
+        if self.loads > self.saves:
+            raise ValueError(f"loads ({self.loads}) is more than saves ({self.saves}): each load reads one "
+                             "checkpoint written before; lower loads or raise saves")
+        return self
 
 
 class ExecutionConfig(Strict):
@@ -690,6 +713,8 @@ def framework_problem(client: str, framework: str) -> str | None:
 
 #: trainer names that run the model on decoded images (the built-in and its dss-style aliases)
 TRAIN_TRAINERS = ("train", "RandomAccessDatasetTrain", "DNNTrain")
+#: the trainer name that selects the checkpoint workload (no dataset, no model: dnnbench.checkpoint)
+CHECKPOINT_TRAINER = CHECKPOINT_WORKLOAD
 #: dataset names that pass the stored bytes on undecoded
 RAW_DATASETS = ("raw", "PythonReadDataset")
 
@@ -725,7 +750,7 @@ class BenchConfig(Strict):
         check_limits(self)
         if self.framework.num_workers == 0 and self.framework.persistent_workers:
             raise ValueError("framework.persistent_workers needs framework.num_workers > 0")
-        problem = framework_problem(self.storage.client, self.framework.name)
+        problem = framework_problem(self.storage.client, self.framework.name) or checkpoint_problem(self)
         if problem:
             raise ValueError(problem)
         return self
@@ -743,6 +768,8 @@ class BenchConfig(Strict):
                 raise ValueError(f"dataset.name {dataset.name!r} passes the stored bytes on undecoded, and "
                                  "execution.phases.inference runs a model on images: use dataset.name "
                                  "image_folder, or turn the inference phase off")
+        if trainer == CHECKPOINT_TRAINER:
+            return
         if dataset.decode == "none":
             if trainer in TRAIN_TRAINERS:
                 raise ValueError("training.trainer 'train' needs decoded images: set dataset.decode "

@@ -165,6 +165,30 @@ def _ms(name: str, title: str = "", compared: Compared | None = None, gate: str 
                   compared=compared, phase="train")
 
 
+def _workload_columns() -> tuple[Column, ...]:
+    """The checkpoint workload's figures (``training.trainer: checkpoint``), for saves and loads:
+    storage bytes, the rank's total and longest time, its GB/s (aggregate: all ranks' bytes over the
+    slowest rank's time) and the slowest rank's GB/s (MLPerf Storage's figure)."""
+    cols = [_count("ckpt_size_bytes", "bytes", "workload", ranks=FIRST),
+            _count("ckpt_ranks", "ranks", "workload", ranks=Ranks("count"))]
+    for op in ("save", "load"):
+        cols += [
+            _count(f"ckpt_{op}s", op + "s", "workload", ranks=FIRST),
+            _count(f"ckpt_{op}_bytes", "bytes", "workload"),
+            Column(f"ckpt_{op}_total_s", "s", float, ranks=SLOWEST, better=LOWER, digits=3, phase="workload"),
+            Column(f"ckpt_{op}_longest_s", "s", float, ranks=SLOWEST, better=LOWER, digits=3, phase="workload"),
+            Column(f"ckpt_{op}_GB_per_s", "GB/s", float, better=HIGHER, digits=3, phase="workload",
+                   ranks=Ranks("ratio", of=f"ckpt_{op}_bytes", by=f"ckpt_{op}_total_s", scale=1e9),
+                   title=f"ckpt {op} GB/s", compared=Compared(20 if op == "save" else 21)),
+            Column(f"ckpt_{op}_slowest_rank_GB_per_s", "GB/s", float, better=HIGHER, digits=3, phase="workload",
+                   ranks=Ranks("fastest", of=f"ckpt_{op}_GB_per_s"), title=f"slowest rank {op} GB/s",
+                   compared=Compared(22 if op == "save" else 23)),
+        ]
+    cols += [Column("ckpt_read_cache", "", str, ranks=Ranks("same", otherwise="mixed"), phase="workload"),
+             Column("ckpt_verified", "", str, ranks=Ranks("verdict"), phase="workload")]
+    return tuple(cols)
+
+
 #: summary.csv, in column order; then the aggregate's columns over ranks
 CATALOGUE: tuple[Column, ...] = (
     Column("run_id", "", str, RUN),
@@ -250,6 +274,7 @@ CATALOGUE: tuple[Column, ...] = (
     Column("checkpoint_load_MB_per_s", "MB/s", float, ranks=SUM_RATES, better=HIGHER, title="ckpt load MB/s",
            digits=1, phase="checkpoint", compared=Compared(10, table=True, keep=5)),
     Column("checkpoint_verified", "", str, ranks=Ranks("verdict"), phase="checkpoint"),
+    *_workload_columns(),
     Column("sweep_id", "", str, TAG),
     Column("variant", "", str, TAG),
     Column("repeat", "", int, TAG, digits=0),
@@ -300,6 +325,12 @@ LIKE: tuple[str, ...] = tuple(c.name for c in CATALOGUE if c.like)
 EPOCH_COLUMNS = ["epoch", "complete", "steps", "samples", "bytes", "wall_s", "samples_per_s", "MiB_per_s",
                  "MB_per_s", "first_batch_s", "wait_s", "compute_s", "au_percent", "requests", "request_p50_ms",
                  "request_p99_ms", "failed_samples", "cache"]
+
+
+#: checkpoints.csv's columns (the checkpoint workload): one row per rank and save/load, then one
+#: per save/load over every rank (rank ``all``: bytes summed, the longest time, the slowest rank)
+CHECKPOINT_COLUMNS = ["op", "index", "rank", "payload_bytes", "bytes", "duration_s", "GB_per_s",
+                      "slowest_rank_GB_per_s", "read_cache", "verified"]
 
 
 def empty_row() -> dict[str, Any]:

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dnnbench.reporting.columns import COLUMNS, IDENTITY, RANKS, RULE, RUN, TAG
+from dnnbench.reporting.columns import COLUMNS, IDENTITY, RULE, RUN, TAG
 from dnnbench.reporting.rules import (MAX_SPREAD_PERCENT, MEMORY_MULTIPLE, MIN_REPEATS, MIN_STEPS, NA,
                                       REPEAT_METRIC, repeats_verdict)
 from dnnbench.results import replace_text

@@ -83,6 +83,12 @@ class Coordinator(Protocol):
     def on_main(self, work: Callable[[], T]) -> T | None:
         """``work()`` on rank 0 only, without a collective (the last record of a failed run)."""
 
+    def barrier(self) -> None:
+        """Every rank waits here for the others (a measured step starts together)."""
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every rank's ``value`` on rank 0, in rank order (None elsewhere)."""
+
     def run_dirs(self, output_dir: str, run_id: str | None, stem: str) -> tuple[Path, Path]:
         """(the run directory, this process's working directory in it), created."""
 
@@ -122,6 +128,12 @@ class SingleProcess:
 
     def on_main(self, work: Callable[[], T]) -> T | None:
         return work()
+
+    def barrier(self) -> None:
+        pass
+
+    def gather(self, value: Any) -> list[Any] | None:
+        return [value]
 
     def run_dirs(self, output_dir: str, run_id: str | None, stem: str) -> tuple[Path, Path]:
         run_dir = create_run_dir(output_dir, run_id, stem)

@@ -135,7 +135,7 @@ class RichEvents:
 
 
 #: phases a run may skip: the compare table leaves their columns out silently where no run measured them
-_OPTIONAL_PHASES = ("inference", "checkpoint")
+_OPTIONAL_PHASES = ("inference", "checkpoint", "workload")
 
 
 def comparison_table(c: Any, title: str = "dnnbench compare", width: int | None = None) -> Table:

@@ -57,9 +57,12 @@ def ran(row: dict[str, Any]) -> dict[str, bool]:
     """Which measured phases ran: train, inference, checkpoint. A phase ran when one of its
     columns has a value; training counts as run when it moved samples, or when nothing else
     ran (a run that failed early shows its empty training figures, not nothing)."""
-    infer, ckpt = (any(_has(row, c.name) for c in phase_columns(p)) for p in ("inference", "checkpoint"))
+    infer, ckpt, work = (any(_has(row, c.name) for c in phase_columns(p))
+                         for p in ("inference", "checkpoint", "workload"))
+    work = work or row.get("trainer") == "checkpoint"  # the workload, even when it failed early
     moved = (_num(row.get("samples")) or 0) > 0 or (_num(row.get("steps")) or 0) > 0
-    return {"train": moved or not (infer or ckpt), "inference": infer, "checkpoint": ckpt}
+    return {"train": moved or not (infer or ckpt or work), "inference": infer, "checkpoint": ckpt,
+            "workload": work}
 
 
 def headline(row: dict[str, Any]) -> str:
@@ -78,6 +81,10 @@ def headline(row: dict[str, Any]) -> str:
         parts.append(f"checkpoint save {_figure(row, 'checkpoint_save_MB_per_s')} MB/s, load "
                      f"{_figure(row, 'checkpoint_load_MB_per_s')} MB/s "
                      f"(verified {row.get('checkpoint_verified') or '—'})")
+    if phases["workload"]:
+        parts.append(f"checkpoints save {_figure(row, 'ckpt_save_GB_per_s')} GB/s (slowest rank "
+                     f"{_figure(row, 'ckpt_save_slowest_rank_GB_per_s')}), load {_figure(row, 'ckpt_load_GB_per_s')} "
+                     f"GB/s ({row.get('ckpt_read_cache') or '—'}; verified {row.get('ckpt_verified') or '—'})")
     return "; ".join(parts)
 
 
@@ -129,6 +136,16 @@ LAYOUT: dict[str, list[Line]] = {
         Line("rule steps_per_epoch (min)", ("rule_steps_per_epoch", "epoch_steps_min"), "()"),
         _one("rule_repeats"), _one("cache_assisted"),
     ],
+    "workload": [
+        Line("ckpt_size_bytes (ranks)", ("ckpt_size_bytes", "ckpt_ranks"), "()"),
+        Line("ckpt saves / loads", ("ckpt_saves", "ckpt_loads")),
+        Line("ckpt save / load bytes", ("ckpt_save_bytes", "ckpt_load_bytes")),
+        Line("ckpt save / load GB_per_s", ("ckpt_save_GB_per_s", "ckpt_load_GB_per_s")),
+        Line("slowest rank save / load GB_per_s", ("ckpt_save_slowest_rank_GB_per_s",
+                                                   "ckpt_load_slowest_rank_GB_per_s")),
+        Line("longest save / load s", ("ckpt_save_longest_s", "ckpt_load_longest_s")),
+        _one("ckpt_read_cache"), _one("ckpt_verified"),
+    ],
     "run": [_one("cpu_percent"), _one("peak_rss_MiB"), Line("errors / retries", ("errors", "retries")),
             _one("reason")],
 }
@@ -150,7 +167,7 @@ def summary_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
     pairs = [(what, join.join(str(row.get(c)) for c in cols)) for what, cols, join in _IDENTITY]
     phases["ranks"] = _has(row, "ranks")
     phases["rules"] = _has(row, "rule_dataset_size")
-    for part in ("list", "train", "inference", "checkpoint", "ranks", "rules", "run"):
+    for part in ("list", "train", "inference", "checkpoint", "workload", "ranks", "rules", "run"):
         if phases.get(part, True):
             pairs += [_pair(row, line) for line in LAYOUT[part]]
     return pairs

@@ -23,7 +23,10 @@ HEADER = (
     "last_epoch_MiB_per_s cpu_percent peak_rss_MiB errors retries skipped_samples cache byte_check emulated "
     "infer_samples infer_bytes infer_wall_s infer_samples_per_s infer_MiB_per_s accuracy_percent infer_failed "
     "checkpoint_bytes checkpoint_save_s checkpoint_load_s checkpoint_save_MB_per_s checkpoint_load_MB_per_s "
-    "checkpoint_verified sweep_id variant repeat epoch_steps_min client_memory_bytes dataset_memory_ratio "
+    "checkpoint_verified ckpt_size_bytes ckpt_ranks ckpt_saves ckpt_save_bytes ckpt_save_total_s ckpt_save_longest_s "
+    "ckpt_save_GB_per_s ckpt_save_slowest_rank_GB_per_s ckpt_loads ckpt_load_bytes ckpt_load_total_s "
+    "ckpt_load_longest_s ckpt_load_GB_per_s ckpt_load_slowest_rank_GB_per_s ckpt_read_cache ckpt_verified "
+    "sweep_id variant repeat epoch_steps_min client_memory_bytes dataset_memory_ratio "
     "cache_assisted rule_dataset_size rule_steps_per_epoch rule_repeats").split()
 
 
@@ -66,8 +69,8 @@ def test_compare_and_gate_read_the_catalogue():
     assert names[:10] == ["MiB_per_s", "samples_per_s", "request_p50_ms", "request_p99_ms", "time_to_first_batch_s",
                           "au_percent", "cpu_percent", "infer_samples_per_s", "checkpoint_save_MB_per_s",
                           "checkpoint_load_MB_per_s"]
-    assert [m.name for m in columns.compared(table_only=True)] == names[:10] and len(names) == 19
-    assert sorted(m.compared.order for m in compare.CSV_METRICS) == list(range(1, 20))
+    assert [m.name for m in columns.compared(table_only=True)] == names[:10] and len(names) == 23
+    assert sorted(m.compared.order for m in compare.CSV_METRICS) == list(range(1, 24))
     table = columns.compared(table_only=True)
     assert sorted(m.compared.keep for m in table) == list(range(1, 11))
     assert [(g.name, g.gate, g.better) for g in gate.GATED] == [

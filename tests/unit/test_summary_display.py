@@ -31,7 +31,7 @@ def table_text(row: dict) -> str:
 
 def test_a_checkpoint_only_run_shows_its_checkpoint_figures():
     row = {**NO_TRAIN, **CKPT}
-    assert ran(row) == {"train": False, "inference": False, "checkpoint": True}
+    assert ran(row) == {"train": False, "inference": False, "checkpoint": True, "workload": False}
     assert headline(row) == "checkpoint save 458.7 MB/s, load 3,316.8 MB/s (verified ok)"
     text = table_text(row)
     assert "checkpoint save / load MB_per_s │ 458.7 / 3,316.8" in text and "checkpoint_bytes │ 192,205" in text
@@ -61,3 +61,17 @@ def test_quiet_mode_prints_the_phases_that_ran():
     buf = io.StringIO()
     RichEvents(Console(file=buf, width=200), quiet=True).summary({**NO_TRAIN, **CKPT}, "results/r", {})
     assert buf.getvalue() == "ok: checkpoint save 458.7 MB/s, load 3,316.8 MB/s (verified ok), results in results/r\n"
+
+
+def test_a_checkpoint_workload_run_shows_its_figures():
+    row = {**NO_TRAIN, "trainer": "checkpoint", "ckpt_size_bytes": 105_000_000, "ckpt_ranks": 2, "ckpt_saves": 3,
+           "ckpt_loads": 2, "ckpt_save_bytes": 315_012_000, "ckpt_load_bytes": 210_008_000,
+           "ckpt_save_GB_per_s": 0.5, "ckpt_load_GB_per_s": 1.25, "ckpt_save_slowest_rank_GB_per_s": 0.25,
+           "ckpt_load_slowest_rank_GB_per_s": 0.6, "ckpt_save_longest_s": 0.4, "ckpt_load_longest_s": 0.2,
+           "ckpt_read_cache": "dropped", "ckpt_verified": "ok"}
+    assert ran(row) == {"train": False, "inference": False, "checkpoint": False, "workload": True}
+    assert headline(row) == ("checkpoints save 0.500 GB/s (slowest rank 0.250), load 1.250 GB/s "
+                             "(dropped; verified ok)")
+    text = table_text(row)
+    assert "slowest rank save / load GB_per_s │ 0.250 / 0.600" in text and "ckpt_read_cache │ dropped" in text
+    assert "MiB_per_s" not in text and "au_percent" not in text
