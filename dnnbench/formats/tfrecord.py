@@ -1,0 +1,213 @@
+"""TFRecord files without TensorFlow: framing, CRC checks, DALI index files.
+
+A file is records back to back, no header or footer; each record is::
+
+    uint64 length (LE) | uint32 masked CRC32C of those 8 bytes | data | uint32 masked CRC32C of data
+
+(``masked = rotate_right(crc, 15) + 0xa282ead8``). A DALI index (``tools/tfrecord2idx``,
+the file DLIO writes to ``{data_folder}/index/{train|valid}/{name}.idx``) has one text line
+``"{offset} {size}"`` per record, ``size`` including the 16 framing bytes, so one ranged GET
+of ``[offset, offset + size)`` returns one whole record. Without an index, :func:`scan_index`
+finds the same ranges from the headers alone.
+
+CRC32C comes from ``google-crc32c`` (C; it takes ``bytes`` only, so each record is verified on
+the ``bytes`` slice that is handed on anyway). The records' content is usually a
+``tf.train.Example`` (:mod:`dnnbench.formats.example_proto`).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import struct
+from typing import Any, BinaryIO, Iterable, Iterator
+
+import google_crc32c
+
+from dnnbench.errors import DataError, SampleError
+
+MASK_DELTA = 0xA282EAD8
+HEADER = 12
+FOOTER = 4
+OVERHEAD = HEADER + FOOTER
+_LEN = struct.Struct("<QI")
+_CRC = struct.Struct("<I")
+
+
+class CorruptRecord(SampleError):
+    """A TFRecord that fails its CRC, or a file cut inside a record."""
+
+    def __init__(self, name: str, offset: int, what: str):
+        super().__init__(f"corrupt TFRecord at byte {offset}: {what}", reference=name or None,
+                         hint="the file is damaged or not a TFRecord file (GZIP/ZLIB-compressed TFRecords "
+                              "are not supported); write it again")
+        self.offset = offset
+
+
+def masked_crc(data: bytes) -> int:
+    """TFRecord's masked CRC32C of ``data`` (``bytes``)."""
+    c = google_crc32c.value(data)
+    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame(record: bytes) -> bytes:
+    """One framed record: length, its CRC, the data, the data's CRC."""
+    n = struct.pack("<Q", len(record))
+    return b"".join((n, _CRC.pack(masked_crc(n)), record, _CRC.pack(masked_crc(record))))
+
+
+def _header(head: bytes, pos: int, verify: bool, name: str) -> int:
+    """The data length of the record whose 12 header bytes are ``head``."""
+    if len(head) < HEADER:
+        raise CorruptRecord(name, pos, f"the file ends inside a record header ({len(head)} of 12 bytes)")
+    n, crc = _LEN.unpack(head)
+    if verify and masked_crc(head[:8]) != crc:
+        raise CorruptRecord(name, pos, "the length's CRC does not match")
+    return n
+
+
+def _check_data(data: bytes, footer: bytes, n: int, pos: int, verify: bool, name: str) -> None:
+    if len(data) < n or len(footer) < FOOTER:
+        raise CorruptRecord(name, pos, f"the file ends inside a record of {n} bytes")
+    if verify and masked_crc(data) != _CRC.unpack(footer)[0]:
+        raise CorruptRecord(name, pos, "the data's CRC does not match")
+
+
+def iter_records(buf: bytes, *, verify: bool = True, name: str = "") -> Iterator[tuple[int, bytes]]:
+    """(offset, data) of every record in ``buf``, a whole file (or whole records) in memory.
+
+    Raises:
+        CorruptRecord: a CRC fails (with ``verify``) or ``buf`` ends inside a record.
+    """
+    buf = buf if isinstance(buf, bytes) else bytes(buf)
+    pos, end = 0, len(buf)
+    while pos < end:
+        n = _header(buf[pos:pos + HEADER], pos, verify, name)
+        start = pos + HEADER
+        data = buf[start:start + n]
+        _check_data(data, buf[start + n:start + n + FOOTER], n, pos, verify, name)
+        yield pos, data
+        pos = start + n + FOOTER
+
+
+def read_records(stream: Any, *, verify: bool = True, name: str = "") -> Iterator[tuple[int, bytes]]:
+    """(offset, data) of every record of a binary stream, read front to back (bounded
+    memory: one record at a time). A raw stream is buffered first.
+
+    Raises:
+        CorruptRecord: a CRC fails (with ``verify``) or the stream ends inside a record.
+    """
+    f = stream if isinstance(stream, (io.BufferedIOBase, io.BytesIO)) else io.BufferedReader(stream, 1 << 18)
+    pos = 0
+    while True:
+        head = f.read(HEADER)
+        if not head:
+            return
+        n = _header(head, pos, verify, name)
+        data = f.read(n)
+        _check_data(data, f.read(FOOTER), n, pos, verify, name)
+        yield pos, data
+        pos += n + OVERHEAD
+
+
+def parse_record(chunk: bytes, *, verify: bool = True, name: str = "", offset: int = 0) -> bytes:
+    """The data of the one framed record ``chunk`` holds (a ranged GET of an index entry).
+
+    Raises:
+        CorruptRecord: a CRC fails, or ``chunk`` is not exactly one record.
+    """
+    chunk = chunk if isinstance(chunk, bytes) else bytes(chunk)
+    n = _header(chunk[:HEADER], offset, verify, name)
+    if len(chunk) != n + OVERHEAD:
+        raise CorruptRecord(name, offset, f"the index says {len(chunk)} bytes, the record header {n + OVERHEAD} "
+                                          "(a stale index?)")
+    data = chunk[HEADER:HEADER + n]
+    _check_data(data, chunk[HEADER + n:], n, offset, verify, name)
+    return data
+
+
+def scan_index(f: BinaryIO, *, verify: bool = True, name: str = "") -> list[tuple[int, int]]:
+    """``(offset, size)`` of every record of a seekable file, from the headers alone (the
+    data is skipped with ``seek``); the same entries ``tfrecord2idx`` writes.
+
+    Raises:
+        CorruptRecord: a length CRC fails, or the file ends inside a record.
+    """
+    end = f.seek(0, io.SEEK_END)
+    f.seek(0)
+    entries: list[tuple[int, int]] = []
+    pos = 0
+    while pos < end:
+        n = _header(f.read(HEADER), pos, verify, name)
+        if pos + n + OVERHEAD > end:
+            raise CorruptRecord(name, pos, f"the file ends inside a record of {n} bytes")
+        entries.append((pos, n + OVERHEAD))
+        pos = f.seek(pos + n + OVERHEAD)
+    return entries
+
+
+def format_index(entries: Iterable[tuple[int, int]]) -> bytes:
+    """A DALI index file: one ``"offset size"`` line per record."""
+    return "".join(f"{off} {size}\n" for off, size in entries).encode()
+
+
+def parse_index(text: bytes, name: str = "") -> list[tuple[int, int]]:
+    """The ``(offset, size)`` entries of a DALI index file.
+
+    Raises:
+        DataError: a line is not two non-negative integers, or records overlap.
+    """
+    entries: list[tuple[int, int]] = []
+    for number, line in enumerate(text.decode("ascii", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+            raise DataError(f"line {number} is not 'offset size': {line[:60]!r}", reference=name or None,
+                            hint="a DALI/DLIO TFRecord index has one 'offset size' line per record; delete it "
+                                 "to scan the file instead")
+        off, size = int(parts[0]), int(parts[1])
+        if size < OVERHEAD or (entries and off < entries[-1][0] + entries[-1][1]):
+            raise DataError(f"line {number}: record {off} {size} overlaps the one before or is too small",
+                            reference=name or None, hint="the index does not belong to this file; delete it")
+        entries.append((off, size))
+    return entries
+
+
+def index_key(key: str) -> str:
+    """Where DLIO keeps the index of TFRecord ``key``: ``{data_folder}/index/{split}/{name}.idx``,
+    the split being the last ``train``/``valid`` folder of the key (subfolders below it are
+    dropped, as DLIO does); keys outside such a folder keep theirs in ``index/`` beside them."""
+    parts = key.split("/")
+    base = parts[-1]
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] in ("train", "valid"):
+            return "/".join(parts[:i] + ["index", parts[i], base + ".idx"])
+    return posixpath.join(posixpath.dirname(key), "index", base + ".idx")
+
+
+class RecordWriter:
+    """Frames records into a binary file object (an in-memory buffer by default) and keeps
+    the index entries of what it wrote."""
+
+    def __init__(self, f: BinaryIO | None = None):
+        self.f = f if f is not None else io.BytesIO()
+        self.entries: list[tuple[int, int]] = []
+        self.pos = 0
+
+    def write(self, record: bytes) -> tuple[int, int]:
+        """Append one record; returns its index entry ``(offset, size)``."""
+        framed = frame(record)
+        self.f.write(framed)
+        entry = (self.pos, len(framed))
+        self.entries.append(entry)
+        self.pos += len(framed)
+        return entry
+
+    def getvalue(self) -> bytes:
+        """The file's bytes (in-memory writers only)."""
+        return self.f.getvalue()  # type: ignore[attr-defined]
+
+    def index(self) -> bytes:
+        """The DALI index of the records written so far."""
+        return format_index(self.entries)
