@@ -25,6 +25,8 @@ from typing import Any, BinaryIO, Iterable, Iterator
 import google_crc32c
 
 from dnnbench.errors import DataError, SampleError
+from dnnbench.formats.example_proto import encode_example
+from dnnbench.formats.sizemodel import FileSpec
 
 MASK_DELTA = 0xA282EAD8
 HEADER = 12
@@ -211,3 +213,13 @@ class RecordWriter:
     def index(self) -> bytes:
         """The DALI index of the records written so far."""
         return format_index(self.entries)
+
+
+def build_file(spec: FileSpec) -> list[tuple[str, bytes]]:
+    """A generated TFRecord file as DLIO writes it, and its DALI index: one
+    ``tf.train.Example`` per sample with ``image`` (the ``dim1 x dim2`` bytes) and ``size``
+    (the nominal side), at DLIO's ``index/{split}/{name}.idx``."""
+    w = RecordWriter()
+    for sample in spec.random_samples():
+        w.write(encode_example({"image": sample.tobytes(), "size": spec.dimension}))
+    return [(spec.key, w.getvalue()), (index_key(spec.key), w.index())]
