@@ -1,7 +1,7 @@
-"""Writing a planned dataset (:mod:`dnnbench.formats.sizemodel`) to any storage, files in
+"""Writing a planned dataset (:mod:`dnnbench.formats.sizes`) to any storage, files in
 parallel, and how fast that went.
 
-A format's builder turns one :class:`~dnnbench.formats.sizemodel.FileSpec` into the objects
+A format's builder turns one :class:`~dnnbench.formats.sizes.PlannedFile` into the objects
 to write: the file itself first, then its sidecars (a TFRecord's DALI index). Generation runs
 before a run's measured phases (``prepare``), on the storage without latency emulation, and
 reports its own MB/s.
@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from dnnbench.formats.sizemodel import FileSpec
+from dnnbench.formats.sizes import PlannedFile
 from dnnbench.storage.base import Storage
 
 #: one file's objects: (key, bytes), the data file first
-Build = Callable[[FileSpec], list[tuple[str, bytes]]]
+Build = Callable[[PlannedFile], list[tuple[str, bytes]]]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class GenerateStats:
         return self.bytes / 2**20 / self.seconds if self.seconds > 0 else 0.0
 
 
-def generate(storage: Storage, specs: Sequence[FileSpec], build: Build, *, workers: int = 4,
+def generate(storage: Storage, specs: Sequence[PlannedFile], build: Build, *, workers: int = 4,
              progress: Callable[[int, int], None] | None = None) -> GenerateStats:
     """Build and write every file of ``specs`` with ``workers`` threads.
 
@@ -51,7 +51,7 @@ def generate(storage: Storage, specs: Sequence[FileSpec], build: Build, *, worke
     """
     t0 = time.perf_counter()
 
-    def one(spec: FileSpec) -> int:
+    def one(spec: PlannedFile) -> int:
         written = 0
         for key, data in build(spec):
             storage.put(key, data)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from dnnbench.errors import DataError
-from dnnbench.formats.sizemodel import FileSpec
+from dnnbench.formats.sizes import PlannedFile
 
 #: bytes of a file's tail read to find its footer (pyarrow's own default footer read)
 TAIL = 64 * 1024
@@ -176,7 +176,7 @@ def samples(table: Any, columns: Columns = Columns(), name: str = "") -> tuple[l
     return data, labels
 
 
-def build_file(spec: FileSpec, row_group_size: int = 1024, compression: str = "none") -> list[tuple[str, bytes]]:
+def build_file(spec: PlannedFile, row_group_size: int = 1024, compression: str = "none") -> list[tuple[str, bytes]]:
     """A generated Parquet file: one row per sample (``image`` = its ``dim1 x dim2`` bytes,
     ``label`` 0, as DLIO labels its generated samples), in row groups of ``row_group_size``."""
     rows = [s.tobytes() for s in spec.random_samples()]

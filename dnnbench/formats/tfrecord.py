@@ -26,7 +26,7 @@ import google_crc32c
 
 from dnnbench.errors import DataError, SampleError
 from dnnbench.formats.example_proto import encode_example
-from dnnbench.formats.sizemodel import FileSpec
+from dnnbench.formats.sizes import PlannedFile
 
 MASK_DELTA = 0xA282EAD8
 HEADER = 12
@@ -215,7 +215,7 @@ class RecordWriter:
         return format_index(self.entries)
 
 
-def build_file(spec: FileSpec) -> list[tuple[str, bytes]]:
+def build_file(spec: PlannedFile) -> list[tuple[str, bytes]]:
     """A generated TFRecord file as DLIO writes it, and its DALI index: one
     ``tf.train.Example`` per sample with ``image`` (the ``dim1 x dim2`` bytes) and ``size``
     (the nominal side), at DLIO's ``index/{split}/{name}.idx``."""

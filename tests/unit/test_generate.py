@@ -12,7 +12,7 @@ import pytest
 from dnnbench.formats import parquet, tfrecord
 from dnnbench.formats.example_proto import decode_example
 from dnnbench.formats.generate import generate, make_split_folders
-from dnnbench.formats.sizemodel import SizeModel, dlio_shapes, file_name, plan, split_keys
+from dnnbench.formats.sizes import SizeModel, dlio_shapes, file_name, plan, split_keys
 from dnnbench.config.schema import StorageConfig
 from dnnbench.storage.fs import FileSystemStorage
 

@@ -84,7 +84,7 @@ def split_keys(root: str, split: str, n: int, subfolders: int, prefix: str, ext:
 
 
 @dataclass(frozen=True)
-class FileSpec:
+class PlannedFile:
     """One file to generate: where, its samples' shape, and the seed of its bytes."""
 
     key: str
@@ -110,7 +110,7 @@ class FileSpec:
         return raw.view(np.uint8)[:n].reshape(self.samples, self.dim1, self.dim2)
 
 
-def plan(model: SizeModel, root: str, ext: str, seed: int = 0) -> list[FileSpec]:
+def plan(model: SizeModel, root: str, ext: str, seed: int = 0) -> list[PlannedFile]:
     """Every file of the dataset, train then valid (DLIO's order: the shape draw follows it)."""
     shapes = dlio_shapes(model)
     keys = (split_keys(root, "train", model.num_files, model.num_subfolders, model.file_prefix, ext)
@@ -118,6 +118,6 @@ def plan(model: SizeModel, root: str, ext: str, seed: int = 0) -> list[FileSpec]
     specs = []
     for pos, (key, (d1, d2)) in enumerate(zip(keys, shapes)):
         train = pos < model.num_files
-        specs.append(FileSpec(key, "train" if train else "valid", pos if train else pos - model.num_files, pos,
+        specs.append(PlannedFile(key, "train" if train else "valid", pos if train else pos - model.num_files, pos,
                               d1, d2, model.num_samples_per_file, model.dimension, seed))
     return specs
