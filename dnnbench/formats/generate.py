@@ -1,8 +1,9 @@
 """Writing a planned dataset (:mod:`dnnbench.formats.sizes`) to any storage, files in
 parallel, and how fast that went.
 
-A format's builder turns one :class:`~dnnbench.formats.sizes.PlannedFile` into the objects
-to write: the file itself first, then its sidecars (a TFRecord's DALI index). Generation runs
+A builder turns one :class:`~dnnbench.formats.sizes.PlannedFile` into the objects to write: the
+file itself first, then its sidecars (a TFRecord's DALI index); :func:`format_builder` makes one
+from any :class:`~dnnbench.formats.base.Format` (its ``generate`` fed the file's own seeded RNG). Generation runs
 before a run's measured phases (``prepare``), on the storage without latency emulation, and
 reports its own MB/s.
 """
@@ -16,11 +17,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from dnnbench.formats.base import Format
 from dnnbench.formats.sizes import PlannedFile
 from dnnbench.storage.base import Storage
 
 #: one file's objects: (key, bytes), the data file first
 Build = Callable[[PlannedFile], list[tuple[str, bytes]]]
+
+
+def format_builder(fmt: Format) -> Build:
+    """The builder of ``fmt``'s files: its ``generate`` on the file's spec and RNG, then its sidecars."""
+
+    def build(spec: PlannedFile) -> list[tuple[str, bytes]]:
+        data = fmt.generate(spec.rng(), spec.file_spec())
+        return [(spec.key, data), *fmt.sidecars(spec.key, data)]
+
+    return build
 
 
 @dataclass

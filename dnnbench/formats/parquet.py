@@ -14,13 +14,17 @@ names for files written by other tools.
 
 from __future__ import annotations
 
+import bisect
 import io
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
+
+import numpy as np
 
 from dnnbench.errors import DataError
-from dnnbench.formats.sizes import PlannedFile
+from dnnbench.formats.base import DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, random_array, read_all
+from dnnbench.formats.spec import ParquetOptions
 
 #: bytes of a file's tail read to find its footer (pyarrow's own default footer read)
 TAIL = 64 * 1024
@@ -176,8 +180,83 @@ def samples(table: Any, columns: Columns = Columns(), name: str = "") -> tuple[l
     return data, labels
 
 
-def build_file(spec: PlannedFile, row_group_size: int = 1024, compression: str = "none") -> list[tuple[str, bytes]]:
-    """A generated Parquet file: one row per sample (``image`` = its ``dim1 x dim2`` bytes,
-    ``label`` 0, as DLIO labels its generated samples), in row groups of ``row_group_size``."""
-    rows = [s.tobytes() for s in spec.random_samples()]
-    return [(spec.key, write_table(rows, [0] * len(rows), row_group_size=row_group_size, compression=compression))]
+@dataclass(frozen=True)
+class ParquetMeta:
+    """What decoding a row group's bytes needs: the file's size, its footer's metadata (pickles
+    as its thrift bytes), and per row group its first row and byte range."""
+
+    size: int
+    metadata: Any
+    first_rows: tuple[int, ...]
+    ranges: tuple[tuple[int, int], ...]
+
+    def group_of(self, item: int) -> int:
+        """The row group holding row ``item``."""
+        return bisect.bisect_right(self.first_rows, item) - 1
+
+
+class ParquetFormat(FileFormat):
+    """``parquet``: a sample per row (``format_options.column`` its bytes, ``label_column`` its
+    label); a sample's range is its row group's bytes, decoded by pyarrow from those alone. The
+    last row group decoded is kept (per process), so the rows of a group read in turn decode it once."""
+
+    def __init__(self, options: ParquetOptions | None = None):
+        super().__init__(options or ParquetOptions())
+        self._held: tuple[Any, int, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_held": None}
+
+    @property
+    def columns(self) -> Columns:
+        return Columns(self.options.column, self.options.label_column)
+
+    def index(self, file: BinaryIO, size: int) -> FileIndex:
+        def get_range(start: int, length: int) -> bytes:
+            file.seek(start)
+            return file.read(length)
+
+        meta = _checked(lambda: read_metadata(get_range, size))
+        ranges, counts = row_group_ranges(meta), row_counts(meta)
+        firsts = tuple(int(x) for x in np.cumsum([0] + counts[:-1])) if counts else ()
+        pmeta = ParquetMeta(size, meta, firsts, tuple(ranges))
+        group = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        starts = np.asarray([r[0] for r in ranges], np.int64)
+        lengths = np.asarray([r[1] for r in ranges], np.int64)
+        return FileIndex(starts[group], lengths[group], pmeta)
+
+    def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
+        import pyarrow.parquet as pq
+
+        table = _checked(lambda: pq.read_table(io.BytesIO(read_all(stream))))
+        data, labels = _checked(lambda: samples(table, self.columns))
+        for value, label in zip(data, labels):
+            yield np.frombuffer(value, dtype=np.uint8), (None if label == -1 else label)
+
+    def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
+        if meta is None:
+            raise ValueError("a Parquet sample is read through its file's index")
+        group = meta.group_of(item)
+        held = self._held
+        if held is None or held[0] is not meta or held[1] != group:
+            start = meta.ranges[group][0]
+            table = _checked(lambda: decode_row_group(meta.metadata, group, data, start, meta.size))
+            held = self._held = (meta, group, _checked(lambda: samples(table, self.columns)))
+        values, labels = held[2]
+        row = item - meta.first_rows[group]
+        return np.frombuffer(values[row], dtype=np.uint8), (None if labels[row] == -1 else labels[row])
+
+    def generate(self, rng: np.random.Generator, spec: FileSpec) -> bytes:
+        """A row per sample (its bytes, its label), in row groups of ``row_group_size`` rows."""
+        rows = [s.tobytes() for s in random_array(rng, (spec.samples, *spec.shape), spec.dtype)]
+        return write_table(rows, [spec.label] * len(rows), row_group_size=self.options.row_group_size,
+                           compression=self.options.compression, columns=self.columns)
+
+
+def _checked(call: Callable[[], Any]) -> Any:
+    """``call()``, its DataError (a file that is not Parquet, a missing column) as the ValueError
+    the format contract raises."""
+    try:
+        return call()
+    except DataError as e:
+        raise ValueError(str(e)) from None

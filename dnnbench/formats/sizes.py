@@ -18,11 +18,14 @@ so the same model writes the same dataset whatever the thread count.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 from dataclasses import dataclass
 
 import numpy as np
+
+from dnnbench.formats.base import FileSpec, random_array
 
 #: DLIO's fixed seed of the shape draw
 SHAPE_SEED = 10
@@ -96,18 +99,24 @@ class PlannedFile:
     samples: int
     dimension: int  # the nominal side (tfrecord's ``size`` feature)
     seed: int
+    label: int = 0  # the class layout's class
 
     @property
     def sample_bytes(self) -> int:
         return self.dim1 * self.dim2
 
+    def rng(self) -> np.random.Generator:
+        """This file's own generator of bytes (SFC64: fast), the same whoever writes it, in any order."""
+        return np.random.Generator(np.random.SFC64([self.seed, self.position]))
+
+    def file_spec(self) -> FileSpec:
+        """What a format generates for this file: ``samples`` uint8 arrays of ``dim1 x dim2``."""
+        return FileSpec(self.samples, (self.dim1, self.dim2), "uint8", self.label)
+
     def random_samples(self) -> np.ndarray:
-        """``uint8 (samples, dim1, dim2)`` of uniform random bytes, this file's own: the same
-        whoever writes it, in any order (DLIO draws 0..254, which storage cannot tell apart).
-        SFC64's raw stream: ~1.5 GiB/s, ten times numpy's ``integers``."""
-        n = self.samples * self.sample_bytes
-        raw = np.random.SFC64([self.seed, self.position]).random_raw((n + 7) // 8)
-        return raw.view(np.uint8)[:n].reshape(self.samples, self.dim1, self.dim2)
+        """``uint8 (samples, dim1, dim2)``: the samples a format's generator draws for this file
+        (DLIO draws 0..254, which storage cannot tell apart)."""
+        return random_array(self.rng(), (self.samples, self.dim1, self.dim2), "uint8")
 
 
 def plan(model: SizeModel, root: str, ext: str, seed: int = 0) -> list[PlannedFile]:
@@ -120,4 +129,39 @@ def plan(model: SizeModel, root: str, ext: str, seed: int = 0) -> list[PlannedFi
         train = pos < model.num_files
         specs.append(PlannedFile(key, "train" if train else "valid", pos if train else pos - model.num_files, pos,
                               d1, d2, model.num_samples_per_file, model.dimension, seed))
+    return specs
+
+
+#: prepare.layout values: where the files of a generated dataset go
+LAYOUTS = ("classes", "flat", "dlio")
+
+
+def class_folder(c: int) -> str:
+    """The class layout's folder of class ``c`` (today's synthetic sets' names)."""
+    return f"class_{c:03d}"
+
+
+def plan_layout(layout: str, model: SizeModel, root: str, ext: str, *, classes: int = 1,
+                seed: int = 0) -> list[PlannedFile]:
+    """Every file of a dataset in ``layout`` (sizes from :func:`dlio_shapes` in every layout):
+
+    - ``dlio``: :func:`plan` (``train/`` and ``valid/`` splits, subfolders, DLIO's names);
+    - ``flat``: ``{root}/{prefix}_{i}_of_{n}.{ext}``, label 0;
+    - ``classes``: file ``i`` in ``{root}/class_{i % classes:03d}/{i // classes:06d}.{ext}``,
+      labelled with its class (the shape draw follows ``i``).
+    """
+    if layout == "dlio":
+        return plan(model, root, ext, seed)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    flat = SizeModel(model.record_length, model.record_length_stdev, model.num_samples_per_file, model.num_files,
+                     file_prefix=model.file_prefix)
+    specs = []
+    for f in plan(flat, "", ext, seed):
+        if layout == "flat":
+            key, label = posixpath.join(root, posixpath.basename(f.key)), 0
+        else:
+            label = f.position % max(1, classes)
+            key = posixpath.join(root, class_folder(label), f"{f.position // max(1, classes):06d}.{ext}")
+        specs.append(dataclasses.replace(f, key=key.lstrip("/"), label=label))
     return specs

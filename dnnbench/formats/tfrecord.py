@@ -24,9 +24,13 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 import google_crc32c
 
+import numpy as np
+
 from dnnbench.errors import DataError, SampleError
-from dnnbench.formats.example_proto import encode_example
-from dnnbench.formats.sizes import PlannedFile
+from dnnbench.formats.base import DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, random_array
+from dnnbench.formats.example_proto import decode_example, encode_example
+from dnnbench.formats.rangefile import RangeFile
+from dnnbench.formats.spec import TfrecordOptions
 
 MASK_DELTA = 0xA282EAD8
 HEADER = 12
@@ -36,8 +40,9 @@ _LEN = struct.Struct("<QI")
 _CRC = struct.Struct("<I")
 
 
-class CorruptRecord(SampleError):
-    """A TFRecord that fails its CRC, or a file cut inside a record."""
+class CorruptRecord(SampleError, ValueError):
+    """A TFRecord that fails its CRC, or a file cut inside a record (a ValueError too: what the
+    :class:`~dnnbench.formats.base.Format` contract raises for a damaged file)."""
 
     def __init__(self, name: str, offset: int, what: str):
         super().__init__(f"corrupt TFRecord at byte {offset}: {what}", reference=name or None,
@@ -215,11 +220,69 @@ class RecordWriter:
         return format_index(self.entries)
 
 
-def build_file(spec: PlannedFile) -> list[tuple[str, bytes]]:
-    """A generated TFRecord file as DLIO writes it, and its DALI index: one
-    ``tf.train.Example`` per sample with ``image`` (the ``dim1 x dim2`` bytes) and ``size``
-    (the nominal side), at DLIO's ``index/{split}/{name}.idx``."""
-    w = RecordWriter()
-    for sample in spec.random_samples():
-        w.write(encode_example({"image": sample.tobytes(), "size": spec.dimension}))
-    return [(spec.key, w.getvalue()), (index_key(spec.key), w.index())]
+class TfrecordFormat(FileFormat):
+    """``tfrecord``: a sample per record (a ``tf.train.Example``; ``format_options.feature`` its
+    bytes, ``label_feature`` its label). Locating reads the DALI index beside a stored file
+    (:func:`index_key`, one GET) when there is one, else scans the record headers (ranged reads
+    that skip the data); a sample is then one ranged GET of its whole framed record."""
+
+    def __init__(self, options: TfrecordOptions | None = None):
+        super().__init__(options or TfrecordOptions())
+
+    def index(self, file: BinaryIO, size: int) -> FileIndex:
+        entries = _dali_entries(file, size) if isinstance(file, RangeFile) else None
+        if entries is None:
+            entries = scan_index(file, verify=self.options.verify_crc, name=getattr(file, "key", ""))
+        return FileIndex(np.asarray([e[0] for e in entries], np.int64), np.asarray([e[1] for e in entries], np.int64))
+
+    def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
+        for _, data in read_records(stream, verify=self.options.verify_crc):
+            yield self._decode(data, decode)
+
+    def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
+        return self._decode(parse_record(data, verify=self.options.verify_crc), decode)
+
+    def _decode(self, record: bytes, decode: DecodeSpec) -> Sample:
+        """(sample, label) of one record's Example.
+
+        Raises:
+            ValueError: not an Example, or it lacks the sample's feature.
+        """
+        ex = decode_example(record)
+        value = ex.get(self.options.feature)
+        if not isinstance(value, memoryview):
+            raise ValueError(f"the record has no bytes feature {self.options.feature!r} (features: {', '.join(ex)})")
+        label = ex.get(self.options.label_feature) if self.options.label_feature else None
+        label = int(label[0]) if isinstance(label, list) and label and isinstance(label[0], int) else None
+        if self.options.encoded and decode.mode != "none":
+            from dnnbench.data.decode import decode_image
+
+            return decode_image(bytes(value), decode.mode, decode.size), label
+        return np.frombuffer(value, dtype=np.uint8), label
+
+    def generate(self, rng: np.random.Generator, spec: FileSpec) -> bytes:
+        """As DLIO writes it: an Example per sample, ``image`` its bytes, ``size`` its first side."""
+        w = RecordWriter()
+        side = int(spec.shape[0]) if spec.shape else 1
+        for sample in random_array(rng, (spec.samples, *spec.shape), spec.dtype):
+            w.write(encode_example({self.options.feature: sample.tobytes(), "size": side}))
+        return w.getvalue()
+
+    def sidecars(self, key: str, data: bytes) -> list[tuple[str, bytes]]:
+        """The DALI index at DLIO's place (:func:`index_key`)."""
+        return [(index_key(key), format_index(scan_index(io.BytesIO(data), verify=False)))]
+
+
+def _dali_entries(file: RangeFile, size: int) -> list[tuple[int, int]] | None:
+    """The entries of the DALI index beside a stored file, when there is one that covers exactly
+    the file's ``size`` bytes (None: none, or a stale one: scan instead)."""
+    try:
+        text, _ = file.storage.get(index_key(file.key))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        entries = parse_index(text, index_key(file.key))
+    except DataError:
+        return None
+    end = entries[-1][0] + entries[-1][1] if entries else 0
+    return entries if end == size else None

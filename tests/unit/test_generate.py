@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
@@ -11,7 +10,8 @@ import pytest
 
 from dnnbench.formats import parquet, tfrecord
 from dnnbench.formats.example_proto import decode_example
-from dnnbench.formats.generate import generate, make_split_folders
+from dnnbench.formats.generate import format_builder, generate, make_split_folders
+from dnnbench.formats.spec import ParquetOptions
 from dnnbench.formats.sizes import SizeModel, dlio_shapes, file_name, plan, split_keys
 from dnnbench.config.schema import StorageConfig
 from dnnbench.storage.fs import FileSystemStorage
@@ -77,7 +77,7 @@ def test_tfrecord_files_match_dlios_sizes_and_index(tmp_path):
     # DLIO's resnet_small: 50 records of 338 x 338 per file: 5,715,150 bytes, index lines "k*114303 114303"
     model = SizeModel(record_length=114660.07, num_samples_per_file=50, num_files=4, num_files_eval=2)
     specs = plan(model, "resnet", "tfrecord")
-    stats = generate(fs(str(tmp_path)), specs, tfrecord.build_file, workers=2)
+    stats = generate(fs(str(tmp_path)), specs, format_builder(tfrecord.TfrecordFormat()), workers=2)
     assert stats.files == 6 and stats.samples == 300
     data = (tmp_path / "resnet/train/img_0_of_4.tfrecord").read_bytes()
     idx = (tmp_path / "resnet/index/train/img_0_of_4.tfrecord.idx").read_bytes()
@@ -95,14 +95,14 @@ def test_same_bytes_whatever_the_thread_count(tmp_path):
     model = SizeModel(record_length=4000, record_length_stdev=2000, num_samples_per_file=5, num_files=7)
     for workers in (1, 4):
         generate(fs(str(tmp_path / f"w{workers}")), plan(model, "", "parquet", seed=3),
-                 functools.partial(parquet.build_file, row_group_size=2), workers=workers)
+                 format_builder(parquet.ParquetFormat(ParquetOptions(row_group_size=2))), workers=workers)
     assert digest(tmp_path / "w1") == digest(tmp_path / "w4") and len(digest(tmp_path / "w1")) == 7
 
 
 def test_progress_and_stats(tmp_path):
     calls = []
     specs = plan(SizeModel(record_length=256, num_samples_per_file=4, num_files=3), "p", "parquet")
-    stats = generate(fs(str(tmp_path)), specs, parquet.build_file, workers=2,
+    stats = generate(fs(str(tmp_path)), specs, format_builder(parquet.ParquetFormat()), workers=2,
                      progress=lambda done, n: calls.append((done, n)))
     sizes = sorted(os.path.getsize(p) for p in (tmp_path / "p/train").iterdir())
     assert [d for d, _ in calls] == [1, 2, 3] and sorted(n for _, n in calls) == sizes
@@ -112,7 +112,7 @@ def test_progress_and_stats(tmp_path):
 
 def test_generated_parquet_rows(tmp_path):
     spec = plan(SizeModel(record_length=100, num_samples_per_file=5, num_files=1), "", "parquet")[0]
-    (key, data), = parquet.build_file(spec, row_group_size=2)
+    (key, data), = format_builder(parquet.ParquetFormat(ParquetOptions(row_group_size=2)))(spec)
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(io.BytesIO(data))
