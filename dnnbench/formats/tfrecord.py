@@ -104,7 +104,16 @@ def read_records(stream: Any, *, verify: bool = True, name: str = "") -> Iterato
     Raises:
         CorruptRecord: a CRC fails (with ``verify``) or the stream ends inside a record.
     """
-    f = stream if isinstance(stream, (io.BufferedIOBase, io.BytesIO)) else io.BufferedReader(stream, 1 << 18)
+    own = not isinstance(stream, (io.BufferedIOBase, io.BytesIO))
+    f = io.BufferedReader(stream, 1 << 18) if own else stream
+    try:
+        yield from _records(f, verify, name)
+    finally:
+        if own:  # the buffer goes, the caller's stream stays open (a BufferedReader closes what it wraps)
+            f.detach()
+
+
+def _records(f: Any, verify: bool, name: str) -> Iterator[tuple[int, bytes]]:
     pos = 0
     while True:
         head = f.read(HEADER)
