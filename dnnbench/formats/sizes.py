@@ -136,6 +136,12 @@ def plan(model: SizeModel, root: str, ext: str, seed: int = 0) -> list[PlannedFi
 LAYOUTS = ("classes", "flat", "dlio")
 
 
+def file_extension(name: str, extensions: tuple[str, ...], layout: str) -> str:
+    """A generated file's extension (no dot): the format's name under the dlio layout (DLIO
+    writes ``.jpeg``, ``.hdf5``: the format value verbatim), else its first declared extension."""
+    return name if layout == "dlio" and f".{name}" in extensions else extensions[0].lstrip(".")
+
+
 def class_folder(c: int) -> str:
     """The class layout's folder of class ``c`` (today's synthetic sets' names)."""
     return f"class_{c:03d}"

@@ -154,3 +154,8 @@ DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png")
 def builtin_names() -> list[str]:
     """Names of the built-in formats, in table order."""
     return [b.name for b in BUILTINS]
+
+
+def prepare_format_names() -> list[str]:
+    """What ``prepare.format`` accepts beside jpg/png: every built-in format's name and alias."""
+    return [n for b in BUILTINS for n in (b.name, *b.aliases)]
