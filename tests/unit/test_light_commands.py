@@ -21,7 +21,8 @@ HEAVY = ("torch", "tensorflow", "pandas", "numpy", "cv2", "matplotlib", "pyarrow
 ALLOWED = ("dnnbench", "dnnbench.cli", "dnnbench.errors", "dnnbench.signals", "dnnbench.events",
            "dnnbench.registry", "dnnbench.frameworks", "dnnbench.config", "dnnbench.config.",
            "dnnbench.multirun", "dnnbench.multirun.plan", "dnnbench.ui", "dnnbench.ui.",
-           "dnnbench.storage", "dnnbench.storage.backends", "dnnbench.reporting", "dnnbench.reporting.columns")
+           "dnnbench.storage", "dnnbench.storage.backends", "dnnbench.reporting", "dnnbench.reporting.columns",
+           "dnnbench.formats", "dnnbench.formats.spec")
 
 PROBE = """
 import contextlib, io, json, runpy, sys
