@@ -158,9 +158,20 @@ def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str = 
     return np.frombuffer(rng.bytes(n * dt.itemsize), dtype=dt).reshape(shape)
 
 
+#: what :func:`read_all` asks a stream for at a time (a raw stream's ``read()`` asks for 8 KiB)
+READ_CHUNK = 64 << 20  # virtual: only the pages a read fills are touched
+
+
 def read_all(stream: BinaryIO) -> bytes:
-    """The rest of ``stream`` (a whole file read in order), without an extra copy when possible."""
-    data = stream.read()
+    """The rest of ``stream`` (a whole file read in order) in large reads, without an extra copy
+    when it fits one read."""
+    chunks = []
+    while True:
+        chunk = stream.read(READ_CHUNK)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    data = b"".join(chunks)  # one chunk: that very object
     return data if isinstance(data, bytes) else bytes(data)
 
 
