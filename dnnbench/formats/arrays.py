@@ -8,6 +8,7 @@ read each; otherwise every sample's range is the whole file.
 from __future__ import annotations
 
 import functools
+import io
 import math
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -114,14 +115,41 @@ def stacked(rng_array: np.ndarray, axis: str) -> np.ndarray:
     return rng_array if axis == "first" else np.moveaxis(rng_array, 0, -1)
 
 
-def in_place(fmt: Any, data: bytes) -> list[tuple[np.ndarray, None]] | None:
+def in_place(fmt: Any, data: bytes | bytearray) -> list[tuple[np.ndarray, None]] | None:
     """The samples of a whole file in memory as views into ``data`` (no copy), when ``fmt``'s
     index cuts them into ranges; None when it does not (strided, compressed: the caller decodes)."""
-    import io
-
-    found = fmt.index(io.BytesIO(data), len(data))
+    view = memoryview(data)
+    found = fmt.index(ViewFile(view), len(data))
     if not (isinstance(found.meta, ArrayMeta) and found.meta.ranged):
         return None
-    view = memoryview(data)
     return [(sample_from_range(view[o:o + n], found.meta), None)
             for o, n in zip(found.offsets.tolist(), found.lengths.tolist())]
+
+
+class ViewFile(io.RawIOBase):
+    """A seekable read-only file over a memoryview: locating samples in a file held in memory
+    without copying it (``io.BytesIO`` copies a bytearray)."""
+
+    def __init__(self, view: memoryview):
+        super().__init__()
+        self.view, self.pos = view, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.pos = max(0, {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence] + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(len(out), len(self.view) - self.pos))
+        out[:n] = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return n
