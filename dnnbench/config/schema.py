@@ -294,12 +294,30 @@ class PrepareConfig(Strict):
     auto: bool = Field(False, description="generate the dataset before a run when it is missing")
     classes: PositiveInt = 4
     images_per_class: PositiveInt = 64
-    format: Literal["jpg", "png"] = "jpg"
+    format: str = Field("jpg", min_length=1, description="file format to generate: jpg | png (image folders) "
+                                                         "or a dataset.format name (npz, hdf5, tfrecord...)")
+    layout: Literal["classes", "flat", "dlio"] = Field(
+        "classes", description="classes: <prefix>/<class>/<file>; flat: files under <prefix>; "
+                               "dlio: <prefix>/train/img_<i>_of_<n>.<ext> and an empty valid/")
+    num_files: PositiveInt | None = Field(None, description="multi-sample formats: files to write "
+                                                            "(default classes x images_per_class)")
+    samples_per_file: PositiveInt = Field(1, description="samples each generated file holds")
+    record_length_bytes: PositiveInt | None = Field(None, description="mean sample size in bytes (DLIO's "
+                                                                      "record_length); default from width/height")
+    record_length_bytes_stdev: int = Field(0, ge=0, description="spread of sample sizes (DLIO's record_length_stdev)")
+    num_subfolders: int = Field(0, ge=0, description="dlio layout: spread files over this many subfolders")
     width: tuple[PositiveInt, PositiveInt] = (32, 128)
     height: tuple[PositiveInt, PositiveInt] = (32, 128)
     jpeg_quality: int = Field(90, ge=1, le=100)
     seed: Seed = 0
     workers: PositiveInt = 4
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in ("jpg", "png"):
+            raise ValueError(f"{v!r} is not a format prepare writes: use jpg or png")
+        return v
 
     @model_validator(mode="after")
     def _ranges(self) -> "PrepareConfig":
@@ -329,6 +347,19 @@ class DatasetConfig(Strict):
                                        description="on_error skip: an epoch that skips more than this share of "
                                                    "its samples fails the run")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset plugin's own options")
+    format: str | None = Field(None, description="file format: jpeg | png | raw | npy | npz | hdf5 | tfrecord | "
+                                                 "parquet | tar or a plugin; default: images by dataset.name")
+    format_options: dict[str, Any] = Field(default_factory=dict, description="the format's own options")
+    layout: Literal["classes", "flat", "dlio"] = Field(
+        "classes", description="classes: one folder per label; flat: files under the prefix, labels from "
+                               "labels_file or none; dlio: DLIO's train/ and valid/ folders")
+    labels_file: str | None = Field(None, description="flat layout: CSV or JSON lines of key,label")
+    file_shuffle: Literal["off", "seed", "random"] = Field(
+        "random", description="order of files: off = listing order; seed = one seeded order for every "
+                              "epoch; random = a new seeded order each epoch (DLIO's file_shuffle)")
+    sample_shuffle: Literal["off", "seed", "random"] = Field(
+        "random", description="order of samples within the epoch, as file_shuffle (DLIO's sample_shuffle)")
+    requests_in_flight: PositiveInt = Field(1, description="GETs each loader worker keeps outstanding")
 
     @field_validator("extensions")
     @classmethod
@@ -432,6 +463,8 @@ class TrainingConfig(Strict):
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     compute_time_s: float = Field(0.0, ge=0, description="emulate: seconds of 'accelerator' time per step")
+    au_target_percent: float | None = Field(None, gt=0, le=100, description="accelerator utilisation the "
+                                                                         "run must reach (MLPerf: 90)")
 
 
 class PhasesConfig(Strict):
