@@ -126,7 +126,5 @@ S3_CASES = [("boto3", "pytorch", "random"), ("boto3", "tensorflow", "random"), (
 
 @pytest.mark.parametrize("client,framework,access", S3_CASES)
 def test_npz_through_s3(bucket, write_config, tmp_path, client, framework, access):
-    if client == "s3torchconnector" and framework == "tensorflow":
-        pytest.fail("s3torchconnector is a PyTorch client")
     row = run(write_config, tmp_path, tmp_path, "s", framework, access, storage=bucket(client), workers=0)
     check(row, access, sum(len(d) for d in npz_files().values()))
