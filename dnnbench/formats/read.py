@@ -30,7 +30,7 @@ DECODE_S = COLUMNS.index("decode_s")
 
 
 def read_record(storage: Storage, fmt: Format, key: str, offset: int, length: int, whole: bool, meta: Any,
-                item: int, decode: DecodeSpec) -> tuple[Any, int | None, int, str]:
+                item: int, decode: DecodeSpec) -> tuple[Any, int | None, int, str, list | None]:
     """Read and decode one sample.
 
     Args:
@@ -38,8 +38,8 @@ def read_record(storage: Storage, fmt: Format, key: str, offset: int, length: in
             or ranged reads are off); ``offset``/``length`` then only say which bytes to decode.
 
     Returns:
-        (sample or None, its label or None, bytes storage returned, "" or the failure reason).
-        Never raises: loader workers hand the reason to the main process, which names the key.
+        (sample or None, its label or None, bytes storage returned, "" or the failure reason,
+        the request's record row or None). Never raises: loader workers hand the reason to the main process, which names the key.
     """
     try:
         if whole:
@@ -53,15 +53,15 @@ def read_record(storage: Storage, fmt: Format, key: str, offset: int, length: in
             if nbytes != length:
                 raise OSError(f"asked for {length:,} bytes at {offset:,}, got {nbytes:,} (changed since listing?)")
     except Exception as e:  # noqa: BLE001 - named in the main process, no worker traceback
-        return None, None, 0, failures.read_failure(e)
+        return None, None, 0, failures.read_failure(e), None
     t0 = time.perf_counter()
     try:
         sample, label = fmt.read_sample(data, meta, item, decode)
     except (ValueError, EOFError, OSError) as e:
-        return None, None, nbytes, failures.BAD_DECODE + f"{type(e).__name__}: {e}"
+        return None, None, nbytes, failures.BAD_DECODE + f"{type(e).__name__}: {e}", row
     if row is not None:
         row[DECODE_S] = time.perf_counter() - t0
-    return sample, label, nbytes, ""
+    return sample, label, nbytes, "", row
 
 
 def iter_file(storage: Storage, fmt: Format, key: str, decode: DecodeSpec,
@@ -92,6 +92,24 @@ def iter_file(storage: Storage, fmt: Format, key: str, decode: DecodeSpec,
             yield tuple(h)
     finally:
         stream.close()
+
+
+def make_format(dataset: Any) -> Format:
+    """The format of ``dataset.format`` with its validated ``dataset.format_options``.
+
+    Raises:
+        PluginError: the format is not registered.
+    """
+    from dnnbench.registry import FORMATS
+
+    spec = FORMATS.spec_of(dataset.format)
+    cls = FORMATS.get(dataset.format)
+    return cls(options=spec.parse_options(dataset.format_options) if spec is not None else None)
+
+
+def decode_spec(dataset: Any) -> DecodeSpec:
+    """How samples are decoded (``dataset.decode``, ``dataset.image_dimension``)."""
+    return DecodeSpec(dataset.decode, tuple(dataset.image_dimension))
 
 
 def file_order(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:

@@ -71,6 +71,20 @@ def test_validate_and_help_load_no_run_engine_and_no_heavy_library(tmp_path, arg
     assert heavy(modules) == [] and engine(modules) == []
 
 
+def test_validating_a_data_format_loads_only_the_format_table(tmp_path):
+    """dataset.format and its options are checked against the format's options model without
+    importing the format (numpy, h5py, pyarrow stay out)."""
+    cfg = tmp_path / "npz.yaml"
+    cfg.write_text("storage: {client: fs, root: data}\ntraining: {trainer: read}\n"
+                   "dataset: {format: hdf5, format_options: {dataset: x}, layout: dlio, file_shuffle: seed}\n")
+    code, modules = imported(tmp_path, "validate", "--config", str(cfg))
+    assert code == 0
+    assert heavy(modules) == [] and engine(modules) == []
+    cfg.write_text("storage: {client: fs, root: data}\ndataset: {format: hdf5, format_options: {dataset: ''}}\n")
+    code, modules = imported(tmp_path, "validate", "--config", str(cfg))
+    assert code == 2 and heavy(modules) == []
+
+
 def test_a_plain_validate_prints_without_rich(tmp_path):
     """The config goes to stdout as plain YAML: rich (the console UI) is loaded only for
     notices, warnings and errors."""
