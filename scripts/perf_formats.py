@@ -92,7 +92,7 @@ def plan_random(storage, fmt, keys: list[str], seed: int = 0) -> list[tuple]:
 def random_access(storage, fmt, plan: list[tuple]) -> tuple[float, int]:
     t0, total = time.perf_counter(), 0
     for key, off, length, whole, meta, item in plan:
-        sample, _, nbytes, why = read.read_record(storage, fmt, key, off, length, whole, meta, item, NONE)
+        sample, _, nbytes, why, _ = read.read_record(storage, fmt, key, off, length, whole, meta, item, NONE)
         if why:
             raise RuntimeError(f"{key}:{item}: {why}")
         total += nbytes

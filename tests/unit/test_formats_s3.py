@@ -43,7 +43,7 @@ def samples(storage, fmt_name: str, key: str) -> list[bytes]:
     out = []
     for i in range(found.count):
         off, n = int(found.offsets[i]), int(found.lengths[i])
-        sample, _, nbytes, why = read.read_record(storage, fmt, key, off, n, (off, n) == (0, size), found.meta, i,
+        sample, _, nbytes, why, _ = read.read_record(storage, fmt, key, off, n, (off, n) == (0, size), found.meta, i,
                                                   DecodeSpec())
         assert why == "" and nbytes == n
         out.append(np.asarray(sample).tobytes())
