@@ -14,8 +14,12 @@ bottleneck, and what do ranged reads buy?
    request (``storage.emulate.latency_ms``): the same random samples read as DLIO's readers do
    (a GET of the whole file per sample) and through the DALI index (a ranged GET of the record).
 
-The level measured: dnnbench's Storage (fs backend, every request recorded) and the format
-modules, without a framework's loader (the run pipeline joins them in the formats branch).
+3. **Full runs** (``benchmark.py``: prepare, then the ``read`` trainer under PyTorch, 4 workers)
+   of a generated TFRecord dataset under the same latency: ``access: random`` (a ranged GET per
+   record, through the index) vs ``access: sequential`` (each file read whole, once).
+
+Parts 1 and 2 measure dnnbench's Storage (fs backend, every request recorded) and the format
+modules without a loader; part 3 the whole tool.
 
     make perf            # or: .venv/bin/python scripts/perf_formats.py --rounds 5
 """
@@ -133,13 +137,15 @@ def overhead(root: str, files: int, spec: FileSpec, rounds: int) -> None:
                   f"ratio {statistics.median(ratios):.2f}  ({b_ours:,} B per round)")
 
 
-def ranged_vs_whole(root: str, latency_ms: float, files: int, spec: FileSpec, samples: int) -> None:
+def ranged_vs_whole(root: str, latency_ms: float, files: int, spec: FileSpec, samples: int,
+                    bandwidth: float | None = None) -> None:
     keys = write_files(root, "tfrecord", files, spec)
     fmt = FORMATS.get("tfrecord")()
-    emulated = create_storage(StorageConfig(root=root, emulate={"latency_ms": latency_ms}))
+    emulated = create_storage(StorageConfig(root=root, emulate={"latency_ms": latency_ms, "bandwidth_MBps": bandwidth}))
     plan = plan_random(create_storage(StorageConfig(root=root)), fmt, keys, seed=1)[:samples]
+    cap = f", {bandwidth:g} MB/s per request" if bandwidth else ""
     print(f"2) TFRecord random access, {samples} samples from {files} files of {spec.samples} records "
-          f"({spec.sample_nbytes:,} B each), {latency_ms:g} ms emulated latency per request, one reader")
+          f"({spec.sample_nbytes:,} B each), {latency_ms:g} ms emulated latency per request{cap}, one reader")
     results = {}
     for mode, whole in (("whole file per sample (DLIO)", True), ("ranged GET via the index", False)):
         t, nbytes = random_access(emulated, fmt, [(k, o, n, whole, m, i) for k, o, n, _, m, i in plan])
@@ -147,6 +153,39 @@ def ranged_vs_whole(root: str, latency_ms: float, files: int, spec: FileSpec, sa
         print(f"   {mode:<29}: {samples / t:8.1f} samples/s  {nbytes / 2**20 / t:8.1f} MiB/s  "
               f"{nbytes / samples / 1024:8.1f} KiB read per sample")
     print(f"   ranged / whole samples/s: {results[True] / results[False]:.2f}x")
+
+
+def full_runs(root: str, latency_ms: float) -> None:
+    """Part 3: prepare a TFRecord set once, then a random and a sequential ``read`` run under latency."""
+    import pandas as pd
+
+    from dnnbench.cli import main as cli
+    from dnnbench.config.loading import LoadedConfig, validate
+    from dnnbench.events import NullEvents
+    from dnnbench.run.prepare import prepare_dataset
+
+    storage = {"client": "fs", "root": os.path.join(root, "runs"), "prefixes": ["ds"]}
+    prepare = {"format": "tfrecord", "layout": "dlio", "num_files": 16, "samples_per_file": 64,
+               "record_length_bytes": 65536}
+    base = {"storage": storage, "prepare": prepare, "metrics": {"output_dir": os.path.join(root, "results")},
+            "framework": {"name": "pytorch", "num_workers": 4, "batch_size": 16},
+            "training": {"trainer": "read", "epochs": 2}}
+    prepare_dataset(LoadedConfig(validate(base), None, []), NullEvents())
+    print(f"3) full runs: {prepare['num_files']} TFRecord files x {prepare['samples_per_file']} records of 64 KiB, "
+          f"pytorch read trainer, 4 workers, 2 epochs, {latency_ms:g} ms emulated latency per request")
+    for access in ("random", "sequential"):
+        cfg = {**base, "storage": {**storage, "emulate": {"latency_ms": latency_ms}},
+               "dataset": {"format": "tfrecord", "layout": "dlio", "access": access, "decode": "none"}}
+        path = os.path.join(root, f"{access}.yaml")
+        with open(path, "w") as f:
+            import yaml
+
+            yaml.safe_dump(cfg, f)
+        if cli(["-q", "--config", path, "--run-id", access]) != 0:
+            raise RuntimeError(f"the {access} run failed")
+        r = pd.read_csv(os.path.join(root, "results", access, "summary.csv")).iloc[0]
+        print(f"   {access:>10}: {r['samples_per_s']:8.1f} samples/s  {r['MiB_per_s']:8.2f} MiB/s  "
+              f"{int(r['requests']):5d} requests  byte_check {r['byte_check']}")
 
 
 def main() -> int:
@@ -159,6 +198,8 @@ def main() -> int:
         overhead(os.path.join(root, "small"), args.files, FileSpec(64, (128, 128)), args.rounds)
         overhead(os.path.join(root, "large"), args.files, FileSpec(16, (512, 512)), args.rounds)
         ranged_vs_whole(os.path.join(root, "lat"), args.latency_ms, 8, FileSpec(64, (256, 256)), 64)
+        ranged_vs_whole(os.path.join(root, "bw"), args.latency_ms, 8, FileSpec(64, (256, 256)), 32, 1000.0)
+        full_runs(root, args.latency_ms)
     return 0
 
 
