@@ -164,19 +164,21 @@ def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str = 
 READ_CHUNK = 64 << 20
 
 
-def read_all(stream: BinaryIO) -> bytes | bytearray:
-    """The rest of ``stream`` (a whole file read in order): read straight into one buffer of the
-    file's size where the stream is over a local file, else in large reads joined once."""
+def read_all(stream: BinaryIO) -> bytes | memoryview:
+    """The rest of ``stream`` (a whole file read in order), bytes-like: read straight into one
+    uninitialised buffer of the file's size where the stream is over a local file (no zero-fill,
+    no copy), else in large reads joined once."""
     size = _remaining(stream)
-    head = bytearray(size) if size else None
-    if head is not None:
-        view, got = memoryview(head), 0
+    chunks: list[bytes | memoryview] = []
+    if size:
+        head = memoryview(np.empty(size, dtype=np.uint8))
+        got = 0
         while got < size:
-            n = stream.readinto(view[got:])
+            n = stream.readinto(head[got:])
             if not n:
                 return head[:got]
             got += n
-    chunks = [head] if head is not None else []
+        chunks.append(head)
     while True:
         chunk = stream.read(READ_CHUNK)
         if not chunk:
