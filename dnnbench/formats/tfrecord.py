@@ -289,6 +289,8 @@ def _dali_entries(file: RangeFile, size: int) -> list[tuple[int, int]] | None:
         text, _ = file.storage.get(index_key(file.key))
     except (FileNotFoundError, NotADirectoryError):
         return None
+    file.requests += 1  # what locating this file cost, as the file's own ranged reads are counted
+    file.nbytes += len(text)
     try:
         entries = parse_index(text, index_key(file.key))
     except DataError:

@@ -118,8 +118,11 @@ def test_tfrecord_sample_is_its_whole_framed_record_and_the_dali_index_is_used(s
     data = store(storage, fmt, "d/train/a.tfrecord")
     assert storage.get("d/index/train/a.tfrecord.idx")[0].decode().splitlines()[1].split()[0] != "0"
     storage.gets.clear()
-    found, requests, _ = index_file(storage, fmt, "d/train/a.tfrecord", len(data))
-    assert storage.gets == ["d/index/train/a.tfrecord.idx"] and requests == 0  # the index, no scan
+    storage.ranges.clear()
+    found, requests, nbytes = index_file(storage, fmt, "d/train/a.tfrecord", len(data))
+    idx = storage.get("d/index/train/a.tfrecord.idx")[0]
+    assert storage.gets[0] == "d/index/train/a.tfrecord.idx" and storage.ranges == []  # the index, no scan
+    assert requests == 1 and nbytes == len(idx)  # counted as what locating the file cost
     assert int(found.lengths.sum()) == len(data) and found.count == 5
 
 
