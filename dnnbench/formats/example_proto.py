@@ -81,27 +81,36 @@ def _read_varint(mv: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(mv: memoryview) -> Iterator[tuple[int, int, "memoryview | int"]]:
-    """(field number, wire type, value) of each field of one message."""
+def _fields(mv: memoryview) -> list[tuple[int, int, "memoryview | int"]]:
+    """(field number, wire type, value) of each field of one message (a list: cheaper than a
+    generator for the handful of fields an Example's messages hold; one-byte varints inline)."""
+    out: list[tuple[int, int, "memoryview | int"]] = []
     pos, end = 0, len(mv)
     while pos < end:
-        key, pos = _read_varint(mv, pos)
+        key = mv[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _read_varint(mv, pos)
         field, wt = key >> 3, key & 7
         if wt == 2:
             n, pos = _read_varint(mv, pos)
             if pos + n > end:
                 raise ExampleError("a field runs past the end of its message")
-            yield field, wt, mv[pos:pos + n]
+            out.append((field, wt, mv[pos:pos + n]))
             pos += n
         elif wt == 0:
             v, pos = _read_varint(mv, pos)
-            yield field, wt, v
+            out.append((field, wt, v))
         elif wt in (1, 5):
             width = 8 if wt == 1 else 4
-            yield field, wt, mv[pos:pos + width]
+            if pos + width > end:
+                raise ExampleError("a field runs past the end of its message")
+            out.append((field, wt, mv[pos:pos + width]))
             pos += width
         else:
             raise ExampleError(f"unsupported protobuf wire type {wt}")
+    return out
 
 
 def _ints(lst: memoryview) -> list[int]:
