@@ -35,14 +35,16 @@ def locate_samples(storage: Storage, cfg: Any, index: SampleIndex, events: Event
 
     fmt = make_format(cfg.dataset)
     rec = get_recorder(storage.recorder_spec)
-    before = rec.epoch if rec is not None else 0
+    before = (rec.epoch, rec.count, rec.bytes) if rec is not None else None
     if rec is not None:
         rec.epoch = INDEX_EPOCH
     try:
         found, stats = build_records(storage, fmt, index.keys, index.sizes, cfg.execution.listing_workers)
     finally:
         if rec is not None:
-            rec.epoch = before
+            rec.epoch = before[0]
+    if rec is not None:  # every request, a format's side files included (a TFRecord's DALI index)
+        stats.requests, stats.bytes = rec.count - before[1], rec.bytes - before[2]
     index = _drop_unreadable(index, found, stats.unreadable, cfg.dataset, skipped, events)
     index.records = RecordIndex.from_files([f for f in found if f is not None])  # type: ignore[attr-defined]
     if not len(index.records):  # type: ignore[attr-defined]

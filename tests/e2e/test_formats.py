@@ -140,3 +140,28 @@ S3_CASES = [("boto3", "pytorch", "random"), ("boto3", "pytorch", "sequential"),
 def test_npz_through_s3(bucket, write_config, tmp_path, client, framework, access):
     row = run(write_config, tmp_path, tmp_path, "s", framework, access, storage=bucket(client), workers=0)
     check(row, access, sum(len(d) for d in npz_files().values()))
+
+
+@pytest.mark.parametrize("fmt,access", [
+    ("hdf5", "random"), ("tfrecord", "random"), ("parquet", "sequential"),
+    pytest.param("npy", "random", marks=pytest.mark.slow), pytest.param("tar", "sequential", marks=pytest.mark.slow),
+    pytest.param("hdf5", "sequential", marks=pytest.mark.slow),
+    pytest.param("tfrecord", "sequential", marks=pytest.mark.slow),
+    pytest.param("parquet", "random", marks=pytest.mark.slow)])
+def test_every_format_prepared_then_read_with_exact_samples_and_bytes(write_config, tmp_path, fmt, access):
+    """prepare writes 4 files of 5 samples (DLIO's layout); a run reads each sample once an epoch,
+    the bytes storage returned being exactly what the access plan asked for."""
+    cfg = write_config(tmp_path / "data", name="p.yaml",
+                       storage={"client": "fs", "root": str(tmp_path / "data"), "prefixes": [""]},
+                       prepare={"auto": True, "format": fmt, "layout": "dlio", "num_files": 4, "samples_per_file": 5,
+                                "record_length_bytes": 64},
+                       dataset={"format": fmt, "layout": "dlio", "access": access, "decode": "none"},
+                       framework={"num_workers": 2, "batch_size": 4}, training={"trainer": "read", "epochs": 2})
+    assert main(["-q", "--config", str(cfg), "--run-id", "p"]) == 0
+    row = pd.read_csv(tmp_path / "results" / "p" / "summary.csv").iloc[0]
+    assert row["status"] == "ok" and row["byte_check"] == "ok" and row["samples"] == 2 * 20
+    assert row["bytes"] == row["bytes_planned"] and row["objects_listed"] == 4
+    if access == "sequential":
+        assert row["bytes"] == 2 * row["bytes_listed"] and row["requests"] == 2 * 4
+    else:
+        assert row["samples_listed"] == 20 and row["requests"] == 2 * 20 and row["bytes_indexed"] > 0

@@ -14,6 +14,7 @@ A sample is ``(array, label, bytes)`` (the label: the layout's, per file); a fai
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,10 @@ from dnnbench.formats.select import is_file_format
 from dnnbench.frameworks.pytorch import access
 from dnnbench.frameworks.pytorch.access import Access
 from dnnbench.storage.base import Storage
+
+# samples decoded from the bytes storage returned are read-only views (no copy); collate copies
+# them into its batch buffer, so torch's warning about a non-writable array does not apply
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
 
 class RecordDataset(Dataset):
