@@ -165,3 +165,14 @@ def test_every_format_prepared_then_read_with_exact_samples_and_bytes(write_conf
         assert row["bytes"] == 2 * row["bytes_listed"] and row["requests"] == 2 * 4
     else:
         assert row["samples_listed"] == 20 and row["requests"] == 2 * 20 and row["bytes_indexed"] > 0
+
+
+def test_image_files_in_a_flat_layout_are_read_by_the_image_path(tiny_root, write_config, tmp_path):
+    """format jpeg lists .jpg/.jpeg only; flat takes every one under train/ whatever its folder,
+    without labels; each is one object read whole (today's image dataset)."""
+    cfg = write_config(tiny_root, dataset={"format": "jpeg", "layout": "flat", "decode": "rgb"},
+                       training={"trainer": "read", "epochs": 1})
+    assert main(["-q", "--config", str(cfg), "--run-id", "j"]) == 0
+    row = pd.read_csv(tmp_path / "results" / "j" / "summary.csv").iloc[0]
+    assert row["samples"] == row["objects_listed"] == 36 and row["requests"] == 36
+    assert row["bytes"] == row["bytes_listed"] and row["byte_check"] == "ok" and pd.isna(row["samples_listed"])
