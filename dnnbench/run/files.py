@@ -11,13 +11,38 @@ from typing import Any
 
 from dnnbench import failures
 from dnnbench.data.index import SampleIndex
-from dnnbench.errors import DataError
+from dnnbench.errors import ConfigError, DataError
+from dnnbench.formats.select import is_file_format
 from dnnbench.events import Events
 from dnnbench.recording.requests import get_recorder
 from dnnbench.storage.base import Storage
 
 #: the epoch the requests that locate samples inside files are recorded under (not a training read)
 INDEX_EPOCH = -3
+
+
+#: trainers that run a model on images (files of many samples hold arrays)
+IMAGE_TRAINERS = ("train",)
+
+
+def check_run(cfg: Any) -> None:
+    """A run over files of many samples reads arrays: no built-in model phase (checked when the
+    run starts, so that ``prepare`` alone takes the config).
+
+    Raises:
+        ConfigError: naming training.trainer or execution.phases.inference.
+    """
+    dataset, phases = cfg.dataset, cfg.execution.phases
+    if not is_file_format(dataset):
+        return
+    if phases.train and cfg.training.trainer in IMAGE_TRAINERS:
+        raise ConfigError(f"dataset.format {dataset.format!r} holds many samples per file (arrays, not images "
+                          "for the built-in models)", reference="training.trainer",
+                          hint="use training.trainer read or emulate")
+    if phases.inference:
+        raise ConfigError("the inference phase reads a held-out split of image class folders",
+                          reference="execution.phases.inference",
+                          hint=f"turn it off for dataset.format {dataset.format!r}")
 
 
 def locate_samples(storage: Storage, cfg: Any, index: SampleIndex, events: Events, skipped: Any,
