@@ -751,6 +751,7 @@ class BenchConfig(Strict):
         if problem:
             raise ValueError(problem)
         self._check_decoding()
+        self._check_format()
         check_limits(self)
         if self.framework.num_workers == 0 and self.framework.persistent_workers:
             raise ValueError("framework.persistent_workers needs framework.num_workers > 0")
@@ -758,6 +759,14 @@ class BenchConfig(Strict):
         if problem:
             raise ValueError(problem)
         return self
+
+    def _check_format(self) -> None:
+        """The inference phase reads a held-out split of image class folders (files of many samples
+        are refused when the run starts: ``prepare`` alone takes such a config)."""
+        dataset = self.dataset
+        if self.execution.phases.inference and dataset.layout != "classes":
+            raise ValueError("execution.phases.inference reads a held-out split of image class folders: turn it "
+                             f"off for dataset.layout {dataset.layout}")
 
     def _check_decoding(self) -> None:
         """What needs decoded images gets them: caught here, not after the train phase."""

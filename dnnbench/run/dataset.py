@@ -76,6 +76,7 @@ class DatasetResolver:
             DataError: nothing is stored under a configured prefix, or its writing did not finish.
         """
         cfg = self.cfg
+        files.check_run(cfg)
         storage.check()
         wanted = [cfg.shards.prefix] if self._shards else cfg.storage.prefixes
         field = "shards.prefix" if self._shards else "storage.prefixes"
@@ -187,10 +188,6 @@ class DatasetResolver:
             ConfigError: the access is not random.
         """
         cfg, inf = self.cfg, self.cfg.inference
-        if is_file_format(cfg.dataset) or cfg.dataset.layout != "classes":
-            raise ConfigError("the inference phase reads a held-out split of image class folders",
-                              reference="execution.phases.inference",
-                              hint="turn it off for dataset.format files and flat or dlio layouts")
         if cfg.dataset.access != "random":
             raise ConfigError("the inference phase reads a held-out split of random-access samples",
                               reference="execution.phases.inference", hint="use dataset.access: random")

@@ -11,13 +11,38 @@ from typing import Any
 
 from dnnbench import failures
 from dnnbench.data.index import SampleIndex
-from dnnbench.errors import DataError
+from dnnbench.errors import ConfigError, DataError
+from dnnbench.formats.select import is_file_format
 from dnnbench.events import Events
 from dnnbench.recording.requests import get_recorder
 from dnnbench.storage.base import Storage
 
 #: the epoch the requests that locate samples inside files are recorded under (not a training read)
 INDEX_EPOCH = -3
+
+
+#: trainers that run a model on images (files of many samples hold arrays)
+IMAGE_TRAINERS = ("train",)
+
+
+def check_run(cfg: Any) -> None:
+    """A run over files of many samples reads arrays: no built-in model phase (checked when the
+    run starts, so that ``prepare`` alone takes the config).
+
+    Raises:
+        ConfigError: naming training.trainer or execution.phases.inference.
+    """
+    dataset, phases = cfg.dataset, cfg.execution.phases
+    if not is_file_format(dataset):
+        return
+    if phases.train and cfg.training.trainer in IMAGE_TRAINERS:
+        raise ConfigError(f"dataset.format {dataset.format!r} holds many samples per file (arrays, not images "
+                          "for the built-in models)", reference="training.trainer",
+                          hint="use training.trainer read or emulate")
+    if phases.inference:
+        raise ConfigError("the inference phase reads a held-out split of image class folders",
+                          reference="execution.phases.inference",
+                          hint=f"turn it off for dataset.format {dataset.format!r}")
 
 
 def locate_samples(storage: Storage, cfg: Any, index: SampleIndex, events: Events, skipped: Any,
@@ -35,14 +60,16 @@ def locate_samples(storage: Storage, cfg: Any, index: SampleIndex, events: Event
 
     fmt = make_format(cfg.dataset)
     rec = get_recorder(storage.recorder_spec)
-    before = rec.epoch if rec is not None else 0
+    before = (rec.epoch, rec.count, rec.bytes) if rec is not None else None
     if rec is not None:
         rec.epoch = INDEX_EPOCH
     try:
         found, stats = build_records(storage, fmt, index.keys, index.sizes, cfg.execution.listing_workers)
     finally:
         if rec is not None:
-            rec.epoch = before
+            rec.epoch = before[0]
+    if rec is not None:  # every request, a format's side files included (a TFRecord's DALI index)
+        stats.requests, stats.bytes = rec.count - before[1], rec.bytes - before[2]
     index = _drop_unreadable(index, found, stats.unreadable, cfg.dataset, skipped, events)
     index.records = RecordIndex.from_files([f for f in found if f is not None])  # type: ignore[attr-defined]
     if not len(index.records):  # type: ignore[attr-defined]

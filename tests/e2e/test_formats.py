@@ -1,11 +1,15 @@
 """Files of many samples end to end (dataset.format npz, DLIO's layout): exact samples, bytes
 and requests under PyTorch and TensorFlow, random access (one ranged GET per sample) and
-sequential (each file read whole once), on local files and through moto's S3 with every client."""
+sequential (each file read whole once), on local files and through moto's S3 with every client.
+TensorFlow runs in a subprocess (the CLI), never in the pytest process: one framework per process."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +20,7 @@ from dnnbench.formats.base import FileSpec
 from dnnbench.formats.npz import NpzFormat
 from tests.unit.conftest import moto_endpoint  # noqa: F401 - the fixture
 
+ROOT = Path(__file__).resolve().parents[2]
 COUNTS = (3, 4, 5, 2, 6)  # samples per file
 SHAPE = (6, 5)  # uint8: 30 bytes a sample
 SAMPLES, SAMPLE_BYTES = sum(COUNTS), 30
@@ -44,7 +49,12 @@ def run(write_config, tmp_path, root, run_id: str, framework: str, access: str, 
                        dataset={"format": "npz", "layout": "dlio", "access": access, "decode": "none", **dataset},
                        framework={"name": framework, "num_workers": workers, "batch_size": 4},
                        training={"trainer": "read", "epochs": 2})
-    assert main(["-q", "--config", str(cfg), "--run-id", run_id]) == 0
+    if framework == "tensorflow":  # one framework per process: TensorFlow runs in its own (as the CLI would)
+        p = subprocess.run([sys.executable, "benchmark.py", "-q", "--config", str(cfg), "--run-id", run_id],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+    else:
+        assert main(["-q", "--config", str(cfg), "--run-id", run_id]) == 0
     return pd.read_csv(tmp_path / "results" / run_id / "summary.csv").iloc[0]
 
 
@@ -60,8 +70,9 @@ def check(row: pd.Series, access: str, listed: int) -> None:
         assert row["requests"] == 2 * len(COUNTS) and pd.isna(row["samples_listed"])
 
 
-@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
-@pytest.mark.parametrize("access", ["random", "sequential"])
+@pytest.mark.parametrize("framework,access", [
+    ("pytorch", "random"), ("pytorch", "sequential"), ("tensorflow", "random"),
+    pytest.param("tensorflow", "sequential", marks=pytest.mark.slow)])
 def test_npz_on_local_files(npz_root, write_config, tmp_path, framework, access):
     row = run(write_config, tmp_path, npz_root, "r", framework, access)
     check(row, access, sum(len(d) for d in npz_files().values()))
@@ -116,7 +127,8 @@ def bucket(moto_endpoint, monkeypatch):  # noqa: F811 - the imported fixture
     return lambda client: {"client": client, "root": None, "preset": "minio", "prefixes": ["data"], "s3": s3}
 
 
-S3_CASES = [("boto3", "pytorch", "random"), ("boto3", "tensorflow", "random"), ("boto3", "pytorch", "sequential"),
+S3_CASES = [("boto3", "pytorch", "random"), ("boto3", "pytorch", "sequential"),
+            pytest.param("boto3", "tensorflow", "random", marks=pytest.mark.slow),
             pytest.param("minio", "pytorch", "random", marks=pytest.mark.slow),
             pytest.param("s3fs", "pytorch", "random", marks=pytest.mark.slow),
             pytest.param("s3torchconnector", "pytorch", "random", marks=pytest.mark.slow),
@@ -128,3 +140,39 @@ S3_CASES = [("boto3", "pytorch", "random"), ("boto3", "tensorflow", "random"), (
 def test_npz_through_s3(bucket, write_config, tmp_path, client, framework, access):
     row = run(write_config, tmp_path, tmp_path, "s", framework, access, storage=bucket(client), workers=0)
     check(row, access, sum(len(d) for d in npz_files().values()))
+
+
+@pytest.mark.parametrize("fmt,access", [
+    ("hdf5", "random"), ("tfrecord", "random"), ("parquet", "sequential"),
+    pytest.param("npy", "random", marks=pytest.mark.slow), pytest.param("tar", "sequential", marks=pytest.mark.slow),
+    pytest.param("hdf5", "sequential", marks=pytest.mark.slow),
+    pytest.param("tfrecord", "sequential", marks=pytest.mark.slow),
+    pytest.param("parquet", "random", marks=pytest.mark.slow)])
+def test_every_format_prepared_then_read_with_exact_samples_and_bytes(write_config, tmp_path, fmt, access):
+    """prepare writes 4 files of 5 samples (DLIO's layout); a run reads each sample once an epoch,
+    the bytes storage returned being exactly what the access plan asked for."""
+    cfg = write_config(tmp_path / "data", name="p.yaml",
+                       storage={"client": "fs", "root": str(tmp_path / "data"), "prefixes": [""]},
+                       prepare={"auto": True, "format": fmt, "layout": "dlio", "num_files": 4, "samples_per_file": 5,
+                                "record_length_bytes": 64},
+                       dataset={"format": fmt, "layout": "dlio", "access": access, "decode": "none"},
+                       framework={"num_workers": 2, "batch_size": 4}, training={"trainer": "read", "epochs": 2})
+    assert main(["-q", "--config", str(cfg), "--run-id", "p"]) == 0
+    row = pd.read_csv(tmp_path / "results" / "p" / "summary.csv").iloc[0]
+    assert row["status"] == "ok" and row["byte_check"] == "ok" and row["samples"] == 2 * 20
+    assert row["bytes"] == row["bytes_planned"] and row["objects_listed"] == 4
+    if access == "sequential":
+        assert row["bytes"] == 2 * row["bytes_listed"] and row["requests"] == 2 * 4
+    else:
+        assert row["samples_listed"] == 20 and row["requests"] == 2 * 20 and row["bytes_indexed"] > 0
+
+
+def test_image_files_in_a_flat_layout_are_read_by_the_image_path(tiny_root, write_config, tmp_path):
+    """format jpeg lists .jpg/.jpeg only; flat takes every one under train/ whatever its folder,
+    without labels; each is one object read whole (today's image dataset)."""
+    cfg = write_config(tiny_root, dataset={"format": "jpeg", "layout": "flat", "decode": "rgb"},
+                       training={"trainer": "read", "epochs": 1})
+    assert main(["-q", "--config", str(cfg), "--run-id", "j"]) == 0
+    row = pd.read_csv(tmp_path / "results" / "j" / "summary.csv").iloc[0]
+    assert row["samples"] == row["objects_listed"] == 36 and row["requests"] == 36
+    assert row["bytes"] == row["bytes_listed"] and row["byte_check"] == "ok" and pd.isna(row["samples_listed"])

@@ -12,11 +12,12 @@ from dnnbench.errors import ConfigError, PluginError
 from dnnbench.formats.base import FileFormat
 from dnnbench.formats.select import extensions, is_file_format
 from dnnbench.registry import FORMATS
+from dnnbench.run.files import check_run
 
 
-def config(**dataset):
+def config(training: str = "read", inference: bool = False, **dataset):
     return validate({"storage": {"client": "fs", "root": "data"}, "dataset": dataset,
-                     "training": {"trainer": "read"}})
+                     "training": {"trainer": training}, "execution": {"phases": {"inference": inference}}})
 
 
 def test_no_format_is_todays_image_path():
@@ -67,6 +68,24 @@ def test_keys_that_do_not_fit_together_are_bad_input(dataset, needle):
     with pytest.raises(ConfigError) as e:
         config(**dataset)
     assert needle in e.value.message
+
+
+@pytest.mark.parametrize("given,reference", [
+    ({"training": "train", "format": "npz", "decode": "rgb"}, "training.trainer"),
+    ({"inference": True, "format": "hdf5"}, "execution.phases.inference"),
+])
+def test_models_and_inference_need_images_refused_when_the_run_starts(given, reference):
+    cfg = config(**given)  # prepare takes it
+    with pytest.raises(ConfigError) as e:
+        check_run(cfg)
+    assert e.value.reference == reference
+    check_run(config(training="train", format="jpeg"))  # one image per object: trains
+
+
+def test_inference_reads_class_folders():
+    with pytest.raises(ConfigError) as e:
+        config(inference=True, layout="flat", training="train")
+    assert "dataset.layout flat" in e.value.message
 
 
 class _PluginOptions(BaseModel):

@@ -14,6 +14,7 @@ A sample is ``(array, label, bytes)`` (the label: the layout's, per file); a fai
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,16 +31,19 @@ from dnnbench.frameworks.pytorch import access
 from dnnbench.frameworks.pytorch.access import Access
 from dnnbench.storage.base import Storage
 
+# samples decoded from the bytes storage returned are read-only views (no copy); collate copies
+# them into its batch buffer, so torch's warning about a non-writable array does not apply
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+
 
 class RecordDataset(Dataset):
     """Map-style over the samples of files: ``(epoch, row)`` -> one read of that sample's range."""
 
     def __init__(self, plan: FilePlan, storage: Storage, fmt: Format, decode: DecodeSpec):
-        rec = plan.records
-        self.keys, self.labels = plan.files.keys, plan.files.labels.tolist()
-        self.file, self.item = rec.file.tolist(), rec.item.tolist()
-        self.offset, self.length = rec.offset.tolist(), rec.length.tolist()
-        self.metas, self.whole = rec.metas, plan.whole().tolist()
+        rec = plan.records  # numpy columns, not lists: millions of samples stay compact in every worker
+        self.keys, self.labels = plan.files.keys, plan.files.labels
+        self.file, self.item, self.offset, self.length = rec.file, rec.item, rec.offset, rec.length
+        self.metas, self.whole = rec.metas, plan.whole()
         self.storage, self.format, self.decode = storage, fmt, decode
 
     def __len__(self) -> int:
@@ -49,13 +53,13 @@ class RecordDataset(Dataset):
         epoch, i = item if isinstance(item, tuple) else (None, item)
         if epoch is not None:
             mark_epoch(self.storage, epoch)
-        f = self.file[i]
-        sample, _, nbytes, reason, _ = read_record(self.storage, self.format, self.keys[f], self.offset[i],
-                                                   self.length[i], self.whole[i], self.metas[f], self.item[i],
+        f, item = int(self.file[i]), int(self.item[i])
+        sample, _, nbytes, reason, _ = read_record(self.storage, self.format, self.keys[f], int(self.offset[i]),
+                                                   int(self.length[i]), bool(self.whole[i]), self.metas[f], item,
                                                    self.decode)
         if reason:  # named in the main process, no worker traceback
-            return Failure(sample_key(self.keys[f], self.item[i]), reason)
-        return sample, self.labels[f], nbytes
+            return Failure(sample_key(self.keys[f], item), reason)
+        return sample, int(self.labels[f]), nbytes
 
 
 class PlanBatchSampler(Sampler):

@@ -62,8 +62,7 @@ class RecordDataset(ImageFolderDataset):
         self.storage, self.config, self.decode, self.size = storage, config, config.decode, decode.size
         self.raw, self._builtin_raw = True, False
         self.file_keys, self.format, self.spec = plan.files.keys, fmt, decode
-        self.rows = (rec.file.tolist(), rec.item.tolist(), rec.offset.tolist(), rec.length.tolist(),
-                     plan.whole().tolist())
+        self.rows = (rec.file, rec.item, rec.offset, rec.length, plan.whole())  # numpy columns: compact
         self.metas = rec.metas
 
     def __len__(self) -> int:
@@ -73,9 +72,9 @@ class RecordDataset(ImageFolderDataset):
         return None
 
     def _read(self, i: int, epoch: int, worker: int) -> tuple[np.ndarray | None, int, str]:
-        file, item, offset, length, whole = (col[i] for col in self.rows)
+        file, item, offset, length = (int(col[i]) for col in self.rows[:4])
         sample, _, n, reason, row = read_record(self.storage, self.format, self.file_keys[file], offset, length,
-                                                whole, self.metas[file], item, self.spec)
+                                                bool(self.rows[4][i]), self.metas[file], item, self.spec)
         if reason:
             return None, 0, reason
         if row is not None:
