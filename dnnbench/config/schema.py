@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, 
 
 from dnnbench.config.checkpoint import CHECKPOINT_WORKLOAD, checkpoint_problem
 from dnnbench.config.limits import check_limits
+from dnnbench.formats.spec import prepare_format_names
 from dnnbench.registry import STORAGE
 from dnnbench.storage.backends import DEFAULT_S3_CLIENT, FILESYSTEM, S3, builtin_names, spoken_list
 
@@ -316,8 +317,9 @@ class PrepareConfig(Strict):
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
-        if v not in ("jpg", "png"):
-            raise ValueError(f"{v!r} is not a format prepare writes: use jpg or png")
+        if v not in ("jpg", "png") and v not in prepare_format_names():
+            raise ValueError(f"{v!r} is not a format prepare writes: use jpg or png (today's image folders) or one "
+                             f"of {', '.join(prepare_format_names())}")
         return v
 
     @model_validator(mode="after")
@@ -326,7 +328,19 @@ class PrepareConfig(Strict):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: min {lo} is larger than max {hi}")
+        if self.samples_per_file > 1 and self.format in ("jpg", "jpeg", "png", "raw", "bytes"):
+            raise ValueError(f"samples_per_file: a {self.format} file holds one sample (use npz, hdf5, tfrecord, "
+                             "parquet, npy or tar for many samples per file)")
+        if self.num_subfolders and self.layout != "dlio":
+            raise ValueError("num_subfolders: only the dlio layout spreads files over subfolders")
         return self
+
+    @property
+    def image_folders(self) -> bool:
+        """Today's synthetic image folders (jpg/png of varied sizes and colours in class folders):
+        none of the file-shape keys is set."""
+        return (self.format in ("jpg", "png") and self.layout == "classes" and self.num_files is None
+                and self.samples_per_file == 1 and self.record_length_bytes is None)
 
 
 class DatasetConfig(Strict):
@@ -366,6 +380,34 @@ class DatasetConfig(Strict):
     @classmethod
     def _exts(cls, v: list[str]) -> list[str]:
         return [e.lower() if e.startswith(".") else f".{e.lower()}" for e in v]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _before(cls, data: Any) -> Any:
+        """``format: raw`` (one undecoded sample per object) reads with the ``raw`` dataset unless a
+        name is given; ``file_shuffle: off`` (YAML reads it as false) is ``"off"``."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("format") in ("raw", "bytes") and "name" not in data:
+            data = {**data, "name": "raw"}
+        return {**data, **{k: "off" for k in ("file_shuffle", "sample_shuffle") if data.get(k) is False}}
+
+    @model_validator(mode="after")
+    def _format_and_layout(self) -> "DatasetConfig":
+        """The format, layout and shuffle keys fit together (the format's name and options are
+        checked against the FORMATS registry in :mod:`dnnbench.config.options`)."""
+        if self.format_options and not self.format:
+            raise ValueError("dataset.format_options is given without dataset.format")
+        if self.format and self.access == "shards":
+            raise ValueError("dataset.access shards packs image folders into tar shards; with dataset.format "
+                             "use access random (one read per sample) or sequential (files read whole)")
+        if self.labels_file and self.layout != "flat":
+            raise ValueError(f"dataset.labels_file labels a flat layout (dataset.layout is {self.layout}: "
+                             "classes take their label from the folder, dlio files have none)")
+        if self.manifest and self.layout != "classes":
+            raise ValueError("dataset.manifest caches the listing of class folders; drop it for a "
+                             f"{self.layout} layout")
+        return self
 
 
 class TensorFlowOptions(Strict):
@@ -747,6 +789,7 @@ class BenchConfig(Strict):
         if problem:
             raise ValueError(problem)
         self._check_decoding()
+        self._check_format()
         check_limits(self)
         if self.framework.num_workers == 0 and self.framework.persistent_workers:
             raise ValueError("framework.persistent_workers needs framework.num_workers > 0")
@@ -754,6 +797,14 @@ class BenchConfig(Strict):
         if problem:
             raise ValueError(problem)
         return self
+
+    def _check_format(self) -> None:
+        """The inference phase reads a held-out split of image class folders (files of many samples
+        are refused when the run starts: ``prepare`` alone takes such a config)."""
+        dataset = self.dataset
+        if self.execution.phases.inference and dataset.layout != "classes":
+            raise ValueError("execution.phases.inference reads a held-out split of image class folders: turn it "
+                             f"off for dataset.layout {dataset.layout}")
 
     def _check_decoding(self) -> None:
         """What needs decoded images gets them: caught here, not after the train phase."""
