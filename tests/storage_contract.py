@@ -137,6 +137,12 @@ class StorageContract:
             st.get("train/c2/c.bin")
         assert not st.exists("train/c2") and st.exists("train/c1")
 
+    def test_a_trailing_slash_lists_the_same_keys(self, backend):
+        st = backend.make(objects=SMALL)
+        assert st.list("train/c2/") == st.list("train/c2")
+        assert st.list("train/", delimiter=True) == st.list("train", delimiter=True)
+        assert [o.key for o in st.list("train/")[0]] == sorted(k for k in SMALL if k.startswith("train/"))
+
     def test_get_into_reads_in_place_and_checks_the_size(self, backend):
         st = backend.make(objects=SMALL)
         data = SMALL["train/c1/b.bin"]

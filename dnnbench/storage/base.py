@@ -26,6 +26,7 @@ from typing import Any
 from dnnbench import failures
 from dnnbench.errors import RecordingError
 from dnnbench.recording.requests import RecorderSpec, get_recorder
+from dnnbench.storage.keys import list_prefix
 
 
 class SizeMismatch(OSError):
@@ -209,6 +210,7 @@ class Storage(ABC):
         return data, rec.add("get_range", key, start, ttfb, time.perf_counter(), len(data), retries=self._retries())
 
     def list(self, prefix: str = "", delimiter: bool = False) -> tuple[list[ObjectInfo], list[str]]:
+        prefix = list_prefix(prefix)
         (objects, prefixes), rec, start = self._request("list", prefix, self._list, prefix, delimiter)
         if rec is not None:
             rec.add("list", prefix, start, None, time.perf_counter(), 0, retries=self._retries())

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from dnnbench.errors import EXIT_BAD_INPUT, BenchError, ConfigError, DataError, StorageError
 from dnnbench.recording.requests import get_recorder
 from dnnbench.storage.base import ObjectInfo, SizeMismatch, Storage, _short
+from dnnbench.storage.keys import list_prefix
 
 _client_lock = threading.Lock()
 _tls = threading.local()  # per-thread facts about the last request (module level: never pickled)
@@ -389,6 +390,7 @@ class S3Storage(Storage):
     def list(self, prefix: str = "", delimiter: bool = False) -> tuple[list[ObjectInfo], list[str]]:
         """List ``prefix``, recording one "list" row per ListObjectsV2 page actually requested
         (a 1,005-object prefix is two requests), not one per call; a failed page is a failed row."""
+        prefix = list_prefix(prefix)
         rec = get_recorder(self.recorder_spec)
         _tls.last_pages, _tls.listed = [], False
         start = time.perf_counter()
