@@ -761,6 +761,23 @@ CHECKPOINT_TRAINER = CHECKPOINT_WORKLOAD
 RAW_DATASETS = ("raw", "PythonReadDataset")
 
 
+def followed_prepare_keys(dataset: Any, given: set[str]) -> dict[str, str]:
+    """The ``prepare`` keys taken from ``dataset`` because the config does not set them: the format
+    (jpeg -> jpg; a plugin format prepare cannot write is left alone) and the layout."""
+    get = (dataset.get if isinstance(dataset, dict)
+           else (lambda k: getattr(dataset, k, None)) if isinstance(dataset, DatasetConfig) else None)
+    if get is None:
+        return {}
+    out: dict[str, str] = {}
+    fmt = get("format")
+    if "format" not in given and isinstance(fmt, str) and fmt in prepare_format_names():
+        out["format"] = "jpg" if fmt in ("jpeg", "jpg") else fmt
+    layout = get("layout")
+    if "layout" not in given and isinstance(layout, str):
+        out["layout"] = layout
+    return out
+
+
 class BenchConfig(Strict):
     """A whole benchmark run."""
 
@@ -782,6 +799,26 @@ class BenchConfig(Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare_follows_dataset(cls, data: Any) -> Any:
+        """``prepare.format`` / ``prepare.layout`` not given: prepare writes what the run reads
+        (``dataset.format``, ``dataset.layout``), so ``prepare.auto`` with ``dataset.format: npz``
+        generates npz files, not jpg images."""
+        if not isinstance(data, dict):
+            return data
+        prepare = data.get("prepare")
+        given = (prepare.model_fields_set if isinstance(prepare, PrepareConfig)
+                 else set(prepare) if isinstance(prepare, dict) else set())
+        follow = followed_prepare_keys(data.get("dataset"), given)
+        if not follow or not (prepare is None or isinstance(prepare, (dict, PrepareConfig))):
+            return data
+        if isinstance(prepare, PrepareConfig):
+            merged = {**prepare.model_dump(include=given), **follow}
+        else:
+            merged = {**(prepare or {}), **follow}
+        return {**data, "prepare": merged}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "BenchConfig":

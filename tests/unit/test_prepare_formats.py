@@ -126,3 +126,17 @@ def test_image_folders_stay_todays(tmp_path):
     assert files(tmp_path)[1:] == ["ds/class_000/000000.png", "ds/class_000/000001.png",
                                    "ds/class_001/000000.png", "ds/class_001/000001.png"]
     assert json.loads((tmp_path / "ds/.dnnbench-prepare.json").read_text())["kind"] == "synthetic"
+
+
+def test_prepare_follows_the_dataset_format_and_layout_unless_set(tmp_path):
+    dataset = {"format": "npz", "layout": "dlio"}
+    cfg = loaded(tmp_path, {"auto": True, "num_files": 2, "samples_per_file": 3, "record_length_bytes": 64}, dataset)
+    assert (cfg.config.prepare.format, cfg.config.prepare.layout) == ("npz", "dlio")
+    prepare_dataset(cfg, NullEvents(), auto=True)
+    assert files(tmp_path)[1:] == ["ds/train/img_0_of_2.npz", "ds/train/img_1_of_2.npz"]
+    with np.load(tmp_path / "ds/train/img_1_of_2.npz") as z:
+        assert z["x"].shape[0] == 3
+    given = loaded(tmp_path, {"format": "hdf5", "layout": "flat"}, dataset).config.prepare
+    assert (given.format, given.layout) == ("hdf5", "flat")  # set explicitly: kept
+    assert loaded(tmp_path, {}, {"format": "jpeg"}).config.prepare.format == "jpg"
+    assert loaded(tmp_path, {}).config.prepare.format == "jpg"
