@@ -122,8 +122,15 @@ def in_place(fmt: Any, data: bytes | bytearray) -> list[tuple[np.ndarray, None]]
     found = fmt.index(ViewFile(view), len(data))
     if not (isinstance(found.meta, ArrayMeta) and found.meta.ranged):
         return None
-    return [(sample_from_range(view[o:o + n], found.meta), None)
-            for o, n in zip(found.offsets.tolist(), found.lengths.tolist())]
+    meta = found.meta
+    if found.count == 0:
+        return []
+    # ranged samples lie back to back from the first offset: one array over all of them, cut in one
+    # step into per-sample views (not a frombuffer + reshape per sample)
+    whole = np.frombuffer(view, dtype=np.dtype(meta.dtype), count=math.prod(meta.shape), offset=int(found.offsets[0]))
+    whole = whole.reshape(meta.shape, order="F" if meta.fortran else "C")
+    samples = list(whole) if meta.axis == "first" else [whole[..., i] for i in range(meta.count)]
+    return [(sample, None) for sample in samples]
 
 
 class ViewFile(io.RawIOBase):
