@@ -45,6 +45,7 @@ from dnnbench.formats import read  # noqa: E402
 from dnnbench.formats.base import DecodeSpec, FileSpec  # noqa: E402
 from dnnbench.formats.example_proto import decode_example  # noqa: E402
 from dnnbench.formats.tfrecord import masked_crc  # noqa: E402
+from dnnbench.recording.requests import RecorderSpec, get_recorder  # noqa: E402
 from dnnbench.registry import FORMATS  # noqa: E402
 from dnnbench.storage.factory import create_storage  # noqa: E402
 
@@ -193,7 +194,8 @@ def _ratios(ours, plains: dict, rounds: int, what: str) -> tuple[dict[str, float
 
 
 def overhead(root: str, files: int, spec: FileSpec, rounds: int) -> None:
-    storage = create_storage(StorageConfig(root=root))
+    recorder = RecorderSpec(os.path.join(root, ".requests"))  # every request recorded, as in a run
+    storage = create_storage(StorageConfig(root=root), recorder=recorder)
     print(f"1) reader overhead, {files} files x {spec.samples} samples of {spec.sample_nbytes:,} B per format, "
           f"page cache, decode none; ratio = plain s / dnnbench s (target >= 0.9), median of {rounds} rounds;\n"
           "   'bytes' = a plain reader of the same bytes that decodes nothing, 'decoded' = a plain reader "
@@ -209,7 +211,12 @@ def overhead(root: str, files: int, spec: FileSpec, rounds: int) -> None:
                                       {"bytes": lambda: plain_random(root, plan),
                                        "decoded": lambda: plain_random_decoded(name, root, plan)})}
         for mode, (ours, plains) in pairs.items():
+            before = get_recorder(recorder).count
             ratios, mib, nbytes = _ratios(ours, plains, rounds, f"{name} {mode}")
+            wanted = rounds * (len(keys) if mode == "file at a time" else len(plan))
+            if get_recorder(recorder).count - before != wanted:
+                raise RuntimeError(f"{name} {mode}: {get_recorder(recorder).count - before} requests recorded, "
+                                   f"{wanted} made")
             print(f"   {name:>8} {mode:<16}: {mib:8.1f} MiB/s  ratio vs bytes {ratios['bytes']:.2f}  "
                   f"vs decoded {ratios['decoded']:.2f}  ({nbytes:,} B per round)")
 

@@ -43,7 +43,15 @@ class ArrayMeta:
 
     @functools.cached_property
     def sample_nbytes(self) -> int:  # cached: asked once per sample read
-        return math.prod(self.sample_shape) * np.dtype(self.dtype).itemsize
+        return math.prod(self.sample_shape) * self.np_dtype.itemsize
+
+    @functools.cached_property
+    def np_dtype(self) -> np.dtype:  # cached: asked once per sample read
+        return np.dtype(self.dtype)
+
+    @functools.cached_property
+    def order(self) -> str:
+        return "F" if self.fortran else "C"
 
 
 def read_npy_header(file: BinaryIO) -> tuple[int, tuple[int, ...], bool, np.dtype]:
@@ -89,8 +97,7 @@ def sample_from_range(data: bytes | memoryview, meta: ArrayMeta) -> np.ndarray:
     """
     if len(data) != meta.sample_nbytes:
         raise ValueError(f"a sample is {meta.sample_nbytes:,} bytes, got {len(data):,}")
-    return np.frombuffer(data, dtype=np.dtype(meta.dtype)).reshape(meta.sample_shape,
-                                                                    order="F" if meta.fortran else "C")
+    return np.frombuffer(data, dtype=meta.np_dtype).reshape(meta.sample_shape, order=meta.order)
 
 
 def take(array: np.ndarray, item: int, axis: str) -> np.ndarray:

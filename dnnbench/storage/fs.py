@@ -140,8 +140,11 @@ class FileSystemStorage(Storage):
         return open(safe_join(self.root, key), "rb", buffering=0), None
 
     def _get_range(self, key: str, start: int, length: int) -> tuple[bytes, None]:
-        with open(safe_join(self.root, key), "rb", buffering=0) as f:
-            return os.pread(f.fileno(), length, start), None
+        fd = os.open(safe_join(self.root, key), os.O_RDONLY)  # no file object: one per sample read
+        try:
+            return os.pread(fd, length, start), None
+        finally:
+            os.close(fd)
 
     def _put(self, key: str, data: bytes) -> None:
         path = safe_join(self.root, key)
