@@ -8,6 +8,10 @@ bottleneck, and what do ranged reads buy?
      (every sample decoded to its array) vs ``open().read()`` of each file;
    - *sample at a time* (random access): dnnbench's ranged GET of each sample's range + the
      format's ``read_sample`` vs ``os.pread`` of the same ranges in the same order.
+   Each is also compared with a plain reader doing the same decode work ("decoded": np.load of the
+   member, h5py of the dataset, a TFRecord framing loop + CRC32C + the same Example parse; sample at
+   a time: os.pread + the array view, or CRC32C + the Example parse): the like-with-like ratio.
+   Every dnnbench request is recorded (as in a run) and the count checked.
    The ratio is plain seconds / dnnbench seconds (1.0 = no overhead; target >= 0.9), the median
    of interleaved rounds.
 2. **Whole-file vs ranged random access within TFRecord files** under 5 ms emulated latency per
