@@ -54,6 +54,8 @@ from dnnbench.registry import FORMATS  # noqa: E402
 from dnnbench.storage.factory import create_storage  # noqa: E402
 
 NONE = DecodeSpec("none")
+#: the features a TFRecord reader decodes, on both sides: the sample's and the (default) label's
+WANTED = {b"image", b"label"}
 FORMAT_EXT = {"npz": "npz", "hdf5": "hdf5", "tfrecord": "tfrecord"}
 
 
@@ -114,7 +116,7 @@ def plain_decoded_file(name: str, path: str) -> list:
         with h5py.File(path, "r") as h5:
             return list(h5["records"][()])
     with open(path, "rb", buffering=0) as f:
-        return [decode_example(r)["image"] for r in _plain_tfrecord_records(f.read())]
+        return [decode_example(r, WANTED)["image"] for r in _plain_tfrecord_records(f.read())]
 
 
 def plain_sequential_decoded(name: str, root: str, keys: list[str]) -> tuple[float, int]:
@@ -138,7 +140,7 @@ def plain_random_decoded(name: str, root: str, plan: list[tuple]) -> tuple[float
         finally:
             os.close(fd)
         if name == "tfrecord":
-            decode_example(_plain_tfrecord_records(data)[0])["image"]
+            decode_example(_plain_tfrecord_records(data)[0], WANTED)["image"]
         else:
             np.frombuffer(data, dtype=np.dtype(meta.dtype)).reshape(meta.sample_shape)
         total += len(data)

@@ -147,9 +147,13 @@ def _value(feature: memoryview) -> "memoryview | list":
     return []
 
 
-def decode_example(buf: "bytes | memoryview") -> dict[str, "memoryview | list"]:
+def decode_example(buf: "bytes | memoryview", only: "set[bytes] | None" = None) -> dict[str, "memoryview | list"]:
     """Parse a serialized ``tf.train.Example``: name -> memoryview (a single bytes value,
     zero-copy into ``buf``) or a list (ints, floats, or several bytes values).
+
+    Args:
+        only: the UTF-8 names of the features wanted; the others are skipped, not decoded (a reader
+            needs its sample's and its label's feature only). None: every feature.
 
     Raises:
         ExampleError: the bytes are not a well-formed Example.
@@ -162,14 +166,14 @@ def decode_example(buf: "bytes | memoryview") -> dict[str, "memoryview | list"]:
             for f2, _, entry in _fields(features):  # type: ignore[arg-type]
                 if f2 != 1:
                     continue
-                key, feat = None, None
+                name, feat = None, None
                 for f3, _, v in _fields(entry):  # type: ignore[arg-type]
                     if f3 == 1:
-                        key = bytes(v).decode()  # type: ignore[arg-type]
+                        name = bytes(v)  # type: ignore[arg-type]
                     elif f3 == 2:
                         feat = v
-                if key is not None:
-                    out[key] = _value(feat) if feat is not None else []
+                if name is not None and (only is None or name in only):
+                    out[name.decode()] = _value(feat) if feat is not None else []
     except (UnicodeDecodeError, struct.error, TypeError) as e:
         raise ExampleError(f"malformed tf.train.Example: {e}") from None
     return out

@@ -237,6 +237,8 @@ class TfrecordFormat(FileFormat):
 
     def __init__(self, options: TfrecordOptions | None = None):
         super().__init__(options or TfrecordOptions())
+        #: the features a record's parse decodes (the sample's and the label's; the others are skipped)
+        self._wanted = {n.encode() for n in (self.options.feature, self.options.label_feature) if n}
 
     def index(self, file: BinaryIO, size: int) -> FileIndex:
         entries = _dali_entries(file, size) if isinstance(file, RangeFile) else None
@@ -257,10 +259,11 @@ class TfrecordFormat(FileFormat):
         Raises:
             ValueError: not an Example, or it lacks the sample's feature.
         """
-        ex = decode_example(record)
+        ex = decode_example(record, self._wanted)
         value = ex.get(self.options.feature)
         if not isinstance(value, memoryview):
-            raise ValueError(f"the record has no bytes feature {self.options.feature!r} (features: {', '.join(ex)})")
+            raise ValueError(f"the record has no bytes feature {self.options.feature!r} "
+                             f"(features: {', '.join(decode_example(record))})")
         label = ex.get(self.options.label_feature) if self.options.label_feature else None
         label = int(label[0]) if isinstance(label, list) and label and isinstance(label[0], int) else None
         if self.options.encoded and decode.mode != "none":

@@ -43,6 +43,14 @@ def test_decode_tensorflow_example():
     assert ex["size"] == [338] and ex["label"] == [-5]
 
 
+def test_only_the_wanted_features_are_decoded():
+    data = encode_example({"image": b"abc", "size": 7, "label": 3, "other": [1.5]})
+    out = decode_example(data, {b"image", b"label"})
+    assert list(out) == ["image", "label"] and bytes(out["image"]) == b"abc" and out["label"] == [3]
+    assert decode_example(data, {b"nothing"}) == {}
+    assert set(decode_example(data)) == {"image", "size", "label", "other"}
+
+
 def test_codec_round_trips_every_kind():
     feats = {"b": b"xyz", "bs": [b"a", b"", b"c"], "i": [0, 1, 2**63 - 1, -(2**63)], "f": [0.5, -2.0, 1e3],
              "empty": b""}
