@@ -763,7 +763,8 @@ RAW_DATASETS = ("raw", "PythonReadDataset")
 
 def followed_prepare_keys(dataset: Any, given: set[str]) -> dict[str, str]:
     """The ``prepare`` keys taken from ``dataset`` because the config does not set them: the format
-    (jpeg -> jpg; a plugin format prepare cannot write is left alone) and the layout."""
+    (jpeg -> jpg; a plugin format prepare cannot write is left alone) and the layout (a bad one is
+    reported once, as dataset.layout's)."""
     get = (dataset.get if isinstance(dataset, dict)
            else (lambda k: getattr(dataset, k, None)) if isinstance(dataset, DatasetConfig) else None)
     if get is None:
@@ -773,7 +774,7 @@ def followed_prepare_keys(dataset: Any, given: set[str]) -> dict[str, str]:
     if "format" not in given and isinstance(fmt, str) and fmt in prepare_format_names():
         out["format"] = "jpg" if fmt in ("jpeg", "jpg") else fmt
     layout = get("layout")
-    if "layout" not in given and isinstance(layout, str):
+    if "layout" not in given and layout in typing.get_args(PrepareConfig.model_fields["layout"].annotation):
         out["layout"] = layout
     return out
 
