@@ -423,6 +423,8 @@ def _validate(loaded, events, overrides: list[str]) -> int:
         sweep_plan.check_plugins(plan, events)
     raw = loaded.config.model_dump(mode="json")
     print(yaml.safe_dump(redact(raw, secret_values(raw)), sort_keys=False), end="", flush=True)
+    for line in loaded.translation:  # a DLIO workload: where each of its keys went
+        print(f"# dlio: {line}", file=sys.stderr)
     if plan is not None:
         print(f"# {len(plan.variants)} variants x {plan.repeat} = {plan.runs} runs: "
               + ", ".join(v.label for v in plan.variants), file=sys.stderr)
