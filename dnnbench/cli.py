@@ -102,7 +102,8 @@ def _au_search_parser(sub) -> None:
     _common(au)
     au.add_argument("--compute-time-s", type=float, metavar="X",
                     help="emulated accelerator time per step (default: training.compute_time_s)")
-    au.add_argument("--target-au", type=float, default=90.0, metavar="PCT", help="AU to keep, %% (default 90)")
+    au.add_argument("--target-au", type=float, default=None, metavar="PCT",
+                    help="AU to keep, %% (default: training.au_target_percent, a DLIO workload's metric.au; else 90)")
     au.add_argument("--max-accelerators", type=int, default=32, metavar="N", help="largest count tried (default 32)")
     au.add_argument("--criterion", choices=("min", "mean"), default="min",
                     help="AU over a count's accelerators that must meet the target (default min)")

@@ -15,7 +15,7 @@ import re
 from typing import Any, Callable
 
 from dnnbench.errors import RELAYED
-from dnnbench.reporting.columns import CATALOGUE, Column
+from dnnbench.reporting.columns import CATALOGUE, Column, meets_target
 
 Rows = list[dict[str, Any]]
 #: the end of an error message raised on a rank for another rank's failure
@@ -24,15 +24,17 @@ _RELAYED_RE = re.compile(re.escape(RELAYED).replace(re.escape("{rank}"), r"\d+")
 
 def aggregate(rows: Rows) -> dict[str, Any]:
     """Rank 0's summary of the per-rank rows (rank order): rank 0's row, each column then
-    combined by its rule (``ratio`` last: it divides combined values), the ``rank`` column left out."""
+    combined by its rule (``ratio`` and ``meets`` last: they read combined values), the ``rank`` column left out."""
     out = dict(rows[0])
     out.pop("rank", None)
-    ratios = [c for c in CATALOGUE if c.ranks.how == "ratio"]
     for col in CATALOGUE:
-        if col.ranks.how not in ("first", "ratio"):
+        if col.ranks.how not in ("first", "ratio", "meets"):
             out[col.name] = _RULES[col.ranks.how](rows, col)
-    for col in ratios:
-        out[col.name] = _ratio(rows, out, col)
+    for col in CATALOGUE:
+        if col.ranks.how == "ratio":
+            out[col.name] = _ratio(rows, out, col)
+        elif col.ranks.how == "meets":
+            out[col.name] = meets_target(out.get(col.ranks.of), out.get(col.ranks.by))
     return out
 
 

@@ -73,6 +73,8 @@ RANK_RULES = {
     "same": "the ranks' common value, else ``otherwise``",
     "verdict": "ok when every rank says ok, mismatch when any does, else not_checked",
     "count": "the number of ranks",
+    "meets": "true when the combined ``of`` (AU) is at least the combined ``by`` (its target), false when "
+             "below, empty when either is empty (after every other rule)",
 }
 
 FIRST = Ranks("first")
@@ -191,6 +193,10 @@ CATALOGUE: tuple[Column, ...] = (
            phase="train", compared=Compared(12)),
     Column("au_percent", "%", float, ranks=MEAN, better=HIGHER, title="AU %", digits=1, phase="train",
            compared=Compared(6, table=True, keep=7), needs_compute=True),
+    # the AU the run must reach (training.au_target_percent; a DLIO workload's metric.au) and the verdict
+    Column("au_target_percent", "%", float, ranks=FIRST, title="AU target %", digits=1, phase="train"),
+    Column("au_meets_target", "", str, ranks=Ranks("meets", of="au_percent", by="au_target_percent"),
+           title="AU meets target", phase="train"),
     Column("time_to_first_batch_s", "s", float, ranks=SLOWEST, better=LOWER, gate="time to first batch",
            title="first batch s", digits=3, phase="train", compared=Compared(5, table=True, keep=3)),
     Column("list_s", "s", float, ranks=SLOWEST, better=LOWER, title="list s", digits=3, phase="list",
@@ -261,6 +267,18 @@ LIKE: tuple[str, ...] = tuple(c.name for c in CATALOGUE if c.like)
 EPOCH_COLUMNS = ["epoch", "complete", "steps", "samples", "bytes", "wall_s", "samples_per_s", "MiB_per_s",
                  "MB_per_s", "first_batch_s", "wait_s", "compute_s", "au_percent", "requests", "request_p50_ms",
                  "request_p99_ms", "failed_samples", "cache"]
+
+
+def meets_target(value: Any, target: Any) -> str | None:
+    """``"true"`` when ``value`` >= ``target``, ``"false"`` when below, None when either is
+    missing (the ``au_meets_target`` column)."""
+    try:
+        v, t = float(value), float(target)
+    except (TypeError, ValueError):
+        return None
+    if v != v or t != t:
+        return None
+    return "true" if v >= t else "false"
 
 
 def empty_row() -> dict[str, Any]:
