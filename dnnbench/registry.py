@@ -8,7 +8,9 @@ points to fills that entry in instead of clashing with it.
 A registry may take per-entry facts (its ``spec``): each storage client declares
 its kind, options model, secret options and pip package
 (:class:`~dnnbench.storage.backends.Backend`; the built-in clients are the table
-:data:`~dnnbench.storage.backends.BUILTINS`).
+:data:`~dnnbench.storage.backends.BUILTINS`); each data format its extensions, how its
+samples are located and its options model (:class:`~dnnbench.formats.spec.FormatSpec`; the
+built-in formats are the table :data:`~dnnbench.formats.spec.BUILTINS`).
 
 Third-party code arrives through the ``plugins:`` config key (module names or
 ``.py`` paths) or the ``dnnbench.plugins`` entry-point group.
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dnnbench.errors import PluginError
+from dnnbench.formats.spec import BUILTINS as FORMAT_BUILTINS
+from dnnbench.formats.spec import FormatSpec
 from dnnbench.storage.backends import BUILTINS as STORAGE_BUILTINS
 from dnnbench.storage.backends import Backend, install_hint
 
@@ -210,7 +214,8 @@ STORAGE = Registry("storage client", spec=Backend)
 DATASETS = Registry("dataset")
 MODELS = Registry("model")
 TRAINERS = Registry("trainer")
-REGISTRIES = {"storage": STORAGE, "dataset": DATASETS, "model": MODELS, "trainer": TRAINERS}
+FORMATS = Registry("format", spec=FormatSpec)
+REGISTRIES = {"storage": STORAGE, "dataset": DATASETS, "model": MODELS, "trainer": TRAINERS, "format": FORMATS}
 
 
 # the framework built-ins: (registry, name, "module:Class" under frameworks/<fw>/, aliases, what it is)
@@ -232,6 +237,8 @@ _FRAMEWORKS = ("pytorch", "tensorflow")
 def _builtins() -> None:
     for b in STORAGE_BUILTINS:
         STORAGE.add(b.name, b.target, aliases=b.aliases, description=b.description, spec=b.backend)
+    for f in FORMAT_BUILTINS:
+        FORMATS.add(f.name, f.target, aliases=f.aliases, description=f.description, spec=f.spec)
     for framework in _FRAMEWORKS:
         for registry, name, target, aliases, what in _FRAMEWORK_BUILTINS:
             registry.add(name, f"dnnbench.frameworks.{framework}.{target}", framework=framework,

@@ -68,7 +68,20 @@ def option_problems(cfg: Any) -> list[str]:
         model = BUILTIN_OPTIONS.get((section, entry.name)) if entry.origin == "builtin" else None
         if model is not None:
             problems += _problems(f"{section}.options", model, options, entry.name)
-    return problems + storage_option_problems(cfg.storage)
+    return problems + storage_option_problems(cfg.storage) + format_option_problems(cfg.dataset)
+
+
+def format_option_problems(dataset: Any) -> list[str]:
+    """``dataset.format_options`` against the options model of ``dataset.format`` (``[]`` without
+    a format, or when the format is not registered yet: a plugin's is checked once loaded)."""
+    from dnnbench.registry import FORMATS
+
+    if not dataset.format:
+        return []
+    spec = FORMATS.spec_of(dataset.format)
+    if spec is None:
+        return []
+    return _problems("dataset.format_options", spec.options, dataset.format_options, FORMATS.canonical(dataset.format))
 
 
 def storage_option_problems(storage: Any) -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dnnbench.config.options import storage_option_problems
+from dnnbench.config.options import format_option_problems, storage_option_problems
 from dnnbench.config.schema import framework_problem, kind_problem, root_problem
 from dnnbench.errors import ConfigError, PluginError
-from dnnbench.registry import DATASETS, MODELS, STORAGE, TRAINERS, load_entry_points, load_plugin_module
+from dnnbench.registry import DATASETS, FORMATS, MODELS, STORAGE, TRAINERS, load_entry_points, load_plugin_module
 
 #: warnings of broken entry points, imported early (see :func:`import_plugins`), not yet told
 _untold: list[str] = []
@@ -48,12 +48,19 @@ def check_plugin_names(cfg: Any) -> None:
               (DATASETS, cfg.dataset.name, fw, "dataset.name"),
               (MODELS, cfg.model.name, fw, "model.name"),
               (TRAINERS, cfg.training.trainer, fw, "training.trainer")]
+    if cfg.dataset.format:
+        checks.append((FORMATS, cfg.dataset.format, None, "dataset.format"))
     for registry, name, framework, path in checks:
         try:
             registry.resolve(name, framework)
         except PluginError as e:
             raise PluginError(e.message, reference=path, hint=e.hint) from None
     _check_storage(cfg)
+    lines = format_option_problems(cfg.dataset)
+    if lines:
+        raise ConfigError(lines[0] if len(lines) == 1 else f"{len(lines)} problems in dataset.format_options",
+                          details=lines if len(lines) > 1 else [],
+                          hint=f"dataset.format_options are the {FORMATS.canonical(cfg.dataset.format)} format's own")
 
 
 def _check_storage(cfg: Any) -> None:

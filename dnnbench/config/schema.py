@@ -366,6 +366,34 @@ class DatasetConfig(Strict):
     def _exts(cls, v: list[str]) -> list[str]:
         return [e.lower() if e.startswith(".") else f".{e.lower()}" for e in v]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _before(cls, data: Any) -> Any:
+        """``format: raw`` (one undecoded sample per object) reads with the ``raw`` dataset unless a
+        name is given; ``file_shuffle: off`` (YAML reads it as false) is ``"off"``."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("format") in ("raw", "bytes") and "name" not in data:
+            data = {**data, "name": "raw"}
+        return {**data, **{k: "off" for k in ("file_shuffle", "sample_shuffle") if data.get(k) is False}}
+
+    @model_validator(mode="after")
+    def _format_and_layout(self) -> "DatasetConfig":
+        """The format, layout and shuffle keys fit together (the format's name and options are
+        checked against the FORMATS registry in :mod:`dnnbench.config.options`)."""
+        if self.format_options and not self.format:
+            raise ValueError("dataset.format_options is given without dataset.format")
+        if self.format and self.access == "shards":
+            raise ValueError("dataset.access shards packs image folders into tar shards; with dataset.format "
+                             "use access random (one read per sample) or sequential (files read whole)")
+        if self.labels_file and self.layout != "flat":
+            raise ValueError(f"dataset.labels_file labels a flat layout (dataset.layout is {self.layout}: "
+                             "classes take their label from the folder, dlio files have none)")
+        if self.manifest and self.layout != "classes":
+            raise ValueError("dataset.manifest caches the listing of class folders; drop it for a "
+                             f"{self.layout} layout")
+        return self
+
 
 class TensorFlowOptions(Strict):
     """tf.data loader settings (``framework.name: tensorflow``; ignored by pytorch).

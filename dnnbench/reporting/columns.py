@@ -205,6 +205,8 @@ CATALOGUE: tuple[Column, ...] = (
     _count("bytes_listed", "bytes", "list", ranks=FIRST),
     Column("objects_listed_per_s", "objects/s", float, ranks=Ranks("ratio", "objects_listed", "list_s", "first"),
            better=HIGHER, phase="list"),
+    _count("samples_listed", "samples", "list", ranks=FIRST),  # files holding many samples: their index's count
+    _count("bytes_indexed", "bytes", "list", ranks=FIRST),  # ranged reads that located the samples in files
     _count("requests", "requests", "train"),
     Column("request_mean_bytes", "bytes", float, ranks=Ranks("mean_per_request"), phase="train"),
     Column("samples_per_request", "samples/request", float, ranks=Ranks("ratio", "samples", "requests"),
@@ -230,6 +232,7 @@ CATALOGUE: tuple[Column, ...] = (
     _count("skipped_samples", "samples", "train", LOWER),
     Column("cache", "", str, ranks=Ranks("same", otherwise="unknown"), phase="train"),
     Column("byte_check", "", str, ranks=Ranks("verdict", otherwise="not_checked"), phase="train"),
+    _count("bytes_planned", "bytes", "train"),  # what the access plan asked storage for (byte_check's expectation)
     _identity("emulated"),
     _count("infer_samples", "samples", "inference"),
     _count("infer_bytes", "bytes", "inference"),

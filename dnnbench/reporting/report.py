@@ -160,6 +160,9 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
     caches = {e.cache for e in f.epochs}
     row["cache"] = caches.pop() if len(caches) == 1 else "unknown"
     row["byte_check"] = _byte_check(f)
+    planned = [e.expected_bytes for e in f.epochs if e.complete and e.expected_bytes is not None]
+    if planned:
+        row["bytes_planned"] = int(sum(planned))
     row.update(_phases(f))
     return row
 

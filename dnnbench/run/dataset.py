@@ -15,6 +15,9 @@ from dnnbench.data import manifest, prepared, shards
 from dnnbench.data.index import SampleIndex
 from dnnbench.errors import ConfigError, DataError
 from dnnbench.events import Events
+from dnnbench.data.layouts import list_layout
+from dnnbench.formats.select import extensions, is_file_format
+from dnnbench.run import files
 from dnnbench.run.prepare import exists, pack_shards, prepare_dataset
 from dnnbench.run.skips import Skipped
 from dnnbench.storage.base import Storage
@@ -109,11 +112,15 @@ class DatasetResolver:
         if index is None:
             index = self._list(storage, facts)
         cfg = self.cfg
-        return index.subset(cfg.dataset.max_samples, cfg.execution.seed) if cfg.dataset.max_samples else index
+        index = index.subset(cfg.dataset.max_samples, cfg.execution.seed) if cfg.dataset.max_samples else index
+        if is_file_format(cfg.dataset) and cfg.dataset.access == "random":
+            index = files.locate_samples(storage, cfg, index, self.events, self.skipped, facts)
+        return index
 
     def _fingerprint(self, storage: Storage) -> dict[str, Any]:
         cfg = self.cfg
-        return manifest.fingerprint(storage.label(), cfg.storage.prefixes, cfg.dataset.extensions, cfg.dataset.labels)
+        return manifest.fingerprint(storage.label(), cfg.storage.prefixes, extensions(cfg.dataset),
+                                    cfg.dataset.labels)
 
     def _from_manifest(self, storage: Storage, facts: Any) -> SampleIndex | None:
         """The index saved in ``dataset.manifest`` for this dataset; None when there is none to use."""
@@ -135,8 +142,8 @@ class DatasetResolver:
     def _list(self, storage: Storage, facts: Any) -> SampleIndex:
         """List the storage (saved to ``dataset.manifest`` when set)."""
         cfg = self.cfg
-        index, stats = list_dataset(storage, cfg.storage.prefixes, cfg.execution.listing_workers,
-                                    cfg.dataset.extensions, cfg.dataset.labels, cfg.dataset.on_error)
+        index, stats = list_layout(storage, cfg.dataset, cfg.storage.prefixes, cfg.execution.listing_workers,
+                                   extensions(cfg.dataset))
         facts.listing = stats
         for key, why in stats.unreadable:
             self.skipped.listed(key, f"{failures.BAD_READ}{why}")
@@ -150,7 +157,8 @@ class DatasetResolver:
                               f"({stats.objects:,} objects, {stats.bytes / 2**20:.1f} MiB, {stats.classes} classes, "
                               f"{stats.objects_per_s:,.0f} objects/s, {cfg.execution.listing_workers} threads)")
         if stats.skipped_objects:
-            self.events.notice(f"{stats.skipped_objects} objects skipped: extension not in {cfg.dataset.extensions}")
+            self.events.notice(f"{stats.skipped_objects} objects skipped: extension not in "
+                               f"{extensions(cfg.dataset)}")
         return index
 
     def _list_shards(self, storage: Storage, facts: Any) -> SampleIndex:
@@ -179,6 +187,10 @@ class DatasetResolver:
             ConfigError: the access is not random.
         """
         cfg, inf = self.cfg, self.cfg.inference
+        if is_file_format(cfg.dataset) or cfg.dataset.layout != "classes":
+            raise ConfigError("the inference phase reads a held-out split of image class folders",
+                              reference="execution.phases.inference",
+                              hint="turn it off for dataset.format files and flat or dlio layouts")
         if cfg.dataset.access != "random":
             raise ConfigError("the inference phase reads a held-out split of random-access samples",
                               reference="execution.phases.inference", hint="use dataset.access: random")

@@ -198,10 +198,15 @@ class Storage(ABC):
         return RecordedStream(raw, key, rec, start, ttfb, self._retries())
 
     def get_range(self, key: str, start_byte: int, length: int) -> bytes:
+        """Read ``length`` bytes of an object from ``start_byte`` (fewer at its end): one recorded request."""
+        return self.get_range_row(key, start_byte, length)[0]
+
+    def get_range_row(self, key: str, start_byte: int, length: int) -> tuple[bytes, list | None]:
+        """:meth:`get_range`, with the request's record row (or None) as :meth:`get` returns it."""
         (data, ttfb), rec, start = self._request("get_range", key, self._get_range, key, start_byte, length)
-        if rec is not None:
-            rec.add("get_range", key, start, ttfb, time.perf_counter(), len(data), retries=self._retries())
-        return data
+        if rec is None:
+            return data, None
+        return data, rec.add("get_range", key, start, ttfb, time.perf_counter(), len(data), retries=self._retries())
 
     def list(self, prefix: str = "", delimiter: bool = False) -> tuple[list[ObjectInfo], list[str]]:
         (objects, prefixes), rec, start = self._request("list", prefix, self._list, prefix, delimiter)

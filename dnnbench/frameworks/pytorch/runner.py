@@ -27,7 +27,7 @@ from dnnbench.frameworks.common import PHASE_MODEL, build_model, mark_epoch
 from dnnbench.frameworks.phases import INFER_EPOCH, InferTally, Serialiser, round_trip
 from dnnbench.frameworks.results import CheckpointResult, InferResult
 from dnnbench.frameworks.pytorch import ring
-from dnnbench.frameworks.pytorch.access import access_for
+from dnnbench.frameworks.pytorch.files import access_for
 from dnnbench.frameworks.pytorch.datasets import Batch, EpochBatchSampler, ImageFolderDataset, collate
 from dnnbench.frameworks.threads import Threads, intra_op_threads
 from dnnbench.recording.requests import get_recorder

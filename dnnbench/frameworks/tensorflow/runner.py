@@ -24,7 +24,8 @@ from dnnbench.frameworks.common import PHASE_MODEL, build_model, mark_epoch
 from dnnbench.frameworks.phases import INFER_EPOCH, InferTally, Serialiser, round_trip
 from dnnbench.frameworks.results import CheckpointResult, InferResult
 from dnnbench.frameworks.tensorflow._tf import keras, tf
-from dnnbench.frameworks.tensorflow.access import Access, access_for
+from dnnbench.frameworks.tensorflow.access import Access
+from dnnbench.frameworks.tensorflow.files import access_for
 from dnnbench.frameworks.tensorflow.datasets import Batch, ImageFolderDataset
 from dnnbench.frameworks.tensorflow.plan import LoaderPlan
 from dnnbench.registry import TRAINERS

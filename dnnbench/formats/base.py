@@ -1,0 +1,163 @@
+"""The contract of a data format (framework-neutral; imports numpy, never a framework).
+
+A format says four things, each one method of :class:`Format`:
+
+- **where the samples of a file are** (:meth:`Format.index`): how many the file holds and the
+  byte range each one is read from, found by reading the file's header, footer or index
+  through a seekable file object (over storage that is :class:`~dnnbench.formats.rangefile.RangeFile`:
+  each read a recorded ranged GET). A sample that cannot be cut out of the file (compressed,
+  strided) gets the whole file as its range;
+- **how a whole file decodes** into its samples, in file order (:meth:`Format.read_file`, given a
+  readable stream: sequential access reads each file once);
+- **how one sample decodes** from the bytes of its range (:meth:`Format.read_sample`: random access
+  reads one range per sample);
+- **how a file is generated** (:meth:`Format.generate`: a seeded RNG and a :class:`FileSpec`
+  in, the file's bytes out; ``prepare`` writes them, never inside a measured phase).
+
+A sample is ``(payload, label)``: the payload a numpy array (or the stored bytes when decoding
+is off), the label an int or None (None: the layout's label, see :mod:`dnnbench.data.layouts`).
+Formats hold configuration only (their validated options), so they cross into loader workers.
+:class:`FileFormat` gives the defaults a format can keep (one sample per file, read whole).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+#: what a format yields per sample: (array or bytes, label or None)
+Sample = tuple[Any, "int | None"]
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    """How samples are decoded: ``dataset.decode`` (rgb | gray | none) and ``dataset.image_dimension``
+    [height, width]. Image formats (jpeg, png, tar members) decode with OpenCV; array formats
+    decode to the stored array whatever the mode."""
+
+    mode: str = "none"
+    size: tuple[int, int] = (32, 32)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file to generate: ``samples`` arrays of ``shape`` and ``dtype`` (a size model,
+    :mod:`dnnbench.formats.sizes`, draws the shape of each file), and the label they carry
+    where the format stores one."""
+
+    samples: int
+    shape: tuple[int, ...]
+    dtype: str = "uint8"
+    label: int = 0
+
+    @property
+    def sample_nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class FileIndex:
+    """Where the samples of one file are.
+
+    ``offsets[i]``, ``lengths[i]``: the byte range sample i is read from (the whole file,
+    ``(0, size)``, for a sample that cannot be cut out of it). ``meta``: what
+    :meth:`Format.read_sample` needs to decode a range (dtype, shape...), picklable.
+    """
+
+    offsets: np.ndarray
+    lengths: np.ndarray
+    meta: Any = None
+
+    def __post_init__(self) -> None:
+        self.offsets = np.asarray(self.offsets, dtype=np.int64)
+        self.lengths = np.asarray(self.lengths, dtype=np.int64)
+        if self.offsets.shape != self.lengths.shape or self.offsets.ndim != 1:
+            raise ValueError("offsets and lengths must be 1-D arrays of the same length")
+
+    @property
+    def count(self) -> int:
+        return len(self.offsets)
+
+    @classmethod
+    def whole(cls, count: int, size: int, meta: Any = None) -> "FileIndex":
+        """``count`` samples, each read as the whole file of ``size`` bytes."""
+        return cls(np.zeros(count, np.int64), np.full(count, size, np.int64), meta)
+
+    @classmethod
+    def strided(cls, count: int, start: int, stride: int, meta: Any = None) -> "FileIndex":
+        """``count`` samples of ``stride`` bytes back to back from byte ``start``."""
+        return cls(start + stride * np.arange(count, dtype=np.int64), np.full(count, stride, np.int64), meta)
+
+
+@runtime_checkable
+class Format(Protocol):
+    """What a data format provides (see the module docstring). Built as ``cls(options=...)``
+    with the validated ``dataset.format_options`` (the model its registration declared)."""
+
+    def index(self, file: BinaryIO, size: int) -> FileIndex:
+        """Locate the samples of a file of ``size`` bytes, reading only what that needs from
+        ``file`` (seekable, read-only).
+
+        Raises:
+            ValueError: the file is not of this format (or is damaged).
+        """
+
+    def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
+        """The samples of a whole file, in file order, read from ``stream``.
+
+        Raises:
+            ValueError: the file is not of this format (or is damaged).
+        """
+
+    def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
+        """Sample ``item`` decoded from ``data``: the bytes of its range in the file's index.
+
+        Raises:
+            ValueError: the bytes do not decode.
+        """
+
+    def generate(self, rng: np.random.Generator, spec: FileSpec) -> bytes:
+        """A file's bytes: ``spec.samples`` samples drawn from ``rng`` (the same bytes for the same seed)."""
+
+
+class FileFormat:
+    """Defaults of a format: one sample per file, read whole. Subclasses override what differs."""
+
+    def __init__(self, options: Any = None):
+        self.options = options
+
+    def index(self, file: BinaryIO, size: int) -> FileIndex:
+        return FileIndex.whole(1, size)
+
+    def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
+        yield self.read_sample(stream.read(), None, 0, decode)
+
+    def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
+        return np.frombuffer(data, dtype=np.uint8), None
+
+    def generate(self, rng: np.random.Generator, spec: FileSpec) -> bytes:
+        return random_array(rng, (spec.samples, *spec.shape), spec.dtype).tobytes()
+
+
+def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str = "uint8") -> np.ndarray:
+    """Random contents of ``shape`` and ``dtype`` (uniform bytes, fast: no per-element draw)."""
+    dt = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    if dt.kind == "f":  # finite values: random bytes could be NaN
+        return rng.random(n, dtype=np.float64).astype(dt).reshape(shape)
+    return np.frombuffer(rng.bytes(n * dt.itemsize), dtype=dt).reshape(shape)
+
+
+def read_all(stream: BinaryIO) -> bytes:
+    """The rest of ``stream`` (a whole file read in order), without an extra copy when possible."""
+    data = stream.read()
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+def as_file(data: bytes | memoryview) -> BinaryIO:
+    """A seekable file object over bytes in memory."""
+    return io.BytesIO(data)
+
