@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from dnnbench.config.limits import check_limits
+from dnnbench.formats.spec import prepare_format_names
 from dnnbench.registry import STORAGE
 from dnnbench.storage.backends import DEFAULT_S3_CLIENT, FILESYSTEM, S3, builtin_names, spoken_list
 
@@ -315,8 +316,9 @@ class PrepareConfig(Strict):
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
-        if v not in ("jpg", "png"):
-            raise ValueError(f"{v!r} is not a format prepare writes: use jpg or png")
+        if v not in ("jpg", "png") and v not in prepare_format_names():
+            raise ValueError(f"{v!r} is not a format prepare writes: use jpg or png (today's image folders) or one "
+                             f"of {', '.join(prepare_format_names())}")
         return v
 
     @model_validator(mode="after")
@@ -325,7 +327,19 @@ class PrepareConfig(Strict):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: min {lo} is larger than max {hi}")
+        if self.samples_per_file > 1 and self.format in ("jpg", "jpeg", "png", "raw", "bytes"):
+            raise ValueError(f"samples_per_file: a {self.format} file holds one sample (use npz, hdf5, tfrecord, "
+                             "parquet, npy or tar for many samples per file)")
+        if self.num_subfolders and self.layout != "dlio":
+            raise ValueError("num_subfolders: only the dlio layout spreads files over subfolders")
         return self
+
+    @property
+    def image_folders(self) -> bool:
+        """Today's synthetic image folders (jpg/png of varied sizes and colours in class folders):
+        none of the file-shape keys is set."""
+        return (self.format in ("jpg", "png") and self.layout == "classes" and self.num_files is None
+                and self.samples_per_file == 1 and self.record_length_bytes is None)
 
 
 class DatasetConfig(Strict):

@@ -104,11 +104,29 @@ def _show(v: Any) -> str:
 
 
 def stale_keys(old: dict[str, Any] | None, new: dict[str, Any], prefix: str) -> list[str]:
-    """The objects of an old synthetic set that a new one does not write (deleted by ``--force``)."""
-    if not old or old.get("kind") != "synthetic":
+    """The objects of an old synthetic or generated set that a new one does not write (deleted by ``--force``)."""
+    if not old or old.get("kind") not in _KEYS:
         return []
-    kept = set(_synthetic_keys(new, prefix)) if new.get("kind") == "synthetic" else set()
-    return [k for k in _synthetic_keys(old, prefix) if k not in kept]
+    kept = set(_KEYS[new["kind"]](new, prefix)) if new.get("kind") in _KEYS else set()
+    return [k for k in _KEYS[old["kind"]](old, prefix) if k not in kept]
+
+
+def _generated_keys(params: dict[str, Any], prefix: str) -> list[str]:
+    """The objects a generated set wrote: its files (and a TFRecord's DALI index beside each)."""
+    from dnnbench.formats.sizes import SizeModel, file_extension, plan_layout
+    from dnnbench.formats.tfrecord import index_key
+    from dnnbench.registry import FORMATS
+
+    try:
+        name, layout = params["format"], params["layout"]
+        ext = file_extension(name, FORMATS.spec_of(name).extensions, layout)
+        model = SizeModel(float(params["record_length_bytes"]), float(params["record_length_bytes_stdev"]),
+                          int(params["samples_per_file"]), int(params["num_files"]),
+                          num_subfolders=int(params["num_subfolders"]))
+        keys = [f.key for f in plan_layout(layout, model, prefix, ext, classes=int(params["classes"]))]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
+    return keys + [index_key(k) for k in keys] if name == "tfrecord" else keys
 
 
 def _synthetic_keys(params: dict[str, Any], prefix: str) -> list[str]:
@@ -117,6 +135,9 @@ def _synthetic_keys(params: dict[str, Any], prefix: str) -> list[str]:
     except (KeyError, TypeError, ValueError):
         return []
     return [_key(prefix, f"{name}/{i:06d}.{fmt}") for name in names for i in range(per_class)]
+
+
+_KEYS = {"synthetic": _synthetic_keys, "generated": _generated_keys}
 
 
 # -- one prepare at a time per storage ---------------------------------------------------------

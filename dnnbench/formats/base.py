@@ -122,6 +122,10 @@ class Format(Protocol):
     def generate(self, rng: np.random.Generator, spec: FileSpec) -> bytes:
         """A file's bytes: ``spec.samples`` samples drawn from ``rng`` (the same bytes for the same seed)."""
 
+    def sidecars(self, key: str, data: bytes) -> list[tuple[str, bytes]]:
+        """The objects a generated file ``key`` of bytes ``data`` needs beside it (a TFRecord's
+        DALI index): (key, bytes) each, written after the file."""
+
 
 class FileFormat:
     """Defaults of a format: one sample per file, read whole. Subclasses override what differs."""
@@ -140,6 +144,9 @@ class FileFormat:
 
     def generate(self, rng: np.random.Generator, spec: FileSpec) -> bytes:
         return random_array(rng, (spec.samples, *spec.shape), spec.dtype).tobytes()
+
+    def sidecars(self, key: str, data: bytes) -> list[tuple[str, bytes]]:
+        return []
 
 
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str = "uint8") -> np.ndarray:

@@ -51,6 +51,27 @@ class Hdf5Options(NoFormatOptions):
     dataset: str = Field("records", min_length=1, description="the HDF5 dataset holding the samples (DLIO: records)")
 
 
+class TfrecordOptions(NoFormatOptions):
+    """tfrecord: which ``tf.train.Example`` features hold a sample and its label."""
+
+    feature: str = Field("image", min_length=1, description="the bytes feature holding a sample (DLIO: image)")
+    label_feature: str | None = Field("label", description="an int64 feature holding the label, when present "
+                                                           "(else the layout's label)")
+    encoded: bool = Field(False, description="the feature holds an encoded image (JPEG/PNG) decoded per "
+                                             "dataset.decode; false: raw bytes handed on as uint8 (DLIO)")
+    verify_crc: bool = Field(True, description="check every record's CRC32C (as tf.data does)")
+
+
+class ParquetOptions(NoFormatOptions):
+    """parquet: the columns of a sample and its label; how generated files are cut."""
+
+    column: str = Field("image", min_length=1, description="the binary column holding a sample")
+    label_column: str | None = Field("label", description="an int column holding the label, when present")
+    row_group_size: int = Field(1024, ge=1, description="generated files: rows per row group")
+    compression: Literal["none", "snappy", "zstd", "gzip", "lz4"] = Field(
+        "none", description="generated files: the column compression")
+
+
 @dataclass(frozen=True)
 class FormatSpec:
     """What a format declares when it registers.
@@ -99,7 +120,7 @@ class Builtin(NamedTuple):
     spec: FormatSpec
 
 
-#: the built-in formats, in the order messages list them (tfrecord and parquet join beside them)
+#: the built-in formats, in the order messages list them
 BUILTINS: tuple[Builtin, ...] = (
     Builtin("jpeg", "dnnbench.formats.jpeg:JpegFormat", ("jpg",),
             "one image per object, decoded with OpenCV",
@@ -118,6 +139,12 @@ BUILTINS: tuple[Builtin, ...] = (
     Builtin("hdf5", "dnnbench.formats.hdf5:Hdf5Format", ("h5",),
             "HDF5 file (h5py), samples along the first axis of one dataset",
             FormatSpec((".hdf5", ".h5"), options=Hdf5Options, install="h5py")),
+    Builtin("tfrecord", "dnnbench.formats.tfrecord:TfrecordFormat", ("tfrecords",),
+            "TFRecord files of tf.train.Example records; random access through a DALI index or a header scan",
+            FormatSpec((".tfrecord", ".tfrecords"), options=TfrecordOptions)),
+    Builtin("parquet", "dnnbench.formats.parquet:ParquetFormat", (),
+            "Parquet files (pyarrow), a sample per row, read a row group per ranged GET",
+            FormatSpec((".parquet",), options=ParquetOptions, install="pyarrow")),
 )
 
 #: ``dataset.extensions`` when neither it nor ``dataset.format`` is given (today's image folders)
@@ -127,3 +154,8 @@ DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png")
 def builtin_names() -> list[str]:
     """Names of the built-in formats, in table order."""
     return [b.name for b in BUILTINS]
+
+
+def prepare_format_names() -> list[str]:
+    """What ``prepare.format`` accepts beside jpg/png: every built-in format's name and alias."""
+    return [n for b in BUILTINS for n in (b.name, *b.aliases)]

@@ -12,6 +12,7 @@ from typing import Any
 
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.data import prepared, shards, synthetic, upload
+from dnnbench.run import generated
 from dnnbench.errors import ConfigError
 from dnnbench.events import Events
 from dnnbench.recording.requests import RecorderSpec
@@ -71,8 +72,9 @@ def _prepare_params(cfg: Any, source: list[str] | None) -> dict[str, dict[str, A
     if source:
         folders = source * len(prefixes) if len(source) == 1 else source
         return {prefix: prepared.upload_params(folder) for prefix, folder in zip(prefixes, folders)}
-    return {prefix: prepared.synthetic_params(cfg.prepare, cfg.prepare.seed + 1000 * i)
-            for i, prefix in enumerate(prefixes)}
+    params = prepared.synthetic_params if cfg.prepare.image_folders else \
+        lambda p, seed: generated.generated_params(cfg, seed)
+    return {prefix: params(cfg.prepare, cfg.prepare.seed + 1000 * i) for i, prefix in enumerate(prefixes)}
 
 
 def _check_same_params(storage: Storage, old: dict[str, Any], wanted: dict[str, Any], auto: bool) -> None:
@@ -86,7 +88,7 @@ def _check_same_params(storage: Storage, old: dict[str, Any], wanted: dict[str, 
         if diff:
             raise ConfigError(f"the dataset under {prefix or '(root)'!r} in {storage.label()} was prepared with "
                               f"other parameters ({'; '.join(diff)}); it is not replaced silently",
-                              reference="prepare" if params.get("kind") == "synthetic" else "--from",
+                              reference="--from" if params.get("kind") == "upload" else "prepare",
                               hint="write it again with `benchmark.py prepare --force --config FILE` (the old "
                                    "set's extra objects are deleted), or point storage.prefixes elsewhere"
                                    + ("; prepare.auto never rewrites data" if auto else ""))
@@ -109,6 +111,8 @@ def _write_dataset(cfg: Any, storage: Storage, source: list[str] | None,
     if source:
         return _upload_folders(cfg, storage, source, events)
     p, prefixes = cfg.prepare, cfg.storage.prefixes
+    if not p.image_folders:
+        return _generate_files(cfg, storage, events)
     total = p.classes * p.images_per_class * len(prefixes)
     events.phase_start("prepare")
     jobs = [lambda progress, i=i, prefix=prefix: synthetic.generate(
@@ -117,6 +121,18 @@ def _write_dataset(cfg: Any, storage: Storage, source: list[str] | None,
         for i, prefix in enumerate(prefixes)]
     return _write_all(events, jobs, f"prepare {total:,} {p.format} images", total, "images",
                       f"written to {storage.label()}")
+
+
+def _generate_files(cfg: Any, storage: Storage, events: Events) -> synthetic.PrepareStats:
+    """A format dataset (DLIO's size model, ``prepare.layout``) under every prefix."""
+    p, prefixes = cfg.prepare, cfg.storage.prefixes
+    events.phase_start("prepare")
+    jobs = [lambda progress, i=i, prefix=prefix: generated.write_prefix(cfg, storage, prefix, p.seed + 1000 * i,
+                                                                       progress)
+            for i, prefix in enumerate(prefixes)]
+    return _write_all(events, jobs, f"prepare {generated.total_files(p) * len(prefixes):,} "
+                      f"{generated.format_name(p)} files ({p.layout} layout, {p.samples_per_file} samples each)",
+                      generated.total_files(p) * len(prefixes), "files", f"written to {storage.label()}")
 
 
 def _write_all(events: Events, jobs: list, title: str, total: int, unit: str, where: str) -> synthetic.PrepareStats:
