@@ -311,6 +311,8 @@ def _dataset(t: DlioTranslation, sec: _Section, workflow: dict[str, bool]) -> No
     per_file = int(sec.get("num_samples_per_file", 1))
     t.set("dataset.format", fmt, f"dataset.format={fmt}")
     t.set("dataset.layout", "dlio", "dataset.data_folder (train/ and valid/)")
+    if fmt in ("npz", "npy"):
+        t.set("dataset.format_options", {"sample_axis": "last"}, f"DLIO's {fmt} files: samples on the last axis")
     t.set("dataset.decode", "gray", "DLIO decodes every sample it reads (np.load, h5py, PIL mode L)")
     t.set("dataset.max_samples", files * per_file,
           f"dataset.num_files_train={files} x num_samples_per_file={per_file} (DLIO reads the first files)")

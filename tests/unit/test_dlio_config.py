@@ -83,6 +83,10 @@ def test_shipped_workload_translates(name, writable):
         "storage.client": "fs", "execution.seed": 123,
     }
     assert {k: get(c, k) for k in expected} == expected
+    if fmt == "npz":  # DLIO's x[..., i]
+        assert get(c, "dataset.format_options") == {"sample_axis": "last"}
+    else:
+        assert "format_options" not in c["dataset"]
     assert get(c, "storage.root").rstrip("/").endswith("data/" + name.split("/")[1].split("_")[0])
 
 
