@@ -415,6 +415,7 @@ def _prefetch(t: DlioTranslation, sec: _Section, loader: str, threads: int) -> N
     if loader == "pytorch" and threads > 0:
         factor = math.ceil(size / threads) if size > 0 else 2
         t.set("framework.prefetch_factor", factor, f"reader.prefetch_size={size} / read_threads={threads}")
+        t.set("framework.persistent_workers", True, "DLIO's DataLoader keeps its workers across epochs")
     elif loader == "tensorflow":
         t.set("framework.tensorflow.prefetch", size, f"reader.prefetch_size={size}")
 
