@@ -46,6 +46,7 @@ test-fast: setup
 perf: setup
 	$(PY) scripts/perf.py
 	$(PY) scripts/perf_access.py
+	$(PY) scripts/perf_formats.py
 	@if scripts/s3-server.sh status >/dev/null 2>&1; then started=0; else started=1; \
 	  scripts/s3-server.sh start >/dev/null; fi; \
 	rc=0; $(PY) scripts/perf_s3.py || rc=$$?; \

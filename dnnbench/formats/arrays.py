@@ -7,6 +7,9 @@ read each; otherwise every sample's range is the whole file.
 
 from __future__ import annotations
 
+import functools
+import io
+import math
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -32,15 +35,15 @@ class ArrayMeta:
             return 1
         return int(self.shape[0] if self.axis == "first" else self.shape[-1])
 
-    @property
+    @functools.cached_property
     def sample_shape(self) -> tuple[int, ...]:
         if not self.shape:
             return ()
         return tuple(self.shape[1:] if self.axis == "first" else self.shape[:-1])
 
-    @property
-    def sample_nbytes(self) -> int:
-        return int(np.prod(self.sample_shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+    @functools.cached_property
+    def sample_nbytes(self) -> int:  # cached: asked once per sample read
+        return math.prod(self.sample_shape) * np.dtype(self.dtype).itemsize
 
 
 def read_npy_header(file: BinaryIO) -> tuple[int, tuple[int, ...], bool, np.dtype]:
@@ -78,7 +81,7 @@ def array_index(data_offset: int, shape: tuple[int, ...], fortran: bool, dtype: 
     return FileIndex.strided(meta.count, data_offset, meta.sample_nbytes, ranged)
 
 
-def sample_from_range(data: bytes, meta: ArrayMeta) -> np.ndarray:
+def sample_from_range(data: bytes | memoryview, meta: ArrayMeta) -> np.ndarray:
     """A sample from the bytes of its own range.
 
     Raises:
@@ -110,3 +113,43 @@ def samples_of(array: np.ndarray, axis: str) -> Any:
 def stacked(rng_array: np.ndarray, axis: str) -> np.ndarray:
     """``(n, *shape)`` samples stored with the sample axis first or last."""
     return rng_array if axis == "first" else np.moveaxis(rng_array, 0, -1)
+
+
+def in_place(fmt: Any, data: bytes | bytearray) -> list[tuple[np.ndarray, None]] | None:
+    """The samples of a whole file in memory as views into ``data`` (no copy), when ``fmt``'s
+    index cuts them into ranges; None when it does not (strided, compressed: the caller decodes)."""
+    view = memoryview(data)
+    found = fmt.index(ViewFile(view), len(data))
+    if not (isinstance(found.meta, ArrayMeta) and found.meta.ranged):
+        return None
+    return [(sample_from_range(view[o:o + n], found.meta), None)
+            for o, n in zip(found.offsets.tolist(), found.lengths.tolist())]
+
+
+class ViewFile(io.RawIOBase):
+    """A seekable read-only file over a memoryview: locating samples in a file held in memory
+    without copying it (``io.BytesIO`` copies a bytearray)."""
+
+    def __init__(self, view: memoryview):
+        super().__init__()
+        self.view, self.pos = view, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.pos = max(0, {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence] + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(len(out), len(self.view) - self.pos))
+        out[:n] = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return n

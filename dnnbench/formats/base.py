@@ -23,6 +23,7 @@ Formats hold configuration only (their validated options), so they cross into lo
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator, Protocol, runtime_checkable
 
@@ -158,10 +159,39 @@ def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str = 
     return np.frombuffer(rng.bytes(n * dt.itemsize), dtype=dt).reshape(shape)
 
 
-def read_all(stream: BinaryIO) -> bytes:
-    """The rest of ``stream`` (a whole file read in order), without an extra copy when possible."""
-    data = stream.read()
-    return data if isinstance(data, bytes) else bytes(data)
+#: what :func:`read_all` asks a stream of unknown length for at a time (a raw stream's ``read()``
+#: asks for 8 KiB); virtual: only the pages a read fills are touched
+READ_CHUNK = 64 << 20
+
+
+def read_all(stream: BinaryIO) -> bytes | bytearray:
+    """The rest of ``stream`` (a whole file read in order): read straight into one buffer of the
+    file's size where the stream is over a local file, else in large reads joined once."""
+    size = _remaining(stream)
+    head = bytearray(size) if size else None
+    if head is not None:
+        view, got = memoryview(head), 0
+        while got < size:
+            n = stream.readinto(view[got:])
+            if not n:
+                return head[:got]
+            got += n
+    chunks = [head] if head is not None else []
+    while True:
+        chunk = stream.read(READ_CHUNK)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _remaining(stream: BinaryIO) -> int | None:
+    """Bytes left in a stream over a local file (a recorded stream's ``raw``), or None."""
+    raw = getattr(stream, "raw", stream)
+    try:
+        return max(0, os.fstat(raw.fileno()).st_size - raw.tell())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def as_file(data: bytes | memoryview) -> BinaryIO:

@@ -67,6 +67,8 @@ def encode_example(features: dict[str, Value]) -> bytes:
 
 
 def _read_varint(mv: memoryview, pos: int) -> tuple[int, int]:
+    if pos < len(mv) and mv[pos] < 0x80:  # the common case: one byte (tags, short lengths)
+        return mv[pos], pos + 1
     shift = result = 0
     while True:
         if pos >= len(mv) or shift > 63:

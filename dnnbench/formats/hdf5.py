@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from dnnbench.formats.arrays import ArrayMeta, sample_from_range
+from dnnbench.formats.arrays import ArrayMeta, in_place, sample_from_range
 from dnnbench.formats.base import DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, random_array, read_all
 from dnnbench.formats.spec import Hdf5Options
 
@@ -57,7 +57,12 @@ class Hdf5Format(FileFormat):
         return FileIndex.strided(meta.count, int(offset), meta.sample_nbytes, ranged)
 
     def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
-        h5, ds = self._open(io.BytesIO(read_all(stream)))
+        raw = read_all(stream)
+        fast = in_place(self, raw)
+        if fast:
+            yield from fast
+            return
+        h5, ds = self._open(io.BytesIO(raw))
         with h5:
             data = ds[()]
         if data.ndim == 0:

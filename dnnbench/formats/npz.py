@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from dnnbench.formats.arrays import ArrayMeta, array_index, read_npy_header, sample_from_range, samples_of, \
+from dnnbench.formats.arrays import ArrayMeta, array_index, in_place, read_npy_header, sample_from_range, samples_of, \
     stacked, take
 from dnnbench.formats.base import DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, random_array, read_all
 from dnnbench.formats.spec import NpzOptions
@@ -53,7 +53,8 @@ class NpzFormat(FileFormat):
         return array_index(start + header, shape, fortran, dtype, self.options.sample_axis, size)
 
     def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
-        yield from samples_of(self._array(read_all(stream)), self.options.sample_axis)
+        data = read_all(stream)
+        yield from in_place(self, data) or samples_of(self._array(data), self.options.sample_axis)
 
     def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
         if meta is not None and meta.ranged:

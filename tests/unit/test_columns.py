@@ -19,9 +19,9 @@ HEADER = (
     "trainer workers batch_size epochs steps samples bytes wall_s samples_per_s MiB_per_s MB_per_s "
     "steady_MiB_per_s au_percent au_target_percent au_meets_target time_to_first_batch_s list_s objects_listed "
     "bytes_listed objects_listed_per_s samples_listed bytes_indexed requests request_mean_bytes samples_per_request "
-    "request_p50_ms request_p90_ms request_p99_ms request_p999_ms "
-    "request_max_ms request_ttfb_p50_ms request_ttfb_p99_ms decode_p50_ms read_share_percent first_epoch_MiB_per_s "
-    "last_epoch_MiB_per_s cpu_percent peak_rss_MiB errors retries skipped_samples cache byte_check bytes_planned emulated "
+    "request_p50_ms request_p90_ms request_p99_ms request_p999_ms request_max_ms request_ttfb_p50_ms "
+    "request_ttfb_p99_ms decode_p50_ms read_share_percent first_epoch_MiB_per_s last_epoch_MiB_per_s "
+    "cpu_percent peak_rss_MiB errors retries skipped_samples cache byte_check bytes_planned emulated "
     "infer_samples infer_bytes infer_wall_s infer_samples_per_s infer_MiB_per_s accuracy_percent infer_failed "
     "checkpoint_bytes checkpoint_save_s checkpoint_load_s checkpoint_save_MB_per_s checkpoint_load_MB_per_s "
     "checkpoint_verified sweep_id variant repeat").split()

@@ -72,7 +72,7 @@ def by_ranges(storage, fmt, key: str, size: int, ranges: bool = True) -> list:
     for i in range(found.count):
         off, length = int(found.offsets[i]), int(found.lengths[i])
         whole = not ranges or (off, length) == (0, size)
-        sample, label, nbytes, why = read.read_record(storage, fmt, key, off, length, whole, found.meta, i, NONE)
+        sample, label, nbytes, why, _ = read.read_record(storage, fmt, key, off, length, whole, found.meta, i, NONE)
         assert why == ""
         out.append((sample, label, nbytes))
     return out

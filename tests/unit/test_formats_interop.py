@@ -35,7 +35,7 @@ def test_tensorflow_written_file_is_read_both_ways(tmp_path):
     found, _, _ = index_file(storage, fmt, "tf.tfrecord", size)
     assert found.count == 6 and int(found.lengths.sum()) == size
     for i in range(6):
-        sample, label, nbytes, why = read.read_record(storage, fmt, "tf.tfrecord", int(found.offsets[i]),
+        sample, label, nbytes, why, _ = read.read_record(storage, fmt, "tf.tfrecord", int(found.offsets[i]),
                                                       int(found.lengths[i]), False, None, i, DecodeSpec())
         assert why == "" and sample.tobytes() == images[i] and label == 10 + i and nbytes == found.lengths[i]
     streamed = list(read.iter_file(storage, fmt, "tf.tfrecord", DecodeSpec()))

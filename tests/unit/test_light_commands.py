@@ -21,7 +21,8 @@ HEAVY = ("torch", "tensorflow", "pandas", "numpy", "cv2", "matplotlib", "pyarrow
 ALLOWED = ("dnnbench", "dnnbench.cli", "dnnbench.errors", "dnnbench.signals", "dnnbench.events",
            "dnnbench.registry", "dnnbench.frameworks", "dnnbench.config", "dnnbench.config.",
            "dnnbench.multirun", "dnnbench.multirun.plan", "dnnbench.ui", "dnnbench.ui.",
-           "dnnbench.storage", "dnnbench.storage.backends", "dnnbench.reporting", "dnnbench.reporting.columns")
+           "dnnbench.storage", "dnnbench.storage.backends", "dnnbench.reporting", "dnnbench.reporting.columns",
+           "dnnbench.formats", "dnnbench.formats.spec")
 
 PROBE = """
 import contextlib, io, json, runpy, sys
@@ -70,6 +71,20 @@ def test_validate_and_help_load_no_run_engine_and_no_heavy_library(tmp_path, arg
     code, modules = imported(tmp_path, *args)
     assert code == 0
     assert heavy(modules) == [] and engine(modules) == []
+
+
+def test_validating_a_data_format_loads_only_the_format_table(tmp_path):
+    """dataset.format and its options are checked against the format's options model without
+    importing the format (numpy, h5py, pyarrow stay out)."""
+    cfg = tmp_path / "npz.yaml"
+    cfg.write_text("storage: {client: fs, root: data}\ntraining: {trainer: read}\n"
+                   "dataset: {format: hdf5, format_options: {dataset: x}, layout: dlio, file_shuffle: seed}\n")
+    code, modules = imported(tmp_path, "validate", "--config", str(cfg))
+    assert code == 0
+    assert heavy(modules) == [] and engine(modules) == []
+    cfg.write_text("storage: {client: fs, root: data}\ndataset: {format: hdf5, format_options: {dataset: ''}}\n")
+    code, modules = imported(tmp_path, "validate", "--config", str(cfg))
+    assert code == 2 and heavy(modules) == []
 
 
 def test_a_plain_validate_prints_without_rich(tmp_path):
