@@ -105,6 +105,21 @@ class _Section:
         value = self.data.get(key, default)
         return default if value is None else value
 
+    def num(self, key: str, default: float, kind: type = int) -> Any:
+        """The value as ``kind`` (int or float).
+
+        Raises:
+            ConfigError: the value is not a number (named by its path).
+        """
+        value = self.get(key, default)
+        try:
+            if isinstance(value, str) or isinstance(value, (list, dict)):
+                raise ValueError(value)
+            return kind(value)
+        except (TypeError, ValueError):
+            raise self.t.refuse(self.path(key), f"{value!r} is not {'an integer' if kind is int else 'a number'}",
+                                "DLIO's value here is a number") from None
+
     def first(self, *keys: str, default: Any = None) -> tuple[str, Any]:
         """The first of several names (DLIO's two key generations) that is present."""
         self.seen.update(keys)
@@ -198,7 +213,17 @@ def translate_dlio(data: dict[str, Any], source: str = "config") -> DlioTranslat
             wrong shape, or Hydra's primary config instead of a workload.
     """
     t = DlioTranslation(source=source)
-    data = dict(unwrap(data))
+    try:
+        _translate(t, dict(unwrap(data)))
+    except (TypeError, ValueError, AttributeError) as e:  # a value of the wrong shape deeper down
+        raise ConfigError(f"a DLIO workload value has the wrong type: {e}", reference=source,
+                          hint="DLIO's keys take numbers, strings, lists of numbers and mappings as in its "
+                               "shipped workloads (config/workloads/dlio/)") from None
+    return t
+
+
+def _translate(t: DlioTranslation, data: dict[str, Any]) -> None:
+    source = t.source
     if "defaults" in data:
         raise ConfigError("this is Hydra's primary config (defaults:), not a workload", reference=source,
                           hint="give the workload file itself, e.g. --config configs/workload/unet3d_h100.yaml")
@@ -222,7 +247,6 @@ def translate_dlio(data: dict[str, Any], source: str = "config") -> DlioTranslat
     for key in data:
         if key not in (*SECTIONS, "hydra"):
             t.skip(key, "not a DLIO section: DLIO ignores it too")
-    return t
 
 
 def _workflow(t: DlioTranslation, sec: _Section, present: bool) -> dict[str, bool]:
@@ -307,8 +331,8 @@ def _dataset(t: DlioTranslation, sec: _Section, workflow: dict[str, bool]) -> No
                        f"dnnbench reads {', '.join(FORMATS)}")
     if fmt not in FORMATS:
         raise t.refuse("dataset.format", f"{fmt!r} is not a DLIO format", f"one of {', '.join(FORMATS)}")
-    files = int(sec.get("num_files_train", 8))
-    per_file = int(sec.get("num_samples_per_file", 1))
+    files = sec.num("num_files_train", 8)
+    per_file = sec.num("num_samples_per_file", 1)
     t.set("dataset.format", fmt, f"dataset.format={fmt}")
     t.set("dataset.layout", "dlio", "dataset.data_folder (train/ and valid/)")
     if fmt in ("npz", "npy"):
@@ -340,9 +364,10 @@ def _dataset(t: DlioTranslation, sec: _Section, workflow: dict[str, bool]) -> No
 def _prepare(t: DlioTranslation, sec: _Section, fmt: str, files: int, per_file: int,
              workflow: dict[str, bool]) -> None:
     """``prepare.*``: the files DLIO's generator writes (names, layout, counts, sizes)."""
-    key, length = sec.first("record_length", "record_length_bytes", default=65536)
-    skey, stdev = sec.first("record_length_stdev", "record_length_bytes_stdev", default=0)
-    subfolders = int(sec.get("num_subfolders_train", 0))
+    key, _ = sec.first("record_length", "record_length_bytes", default=65536)
+    skey, _ = sec.first("record_length_stdev", "record_length_bytes_stdev", default=0)
+    length, stdev = sec.num(key, 65536, float), sec.num(skey, 0, float)
+    subfolders = sec.num("num_subfolders_train", 0)
     sec.refuse_if("num_subfolders_train", subfolders == 1,
                   "1 subfolder is broken in DLIO 2.0 (written flat, then refused by its reader)", "use 0 or >= 2")
     prefix = sec.get("file_prefix", "img")
@@ -394,9 +419,9 @@ def _reader(t: DlioTranslation, sec: _Section, framework: str, data: dict[str, A
     if loader != framework:
         raise t.refuse("reader.data_loader", f"{loader!r} with framework {framework!r}: DLIO refuses the "
                                              "mix too", f"data_loader: {framework}")
-    if loader == "pytorch" and data.get("dataset", {}).get("format") == "tfrecord":
+    if loader == "pytorch" and (data.get("dataset") or {}).get("format") == "tfrecord":
         raise t.refuse("reader.data_loader", "pytorch does not read tfrecord in DLIO", "use tensorflow")
-    batch, threads = int(sec.get("batch_size", 1)), int(sec.get("read_threads", 1))
+    batch, threads = sec.num("batch_size", 1), sec.num("read_threads", 1)
     t.set("framework.batch_size", batch, f"reader.batch_size={batch}")
     t.set("framework.num_workers", threads, f"reader.read_threads={threads}")
     _prefetch(t, sec, loader, threads)
@@ -411,7 +436,7 @@ def _reader(t: DlioTranslation, sec: _Section, framework: str, data: dict[str, A
 
 def _prefetch(t: DlioTranslation, sec: _Section, loader: str, threads: int) -> None:
     """torch: prefetch_factor = ceil(prefetch_size / read_threads) (0: 2); tf: prefetch batches."""
-    size = int(sec.get("prefetch_size", 2))
+    size = sec.num("prefetch_size", 2)
     if loader == "pytorch" and threads > 0:
         factor = math.ceil(size / threads) if size > 0 else 2
         t.set("framework.prefetch_factor", factor, f"reader.prefetch_size={size} / read_threads={threads}")
@@ -434,7 +459,7 @@ def _shuffles(t: DlioTranslation, sec: _Section, loader: str) -> None:
 
 
 def _reader_refusals(sec: _Section) -> None:
-    sec.refuse_if("preprocess_time", float(sec.data.get("preprocess_time") or 0) > 0,
+    sec.refuse_if("preprocess_time", sec.num("preprocess_time", 0, float) > 0,
                   "a per-sample sleep in the reader is not emulated")
     sec.refuse_if("computation_time", True, "belongs in train.computation_time")
     sec.refuse_if("odirect", bool(sec.data.get("odirect")), "O_DIRECT reads are not supported")
@@ -463,23 +488,25 @@ def _reader_notes(sec: _Section) -> None:
 
 def _train(t: DlioTranslation, sec: _Section) -> int:
     """Epochs, steps, the emulated accelerator's step time, the seed; returns the epochs."""
-    epochs = int(sec.get("epochs", 1))
+    epochs = sec.num("epochs", 1)
     t.set("training.epochs", epochs, f"train.epochs={epochs}")
     compute = sec.get("computation_time", 0.0)
-    if isinstance(compute, dict):
+    if not isinstance(compute, dict):
+        compute = sec.num("computation_time", 0.0, float)
+    else:
         sub = _Section(t, "train.computation_time", compute)
-        sub.refuse_if("stdev", float(compute.get("stdev") or 0) > 0, "a random step time is not emulated")
-        compute = sub.get("mean", 0.0)
+        sub.refuse_if("stdev", sub.num("stdev", 0, float) > 0, "a random step time is not emulated")
+        compute = sub.num("mean", 0.0, float)
         sub.finish()
-    sec.refuse_if("computation_time_stdev", float(sec.data.get("computation_time_stdev") or 0) > 0,
+    sec.refuse_if("computation_time_stdev", sec.num("computation_time_stdev", 0, float) > 0,
                   "a random step time is not emulated: dnnbench sleeps computation_time every step")
     t.set("training.trainer", "emulate", "train.computation_time (an emulated accelerator)")
     t.set("training.compute_time_s", float(compute), f"train.computation_time={compute}")
     t.set("training.warmup_steps", 1, "DLIO leaves the first step out of AU")
-    steps = int(sec.get("total_training_steps", -1))
+    steps = sec.num("total_training_steps", -1)
     if steps > 0:
         t.set("training.max_steps", steps, f"train.total_training_steps={steps}")
-    seed = sec.get("seed", 123)
+    seed = sec.num("seed", 123)
     t.set("execution.seed", int(seed), f"train.seed={seed}")
     sec.note("seed_change_epoch", "shuffle: random draws a new seeded order each epoch")
     sec.note("computation_time_stdev", "0: a fixed step time")
@@ -488,8 +515,8 @@ def _train(t: DlioTranslation, sec: _Section) -> int:
 
 
 def _checkpoint_epochs(sec: _Section, epochs: int) -> list[int]:
-    after = int(sec.get("checkpoint_after_epoch", 1))
-    every = max(1, int(sec.get("epochs_between_checkpoints", 1)))
+    after = sec.num("checkpoint_after_epoch", 1)
+    every = max(1, sec.num("epochs_between_checkpoints", 1))
     return [e for e in range(1, epochs + 1) if e >= after and (e - after) % every == 0]
 
 
@@ -500,7 +527,7 @@ def _checkpoint(t: DlioTranslation, sec: _Section, workflow: dict[str, bool], ep
     for key in ("num_checkpoints_write", "num_checkpoints_read", "time_between_checkpoints"):
         sec.refuse_if(key, workflow["checkpoint"] and not workflow["train"],
                       "the checkpointing workloads (llama3) are not run by dnnbench")
-    sec.refuse_if("steps_between_checkpoints", int(sec.data.get("steps_between_checkpoints") or -1) >= 0,
+    sec.refuse_if("steps_between_checkpoints", sec.num("steps_between_checkpoints", -1) >= 0,
                   "checkpoints inside an epoch are not run: dnnbench checkpoints after the last epoch")
     at = _checkpoint_epochs(sec, epochs) if workflow["checkpoint"] else []
     if at and at != [epochs]:
@@ -541,7 +568,7 @@ def _evaluation(t: DlioTranslation, sec: _Section, workflow: dict[str, bool]) ->
 
 
 def _metric(t: DlioTranslation, sec: _Section) -> None:
-    au = sec.get("au", DEFAULT_AU)
+    au = sec.num("au", DEFAULT_AU, float)
     origin = f"metric.au={au}" if sec.has("au") else f"metric.au not given: DLIO's default {DEFAULT_AU}"
     t.set("training.au_target_percent", round(float(au) * 100, 6), origin)
     sec.finish()

@@ -254,3 +254,23 @@ def _writes(fmt: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"dataset": {"num_files_train": "many"}}, "dataset.num_files_train"),
+    ({"reader": {"batch_size": [7]}}, "reader.batch_size"),
+    ({"train": {"computation_time": "fast"}}, "train.computation_time"),
+    ({"metric": {"au": "high"}}, "metric.au"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_a_value_of_the_wrong_type_is_exit_2_naming_it(change, key):
+    base = yaml.safe_load((DLIO_DIR / "mlperf-v1.0/unet3d_h100.yaml").read_text())
+    with pytest.raises(ConfigError) as e:
+        translate_dlio(merged(base, change), source="w.yaml")
+    assert e.value.reference == f"w.yaml: {key}" and "is not" in str(e.value)
+
+
+def test_a_section_of_the_wrong_shape_deeper_down_is_exit_2():
+    base = yaml.safe_load((DLIO_DIR / "mlperf-v1.0/unet3d_h100.yaml").read_text())
+    base["checkpoint"]["layer_parameters"] = "big"
+    with pytest.raises(ConfigError, match="wrong type"):
+        translate_dlio(base, source="w.yaml")
