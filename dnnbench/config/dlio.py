@@ -162,9 +162,10 @@ def is_dlio(data: dict[str, Any]) -> bool:
     if "defaults" in data and "hydra" in data:
         return True  # Hydra's primary config.yaml: refused with a hint by translate_dlio
     dataset = data.get("dataset")
-    return (any(k in data for k in _ONLY_DLIO) or isinstance(data.get("framework"), str)
-            or isinstance(data.get("model"), str)
-            or (isinstance(dataset, dict) and any(k in dataset for k in _DLIO_DATASET_KEYS)))
+    signs = [isinstance(data.get("framework"), str), isinstance(data.get("model"), str),
+             isinstance(dataset, dict) and any(k in dataset for k in _DLIO_DATASET_KEYS),
+             *(k in data for k in _ONLY_DLIO)]
+    return sum(signs) >= 2  # two, so a dnnbench config with one mistake (framework: pytorch) is not taken
 
 
 def is_hydra_override(assignment: str) -> bool:

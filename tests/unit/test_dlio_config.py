@@ -228,7 +228,15 @@ def test_validate_prints_the_translation(capsys):
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.y*ml")) + sorted((ROOT / "config").glob("*.json")),
                          ids=lambda p: p.name)
 def test_dnnbench_and_dss_configs_are_not_taken_for_dlio(path):
-    assert not is_dlio(yaml.safe_load(path.read_text()))
+    data = yaml.safe_load(path.read_text())
+    assert not is_dlio(data)
+    assert not is_dlio({**data, "framework": "pytorch"})  # one mistake: the schema's error, not a translation
+
+
+def test_detection_needs_two_signs():
+    assert is_dlio({"framework": "pytorch", "workflow": {"checkpoint": True}})  # a checkpointing workload
+    assert is_dlio({"workload": {"model": "m", "dataset": {"num_files_train": 2}}})  # Hydra's composed form
+    assert not is_dlio({"metric": {"au": 0.9}}) and not is_dlio({"dataset": {"data_folder": "d"}})
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.stem)
