@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dnnbench import cli
-from dnnbench.config import dlio
+from dnnbench.config import dlio_sections
 from dnnbench.config.dlio import is_dlio, translate_dlio
 from dnnbench.config.legacy import is_legacy
 from dnnbench.config.loading import load_config, validate
@@ -58,7 +58,7 @@ def get(config: dict, dotted: str):
 @pytest.fixture
 def writable(monkeypatch):
     """prepare writes every DLIO format (what the formats branch adds), so prepare.* is emitted."""
-    monkeypatch.setattr(dlio, "_prepare_writes", lambda fmt: True)
+    monkeypatch.setattr(dlio_sections, "_prepare_writes", lambda fmt: True)
 
 
 def test_every_shipped_dlio_workload_is_in_the_table():
@@ -193,7 +193,7 @@ def test_a_key_that_cannot_be_honoured_is_exit_2_naming_it(change, key, tmp_path
 
 
 def test_generate_data_of_a_format_prepare_cannot_write_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setattr(dlio, "_prepare_writes", lambda fmt: False)
+    monkeypatch.setattr(dlio_sections, "_prepare_writes", lambda fmt: False)
     data = yaml.safe_load((DLIO_DIR / "mlperf-v2.0/unet3d_datagen.yaml").read_text())
     with pytest.raises(ConfigError) as e:
         translate_dlio(data, source="d.yaml")
