@@ -240,28 +240,14 @@ def test_detection_needs_two_signs():
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_presets_hold_mlperf_values_and_validate(preset, writable):
+def test_presets_hold_mlperf_values_and_validate(preset):
     data = yaml.safe_load(preset.read_text())
     original = yaml.safe_load((DLIO_DIR / "mlperf-v2.0" / preset.name).read_text())
     translated = translate_dlio(original).config
     for section in ("dataset", "framework", "training", "prepare", "execution"):
         assert data[section] == translated[section]
     assert data["name"] == preset.stem
-    if not _writes(data["prepare"]["format"]):
-        data["prepare"].pop("format")  # prepare learns the format with the formats work (issue 14)
     validate(data, source=str(preset))
-
-
-def _writes(fmt: str) -> bool:
-    from pydantic import ValidationError
-
-    from dnnbench.config.schema import PrepareConfig
-
-    try:
-        PrepareConfig.model_validate({"format": fmt})
-    except ValidationError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("change, key", [
