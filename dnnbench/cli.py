@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="benchmark.py",
         description="dnnbench: how fast can training read its dataset from this storage?",
         epilog="Exit codes: 0 ok, 1 run failed (a sweep: any variant failed), 2 bad input or config, "
-               "3 regression beyond --max-regression, 130 interrupted. "
+               "3 regression beyond --max-regression, 4 a run rule failed under --rules mlperf, 130 interrupted. "
                "`benchmark.py --config F` is short for `benchmark.py run --config F`.")
     parser.add_argument("--version", action="version", version=f"dnnbench {__version__}")
     _flags(parser)
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("--run-id", metavar="NAME", help="name of the results directory (never reused); "
                                                       "with a sweep: the sweep id")
+    run.add_argument("--rules", choices=("mlperf", "none"), default=None,
+                     help="mlperf: a failed run rule (dataset >= 5x client memory, >= 500 steps per epoch, "
+                          "5 repeats within 5%%) is exit 4; none: rules are reported only (default: rules.enforce)")
     _gate_flags(run, compare=False)
     val = sub.add_parser("validate", help="check a config and print it resolved (secrets redacted)")
     _common(val)
@@ -276,6 +279,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str], events, secrets: set[st
         return _compare(args, events)
     if args.command == "au-search":  # what the emulated accelerators run, validated as such
         args.overrides.append("training.trainer=emulate")
+    if getattr(args, "rules", None):
+        args.overrides.append(f"rules.enforce={args.rules}")
     loaded = load_config(args.config, args.overrides)
     from dnnbench.config.plugins import import_plugins
 
@@ -317,11 +322,17 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
         raise outcome.error
     if outcome.exit_code == EXIT_INTERRUPTED:
         events.warning(f"interrupted: partial results kept in {outcome.run_dir}")
-    if outcome.exit_code == EXIT_OK and gate is not None:
+    code = outcome.exit_code
+    if code == EXIT_OK and gate is not None:
         from dnnbench.reporting import compare
 
-        return _apply_gate(compare.compare(compare.read_run_dirs([outcome.run_dir])), gate, events, EXIT_OK)
-    return outcome.exit_code
+        code = _apply_gate(compare.compare(compare.read_run_dirs([outcome.run_dir])), gate, events, EXIT_OK)
+    if code == EXIT_OK:  # a failed run (1) or a regression (3) is the first thing to fix
+        from dnnbench.reporting import rules
+
+        rules.enforce(rules.failed_rules(outcome.row), loaded.config.rules.enforce,
+                      str(outcome.run_dir / "summary.csv"))
+    return code
 
 
 def _apply_gate(c, g, events, code: int) -> int:
@@ -357,10 +368,35 @@ def _sweep(args: argparse.Namespace, argv: list[str], loaded, events, g) -> int:
         return EXIT_INTERRUPTED
     c = compare.compare(compare.read_run_dirs(result.run_dirs))
     _show_comparison(c, result.compare_dir, events, plots=True)
+    failed_rules = _sweep_rules(c, plan.repeat, result, loaded.config.rules.enforce, events)
     if result.failed:
         events.warning(f"{len(result.failed)} of {len(result.runs)} runs failed: "
                        + "; ".join(f"{r.variant} (r{r.repeat}): {r.reason}" for r in result.failed[:3]))
-    return _apply_gate(c, g, events, result.exit_code) if g is not None else result.exit_code
+    code = _apply_gate(c, g, events, result.exit_code) if g is not None else result.exit_code
+    if code == EXIT_OK:
+        from dnnbench.reporting import rules
+
+        rules.enforce(failed_rules, loaded.config.rules.enforce, str(result.compare_dir / "report.md"))
+    return code
+
+
+def _sweep_rules(c, repeat: int, result, enforced: str, events) -> list[str]:
+    """The sweep's summary.json and report.md (the repeats rule per variant); returns the rules
+    any run or variant fails."""
+    from dnnbench.reporting import documents, rules
+
+    doc = documents.write_sweep_documents(result.compare_dir, result.sweep_id, repeat, c.groups, c.table, enforced)
+    failed = {f"repeats ({v['variant']})" for v in doc["variants"] if v["rules"]["repeats"]["verdict"] == rules.FAIL}
+    for g in c.groups.values():
+        for row in g.to_dict("records"):
+            failed.update(rules.failed_rules(row))
+    for v in doc["variants"]:
+        spread, verdict = v["rules"]["repeats"]["spread_percent"], v["rules"]["repeats"]["verdict"]
+        say = events.warning if verdict == rules.FAIL else events.notice
+        say(f"rule repeats, {v['variant']}: {verdict} ({v['ok_runs']} runs ok"
+            + (f", spread {spread:.2f} %)" if spread is not None else ")"))
+    events.notice(f"sweep report: {result.compare_dir / 'report.md'}")
+    return sorted(failed)
 
 
 def _show_comparison(c, out_dir, events, plots: bool) -> None:

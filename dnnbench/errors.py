@@ -11,6 +11,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REGRESSION = 3
+#: a run rule failed under ``--rules mlperf`` (the run itself went well; its result does not qualify)
+EXIT_RULES = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -78,6 +80,13 @@ class RunFailed(BenchError):
     """The run started but could not finish."""
 
     exit_code = EXIT_FAILED
+
+
+class RuleViolation(BenchError):
+    """A run rule failed under ``--rules mlperf``: the figures stand, but not as a result
+    the rule set accepts (exit 4)."""
+
+    exit_code = EXIT_RULES
 
 
 class RecordingError(OSError):

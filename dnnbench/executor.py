@@ -120,15 +120,17 @@ class Executor:
 
     def _phases(self, storage: Storage, facts: RunFacts) -> None:
         """list, train, inference, checkpoint: whichever the config asks for, in that order."""
-        cfg, phases = self.cfg, self.cfg.execution.phases
-        index = self.dataset.resolve(storage, facts)
+        cfg, phases, coord = self.cfg, self.cfg.execution.phases, self.coordinator
+        # each step agreed across ranks: none is left waiting in start_together for one that failed
+        index = coord.each(lambda: self.dataset.resolve(storage, facts))
         held_out = None
         if phases.inference:
-            index, held_out = self.dataset.holdout(storage, index)
+            index, held_out = coord.each(lambda: self.dataset.holdout(storage, index))
         self._phase_name = "train"
         if not (phases.train or phases.inference or phases.checkpoint):
             return
-        runner = self._runner = create_runner(cfg, index, storage)
+        runner = self._runner = coord.each(lambda: create_runner(cfg, index, storage))
+        coord.start_together()  # the clocks compared, then a barrier: the measured phases start together
         if phases.train:
             policy = FailurePolicy(cfg.dataset, self.events, self.skipped)
             cache = CacheProbe(storage, index.keys, cfg.execution.drop_caches, self.events)

@@ -92,6 +92,21 @@ def create_run_dir(output_dir: str | Path, run_id: str | None, stem: str) -> Pat
     return unique_dir(output_dir, run_id if run_id is not None else timestamped(stem), exact=run_id is not None)
 
 
+def make_dir(path: Path, output_dir: str | Path) -> Path:
+    """Create ``path`` and the folders above it inside ``output_dir`` (a rank's folder of a run
+    whose directory another node created: this node's results folder may not have it).
+
+    Raises:
+        ConfigError: naming ``metrics.output_dir`` when it cannot be created or written.
+    """
+    _make_parent(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unwritable(output_dir, e) from None
+    return path
+
+
 def _make_parent(parent: str | Path) -> Path:
     out = Path(parent)
     try:
@@ -182,6 +197,19 @@ def write_row_csv(path: Path, row: dict[str, Any]) -> None:
         w = csv.DictWriter(f, fieldnames=list(row))
         w.writeheader()
         w.writerow({k: _cell(v) for k, v in row.items()})
+
+
+def write_rows_csv(path: Path, rows: list[dict[str, Any]], first: list[str]) -> None:
+    """Several rows in one CSV (ranks.csv, nodes.csv): the ``first`` columns, then every other
+    column in the order the rows name them."""
+    header = [c for c in first if any(c in r for r in rows)]
+    for r in rows:
+        header += [k for k in r if k not in header]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(r.get(k)) for k in header})
 
 
 def append_summary(output_dir: str | Path, row: dict[str, Any]) -> Path:

@@ -680,6 +680,18 @@ class LimitsConfig(Strict):
                           "default: this machine's physical memory")
 
 
+class RulesConfig(Strict):
+    """Run rules (MLPerf Storage's): always checked and reported; ``enforce`` turns a failed
+    rule into exit 4 (``--rules mlperf`` sets it)."""
+
+    enforce: Literal["none", "mlperf"] = Field(
+        "none", description="mlperf: a failed rule is exit 4; none: rules are reported only")
+    client_memory_GiB: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="the client machines' total memory for the dataset-size rule; default: measured, "
+                    "the sum of each node's physical memory")
+
+
 class LoggingConfig(Strict):
     """A run log: the notices, warnings, phases and outcome of each command, one timestamped
     line each, in ``<path>/dnnbench-<time>-<name>.log`` (never an existing file)."""
@@ -744,6 +756,7 @@ class BenchConfig(Strict):
     repeat: PositiveInt = Field(1, description="run each variant this many times (mean/stdev/min/max compared)")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "BenchConfig":

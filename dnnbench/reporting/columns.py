@@ -32,6 +32,8 @@ IDENTITY = "identity"  # what ran (framework, storage, client...): built once, s
 MEASURE = "measure"    # a measured figure
 TAG = "tag"            # the sweep's labels (sweep_id, variant, repeat)
 RANKS = "ranks"        # only in a multi-rank run's aggregate row (the spread over ranks)
+PER_RANK = "per_rank"  # only in one rank's own row of a multi-rank run (ranks.csv): who, where, when
+RULE = "rule"          # a run rule's verdict: pass, fail or not_applicable (dnnbench.reporting.rules)
 
 HIGHER, LOWER = "higher", "lower"
 
@@ -43,13 +45,15 @@ class Ranks:
     ``how`` is one of :data:`RANK_RULES`; ``of`` is the column combined (default the column
     itself), ``by`` the weights (``weighted``) or the denominator (``ratio``), and
     ``otherwise`` the value when no rank has one or the ranks disagree (``same``,
-    ``verdict``; for ``ratio``, ``"first"`` falls back to rank 0's value).
+    ``verdict``; for ``ratio``, ``"first"`` falls back to rank 0's value); ``scale`` divides
+    a ``ratio`` or ``rate`` (2**20: bytes per second in MiB/s).
     """
 
     how: str
     of: str | None = None
     by: str | None = None
     otherwise: Any = None
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.how not in RANK_RULES:
@@ -73,6 +77,10 @@ RANK_RULES = {
     "same": "the ranks' common value, else ``otherwise``",
     "verdict": "ok when every rank says ok, mismatch when any does, else not_checked",
     "count": "the number of ranks",
+    "distinct": "the number of distinct values of ``of`` (nodes)",
+    "spread": "the largest minus the smallest value of ``of`` (clock and start skew)",
+    "sum_hosts": "the sum over machines, each host's value once (the memory of the client machines)",
+    "rate": "the ranks' sum of ``of`` over the combined ``by`` (after every other rule)",
     "meets": "true when the combined ``of`` (AU) is at least the combined ``by`` (its target), false when "
              "below, empty when either is empty (after every other rule)",
 }
@@ -254,16 +262,47 @@ CATALOGUE: tuple[Column, ...] = (
     Column("sweep_id", "", str, TAG),
     Column("variant", "", str, TAG),
     Column("repeat", "", int, TAG, digits=0),
+    # the run rules (dnnbench.reporting.rules): what they read, then their verdicts on the run's row
+    _count("epoch_steps_min", "steps", "train", ranks=Ranks("fastest")),  # the fewest steps of a complete epoch
+    Column("client_memory_bytes", "bytes", int, ranks=Ranks("sum_hosts"), digits=0),  # every machine's, summed
+    Column("dataset_memory_ratio", "x", float, digits=6),  # bytes_listed / client_memory_bytes
+    Column("cache_assisted", "", str),  # yes: under 5x memory, caches not dropped and checked cold
+    Column("rule_dataset_size", "", str, RULE),
+    Column("rule_steps_per_epoch", "", str, RULE),
+    Column("rule_repeats", "", str, RULE),
     # a multi-rank run's aggregate row only
     Column("au_min_percent", "%", float, RANKS, Ranks("fastest", of="au_percent"), HIGHER, digits=1),
     Column("rank_min_MiB_per_s", "MiB/s", float, RANKS, Ranks("fastest", of="MiB_per_s"), HIGHER),
     Column("rank_max_MiB_per_s", "MiB/s", float, RANKS, Ranks("slowest", of="MiB_per_s"), HIGHER),
     Column("ranks", "ranks", int, RANKS, Ranks("count"), digits=0),
+    Column("nodes", "nodes", int, RANKS, Ranks("distinct", of="node"), digits=0),
+    Column("clock_skew_ms", "ms", float, RANKS, Ranks("spread", of="clock_offset_ms"), LOWER, digits=3),
+    Column("start_skew_ms", "ms", float, RANKS, Ranks("spread", of="start_offset_ms"), LOWER, digits=3),
+    Column("first_done_s", "s", float, RANKS, Ranks("fastest", of="done_s"), digits=3),
+    Column("last_done_s", "s", float, RANKS, Ranks("slowest", of="done_s"), LOWER, digits=3),
+    Column("first_done_MiB_per_s", "MiB/s", float, RANKS,
+           Ranks("rate", of="first_done_bytes", by="first_done_s", scale=2**20), HIGHER),
+    Column("last_done_MiB_per_s", "MiB/s", float, RANKS, Ranks("rate", of="bytes", by="last_done_s", scale=2**20),
+           HIGHER),
+    # one rank's own row only (ranks.csv): who and where it ran, and its train phase in rank 0's clock
+    Column("rank", "", int, PER_RANK, digits=0),
+    Column("local_rank", "", int, PER_RANK, digits=0),
+    Column("node", "", int, PER_RANK, digits=0),
+    Column("host", "", str, PER_RANK),
+    Column("clock_offset_ms", "ms", float, PER_RANK, digits=3),  # rank 0's clock minus this rank's
+    Column("clock_error_ms", "ms", float, PER_RANK, digits=3),  # the offset's bound: half a round trip
+    Column("start_offset_ms", "ms", float, PER_RANK, digits=3),  # train start after the earliest rank's
+    Column("done_s", "s", float, PER_RANK, digits=3),  # train end after the earliest rank's start
+    Column("first_done_bytes", "bytes", int, PER_RANK, digits=0),  # read when the first rank finished
 )
 
 COLUMNS: dict[str, Column] = {c.name: c for c in CATALOGUE}
 #: summary.csv's columns, in order (a multi-rank aggregate adds the RANKS columns after them)
-SUMMARY_COLUMNS: list[str] = [c.name for c in CATALOGUE if c.role != RANKS]
+SUMMARY_COLUMNS: list[str] = [c.name for c in CATALOGUE if c.role not in (RANKS, PER_RANK)]
+#: a rank's own row of a multi-rank run: these first (ranks.csv), then the summary columns
+RANK_COLUMNS: list[str] = [c.name for c in CATALOGUE if c.role == PER_RANK]
+#: the run rules' verdict columns
+RULE_COLUMNS: list[str] = [c.name for c in CATALOGUE if c.role == RULE]
 #: identity fields in which runs must agree to be compared (``config``, the file's name, is not one)
 LIKE: tuple[str, ...] = tuple(c.name for c in CATALOGUE if c.like)
 #: epochs.csv's columns, in order

@@ -260,7 +260,8 @@ def _epoch_figures(epochs: pd.DataFrame) -> dict[str, Any]:
     if not len(complete):
         return {}
     return {"first_epoch_MiB_per_s": complete.iloc[0]["MiB_per_s"],
-            "last_epoch_MiB_per_s": complete.iloc[-1]["MiB_per_s"]}
+            "last_epoch_MiB_per_s": complete.iloc[-1]["MiB_per_s"],
+            "epoch_steps_min": int(complete["steps"].min())}
 
 
 def _system(f: RunFacts, wall: float | None) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 knows ranks. The run asks its coordinator, never which rank it is.
 
 ``torchrun --nproc_per_node N benchmark.py --config F`` starts N processes with RANK,
-WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set. Each rank reads its own split of the
-data; rank 0 prepares the data, creates the one run directory and tells the others its name;
-every rank writes its CSVs under ``rank-K/``; rank 0 gathers the per-rank summary rows and
-writes the aggregate (:func:`dnnbench.reporting.aggregate.aggregate`). A step that can fail on one rank
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set (``--nnodes M``: M launchers, one per
+node). Each rank reads its own split of the data; rank 0 prepares the data, picks the run
+directory's name and tells the others; each node creates that directory in its own results
+folder (nodes share none) and every rank writes its CSVs under ``rank-K/`` there. The measured
+phases start together (:meth:`RankGroup.start_together`: the clocks compared, then a barrier);
+at the end rank 0 gathers every rank's summary row and timing over torch.distributed and writes
+the aggregate (:func:`dnnbench.reporting.aggregate.aggregate`) and the per-rank and per-node rows. A step that can fail on one rank
 (preparing or checking the data, an epoch of DDP steps) ends in :meth:`RankGroup.agree`, so a
 failure anywhere ends every rank with that error instead of leaving the others blocked in a
 collective.
@@ -17,19 +20,26 @@ the single-process thing. torch is imported only by :class:`RankGroup` (WORLD_SI
 from __future__ import annotations
 
 import os
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from dnnbench import errors
 from dnnbench.errors import RELAYED, BenchError, ConfigError, RunFailed
 from dnnbench.events import Events, NullEvents
 from dnnbench.reporting.aggregate import aggregate
-from dnnbench.results import create_run_dir
+from dnnbench.results import create_run_dir, make_dir
+from dnnbench.run.nodes import Clock, RankTiming, offset_from_pings, rank_columns, this_member
+
+if TYPE_CHECKING:
+    from dnnbench.reporting.report import RunFacts
 
 T = TypeVar("T")
 Row = dict[str, Any]
+#: clock exchanges with rank 0 per rank; the shortest round trip is kept
+PINGS = 5
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,15 @@ class Coordinator(Protocol):
     def epoch(self, work: Callable[[], None], scope: Callable[[], AbstractContextManager | None]) -> None:
         """One epoch's steps, under the runner's ``scope`` where ranks' collective steps may be uneven."""
 
+    def start_together(self) -> Clock:
+        """Before the measured phases: this clock against rank 0's, then every rank waits for the others."""
+
     def label(self, row: Row) -> Row:
         """This process's summary row, marked with its rank where there are several."""
 
-    def combine(self, row: Row) -> Row | None:
-        """The run's summary row from every process's (None on ranks other than 0)."""
+    def combine(self, row: Row, facts: RunFacts) -> tuple[Row, list[Row]] | None:
+        """The run's summary row from every process's, and each rank's row with its own columns
+        (empty for a single process); None on ranks other than 0."""
 
     def describe(self) -> dict[str, int] | None:
         """The ``distributed`` entry of environment.json."""
@@ -119,11 +133,14 @@ class SingleProcess:
     def epoch(self, work: Callable[[], None], scope: Callable[[], AbstractContextManager | None]) -> None:
         work()
 
+    def start_together(self) -> Clock:
+        return Clock(perf_to_wall_s=time.time() - time.perf_counter())
+
     def label(self, row: Row) -> Row:
         return row
 
-    def combine(self, row: Row) -> Row | None:
-        return row
+    def combine(self, row: Row, facts: RunFacts) -> tuple[Row, list[Row]] | None:
+        return row, []
 
     def describe(self) -> dict[str, int] | None:
         return None
@@ -148,6 +165,7 @@ class RankGroup:
             dist.init_process_group(backend=backend, init_method="env://")
         # object collectives go over a gloo group even when the main backend is nccl
         self.objects = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
+        self.clock: Clock | None = None
 
     # -- collectives ---------------------------------------------------------------
     def broadcast(self, value: Any) -> Any:
@@ -202,12 +220,13 @@ class RankGroup:
         return work() if self.info.is_main else None
 
     def run_dirs(self, output_dir: str, run_id: str | None, stem: str) -> tuple[Path, Path]:
-        """Rank 0 creates the run directory (never reused); the other ranks learn its name.
-        Each rank works in ``rank-K/`` inside it."""
+        """Rank 0 creates the run directory (never reused); the other ranks learn its name and
+        create it in their own results folder where it is not there yet (another node, which
+        shares no folder with rank 0). Each rank works in ``rank-K/`` inside it."""
         name = self.each(lambda: create_run_dir(output_dir, run_id, stem).name, main_only=True)
         run_dir = Path(output_dir) / self.broadcast(name)
         work_dir = run_dir / f"rank-{self.info.rank}"
-        work_dir.mkdir(exist_ok=True)
+        self.each(lambda: make_dir(work_dir, output_dir))
         return run_dir, work_dir
 
     def name(self, base: str) -> str:
@@ -229,13 +248,58 @@ class RankGroup:
                 error = e
         self.agree(error)
 
+    def start_together(self) -> Clock:
+        """Each rank's wall clock against rank 0's (:meth:`_ping`), then a barrier: the measured
+        phases start together; what skew remains is measured (``start_skew_ms``)."""
+        offset, error = self._ping()
+        self.clock = Clock(offset, error, time.time() - time.perf_counter())
+        self.barrier()
+        return self.clock
+
+    def _ping(self) -> tuple[float, float]:
+        """Rank 0 answers :data:`PINGS` round trips of every other rank in turn with its
+        ``time.time()``; each rank keeps the shortest (see :func:`offset_from_pings`)."""
+        import torch
+
+        box = torch.zeros(1, dtype=torch.float64)
+        if self.info.is_main:
+            for rank in range(1, self.info.world):
+                for _ in range(PINGS):
+                    self.dist.recv(box, src=rank, group=self.objects)
+                    box[0] = time.time()
+                    self.dist.send(box, dst=rank, group=self.objects)
+            return 0.0, 0.0
+        pings = []
+        for _ in range(PINGS):
+            sent = time.time()
+            self.dist.send(box, dst=0, group=self.objects)
+            self.dist.recv(box, src=0, group=self.objects)
+            pings.append((sent, float(box[0]), time.time()))
+        return offset_from_pings(pings)
+
     def label(self, row: Row) -> Row:
         return {**row, "rank": self.info.rank}
 
-    def combine(self, row: Row) -> Row | None:
-        """Rank 0 aggregates every rank's row (:func:`dnnbench.reporting.aggregate.aggregate`)."""
-        rows = self.gather(row)
-        return aggregate(rows) if rows is not None else None
+    def combine(self, row: Row, facts: RunFacts) -> tuple[Row, list[Row]] | None:
+        """Rank 0 gathers every rank's row and timing (:class:`RankTiming`), adds each rank's own
+        columns (:func:`dnnbench.run.nodes.rank_columns`) and aggregates them
+        (:func:`dnnbench.reporting.aggregate.aggregate`)."""
+        gathered = self.gather((row, self._timing(facts)))
+        if gathered is None:
+            return None
+        placed = rank_columns([t for _, t in gathered])
+        rows = [{**own, **r} for (r, _), own in zip(gathered, placed)]
+        return aggregate(rows), rows
+
+    def _timing(self, facts: RunFacts) -> RankTiming:
+        """This rank's timing in rank 0's clock (none when the measured phases never started)."""
+        member = this_member(self.info.rank, self.info.local_rank)
+        clock = self.clock
+        if clock is None:
+            return RankTiming(member, None, None, None)
+        reads = tuple((clock.to_main(s[2] + s[3]), int(s[6])) for s in facts.steps)
+        return RankTiming(member, clock, clock.to_main(facts.train_start), clock.to_main(facts.train_end),
+                          reads)  # type: ignore[arg-type]
 
     def describe(self) -> dict[str, int] | None:
         return {"rank": self.info.rank, "world_size": self.info.world}

@@ -1,6 +1,9 @@
 """The run's artefacts: its CSVs (through :func:`dnnbench.reporting.report.build_reports`),
 summary.csv, config.yaml and environment.json in the run directory, and its row in
-``results/summary.csv``; with several ranks, each rank's in ``rank-K/`` and rank 0's aggregate.
+``results/summary.csv``; with several ranks, each rank's in ``rank-K/`` and rank 0's aggregate,
+ranks.csv (each rank's row with where and when it ran) and nodes.csv (each node's ranks
+combined). The run rules are checked on the run's row (:mod:`dnnbench.reporting.rules`);
+summary.json and report.md go beside the CSVs (:mod:`dnnbench.reporting.documents`).
 
 Written with stop signals held (see :mod:`dnnbench.signals`): one that arrives meanwhile marks
 the run interrupted and the report is still written. A report that cannot be written (a full
@@ -24,10 +27,15 @@ from dnnbench import failures
 from dnnbench.errors import BenchError, RunFailed
 from dnnbench.events import Events
 from dnnbench.frameworks.protocols import Runner
+from dnnbench.reporting.aggregate import by_node
+from dnnbench.reporting.columns import RANK_COLUMNS
+from dnnbench.reporting.documents import write_run_documents
 from dnnbench.reporting.report import RunFacts, build_reports, status_row
-from dnnbench.results import append_summary, check_summary, write_row_csv
+from dnnbench.reporting.rules import check_rules
+from dnnbench.results import append_summary, check_summary, write_row_csv, write_rows_csv
 from dnnbench.run.coordinator import Coordinator
 from dnnbench.run.environment import environment
+from dnnbench.run.nodes import host_memory_bytes
 from dnnbench.run.skips import Skipped
 from dnnbench.storage.base import Storage
 
@@ -75,16 +83,22 @@ class RunWriter:
             facts.status, facts.failed_phase = "interrupted", "report"
             facts.reason = "interrupted by the user while the report was written"
             row.update(status=facts.status, failed_phase=facts.failed_phase, reason=facts.reason)
+        row["client_memory_bytes"] = host_memory_bytes()
         row = self.redacted(self.coordinator.label(row))
         self._write_files(facts, storage, runner, row)
-        run_row = self.coordinator.combine(row)
-        if run_row is None:  # another rank speaks for the run
+        combined = self.coordinator.combine(row, facts)
+        if combined is None:  # another rank speaks for the run
             return row
-        aggregated = run_row is not row
-        if aggregated:
-            write_row_csv(run_dir / "summary.csv", run_row)
+        run_row, ranks = combined
+        unmeasured = {**({} if ranks else facts.unmeasured), **check_rules(run_row, self.loaded.config)}
+        nodes = by_node(ranks) if ranks else []
+        if ranks:
+            write_rows_csv(run_dir / "ranks.csv", ranks, RANK_COLUMNS)
+            write_rows_csv(run_dir / "nodes.csv", nodes, ["node", "host"])
+        write_row_csv(run_dir / "summary.csv", run_row)  # the run's row, with the rules' verdicts
         append_summary(self.output_dir, run_row)
-        self.events.summary(run_row, str(run_dir), {} if aggregated else facts.unmeasured)
+        write_run_documents(run_dir, run_row, ranks, nodes, unmeasured, self.loaded.config.rules.enforce)
+        self.events.summary(run_row, str(run_dir), unmeasured)
         return run_row
 
     def _write_files(self, facts: RunFacts, storage: Storage, runner: Runner | None, row: Row) -> None:

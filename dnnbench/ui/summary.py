@@ -132,6 +132,17 @@ LAYOUT: dict[str, list[Line]] = {
         Line("checkpoint save / load MB_per_s", ("checkpoint_save_MB_per_s", "checkpoint_load_MB_per_s")),
         _one("checkpoint_verified"),
     ],
+    "ranks": [
+        Line("ranks / nodes", ("ranks", "nodes")),
+        Line("first / last done MiB_per_s", ("first_done_MiB_per_s", "last_done_MiB_per_s")),
+        Line("rank min / max MiB_per_s", ("rank_min_MiB_per_s", "rank_max_MiB_per_s")),
+        Line("clock / start skew ms", ("clock_skew_ms", "start_skew_ms")),
+    ],
+    "rules": [
+        Line("rule dataset_size (x memory)", ("rule_dataset_size", "dataset_memory_ratio"), "()"),
+        Line("rule steps_per_epoch (min)", ("rule_steps_per_epoch", "epoch_steps_min"), "()"),
+        _one("rule_repeats"), _one("cache_assisted"),
+    ],
     "run": [_one("cpu_percent"), _one("peak_rss_MiB"), Line("errors / retries", ("errors", "retries")),
             _one("reason")],
 }
@@ -151,7 +162,9 @@ def summary_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
     """(what, value) of the run: its identity, the figures of the phases that ran, the rest."""
     phases = ran(row)
     pairs = [(what, join.join(str(row.get(c)) for c in cols)) for what, cols, join in _IDENTITY]
-    for part in ("list", "train", "inference", "checkpoint", "run"):
+    phases["ranks"] = _has(row, "ranks")
+    phases["rules"] = _has(row, "rule_dataset_size")
+    for part in ("list", "train", "inference", "checkpoint", "ranks", "rules", "run"):
         if phases.get(part, True):
             pairs += [_pair(row, line) for line in LAYOUT[part]]
     return pairs

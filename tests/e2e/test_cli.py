@@ -61,7 +61,8 @@ def test_every_csv_has_its_columns(tiny_root, write_config, tmp_path):
     assert main(["-q", "--config", str(cfg), "--run-id", "full"]) == 0
     run = tmp_path / "results" / "full"
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["summary.csv", "epochs.csv", "steps.csv", "requests.csv", "system.csv", "config.yaml", "environment.json"])
+        ["summary.csv", "epochs.csv", "steps.csv", "requests.csv", "system.csv", "config.yaml", "environment.json",
+         "summary.json", "report.md"])
     summary = pd.read_csv(run / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS and set(ISSUE_COLUMNS) <= set(summary.columns)
     row = summary.iloc[0]

@@ -4,6 +4,7 @@ dataset ends every rank at once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -119,6 +120,64 @@ def test_two_ranks_read_every_sample_once(tiny_root, tmp_path, access, trainer):
     assert_each_epoch_read_once(run, 2, listed)
     summary = pd.read_csv(tmp_path / "results" / "summary.csv")
     assert len(summary) == 1  # one aggregate row per multi-rank run
+
+
+def two_nodes(tmp_path: Path, cfg: Path, timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """Two torchrun launchers on this machine as two nodes of two ranks each (c10d rendezvous on
+    127.0.0.1), each in its own working directory: they share no results folder."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port, procs = free_port(), []
+    for node in (0, 1):
+        cwd = tmp_path / f"node{node}"
+        cwd.mkdir()
+        args = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "2",
+                "--node_rank", str(node), "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}",
+                "--rdzv_id", "two-nodes", str(ROOT / "benchmark.py"), "-q", "--config", str(cfg)]
+        procs.append((args, subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True, env=env, start_new_session=True)))
+    outputs = [_wait(p, timeout, f"node {k}") for k, (_, p) in enumerate(procs)]
+    return [subprocess.CompletedProcess(a, p.returncode, *out) for (a, p), out in zip(procs, outputs)]
+
+
+@pytest.mark.slow
+def test_two_nodes_of_two_ranks_read_every_sample_once_and_rank_zero_gathers(tiny_root, tmp_path):
+    """Each node keeps its own ranks' files; rank 0 gathers the rows over torch.distributed and
+    writes the aggregate, ranks.csv and nodes.csv (issue 16.2)."""
+    cfg = tmp_path / "nodes.yaml"
+    cfg.write_text(yaml.safe_dump(base_config(tiny_root, Path("results"), framework={"num_workers": 1},
+                                              training={"trainer": "read", "epochs": 2})))
+    for k, r in enumerate(two_nodes(tmp_path, cfg)):
+        assert r.returncode == 0, f"node {k}: " + r.stdout[-3000:] + r.stderr[-3000:]
+    (run0,) = [p for p in (tmp_path / "node0" / "results").iterdir() if p.is_dir()]
+    run1 = tmp_path / "node1" / "results" / run0.name  # the same run id on both nodes
+    assert sorted(p.name for p in run0.iterdir() if p.is_dir()) == ["rank-0", "rank-1"]
+    assert sorted(p.name for p in run1.iterdir()) == ["rank-2", "rank-3"]  # its own ranks, nothing else
+    assert not (tmp_path / "node1" / "results" / "summary.csv").exists()
+    agg = pd.read_csv(run0 / "summary.csv").iloc[0]
+    assert agg["status"] == "ok" and agg["ranks"] == 4 and agg["nodes"] == 2 and agg["byte_check"] == "ok"
+    listed = agg["bytes_listed"]
+    assert agg["bytes"] == 2 * listed and agg["samples"] == 2 * 36
+    gets = pd.concat([pd.read_csv(d / f"rank-{k}" / "requests.csv").assign(rank=k)
+                      for d, ks in ((run0, (0, 1)), (run1, (2, 3))) for k in ks])
+    gets = gets[gets["op"] == "get"]
+    for epoch in (0, 1):
+        e = gets[gets["epoch"] == epoch]
+        assert e["key"].is_unique and e["bytes"].sum() == listed and set(e["rank"]) == {0, 1, 2, 3}
+    ranks = pd.read_csv(run0 / "ranks.csv")
+    assert list(ranks["rank"]) == [0, 1, 2, 3] and list(ranks["node"]) == [0, 0, 1, 1]
+    assert list(ranks["local_rank"]) == [0, 1, 0, 1] and ranks["bytes"].sum() == agg["bytes"]
+    assert ranks["clock_offset_ms"].iloc[0] == 0 and ranks["clock_error_ms"].notna().all()
+    assert ranks["start_offset_ms"].min() == 0 and agg["start_skew_ms"] == pytest.approx(
+        ranks["start_offset_ms"].max(), rel=1e-5)
+    assert agg["first_done_s"] == pytest.approx(ranks["done_s"].min(), rel=1e-5)
+    assert agg["last_done_s"] == pytest.approx(ranks["done_s"].max(), rel=1e-5)
+    assert ranks["first_done_bytes"].sum() <= agg["bytes"]
+    nodes = pd.read_csv(run0 / "nodes.csv")
+    assert list(nodes["node"]) == [0, 1] and list(nodes["bytes"]) == [ranks["bytes"][:2].sum(),
+                                                                      ranks["bytes"][2:].sum()]
+    doc = json.loads((run0 / "summary.json").read_text())
+    assert doc["figures"]["nodes"] == 2 and [r["rank"] for r in doc["ranks"]] == [0, 1, 2, 3]
+    assert len(doc["nodes"]) == 2 and (run0 / "report.md").exists()
 
 
 @pytest.mark.slow

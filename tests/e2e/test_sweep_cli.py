@@ -39,8 +39,13 @@ def test_grid_sweep_runs_every_variant_tagged_and_compares_them(tiny_root, write
     assert all((out / r / "steps.csv").is_file() for r in summary["run_id"])
     (cmp,) = compare_dirs(out)
     assert cmp.name == "compare-grid"
-    assert sorted(p.name for p in cmp.iterdir()) == sorted(["comparison.csv", "sweep.json", *PNGS])
+    assert sorted(p.name for p in cmp.iterdir()) == sorted(["comparison.csv", "sweep.json", "summary.json",
+                                                            "report.md", *PNGS])
     assert len(pd.read_csv(cmp / "comparison.csv")) == 4
+    doc = json.loads((cmp / "summary.json").read_text())
+    assert doc["kind"] == "sweep" and [v["ok_runs"] for v in doc["variants"]] == [1, 1, 1, 1]
+    assert {v["rules"]["repeats"]["verdict"] for v in doc["variants"]} == {"not_applicable"}  # repeat: 1
+    assert all(f"![{png}]({png})" in (cmp / "report.md").read_text() for png in PNGS)
     manifest = json.loads((cmp / "sweep.json").read_text())
     assert manifest["kind"] == "grid" and len(manifest["runs"]) == 4
     text = capsys.readouterr().out
@@ -90,7 +95,9 @@ def test_repeats_give_mean_stdev_min_max_and_compare_reads_them_back(tiny_root, 
     assert row["runs"] == 3 and row["MiB_per_s_mean"] == pytest.approx(mib.mean(), rel=1e-4)
     assert row["MiB_per_s_stdev"] == pytest.approx(mib.std(ddof=1), rel=1e-3)
     assert (row["MiB_per_s_min"], row["MiB_per_s_max"]) == pytest.approx((mib.min(), mib.max()), rel=1e-4)
-    capsys.readouterr()
+    (variant,) = json.loads((out / "compare-rep" / "summary.json").read_text())["variants"]
+    assert variant["ok_runs"] == 3 and variant["rules"]["repeats"]["verdict"] == "fail"  # 3 runs, not 5
+    assert "rule repeats, tiny: fail (3 runs ok" in capsys.readouterr().err  # reported; exit 0 without --rules
     # compare picks the runs again: by sweep, by the last N rows, by run directories
     assert main(["compare", "--results", str(out), "--sweep", "rep", "--no-plots"]) == EXIT_OK
     assert (out / "compare-rep-2" / "comparison.csv").is_file()

@@ -24,14 +24,18 @@ HEADER = (
     "cpu_percent peak_rss_MiB errors retries skipped_samples cache byte_check bytes_planned emulated "
     "infer_samples infer_bytes infer_wall_s infer_samples_per_s infer_MiB_per_s accuracy_percent infer_failed "
     "checkpoint_bytes checkpoint_save_s checkpoint_load_s checkpoint_save_MB_per_s checkpoint_load_MB_per_s "
-    "checkpoint_verified sweep_id variant repeat").split()
+    "checkpoint_verified sweep_id variant repeat epoch_steps_min client_memory_bytes dataset_memory_ratio "
+    "cache_assisted rule_dataset_size rule_steps_per_epoch rule_repeats").split()
 
 
 def test_summary_columns_in_order_with_the_inference_bytes_and_failures():
     assert SUMMARY_COLUMNS == HEADER
-    assert [c.name for c in CATALOGUE if c.role == RANKS] == ["au_min_percent", "rank_min_MiB_per_s",
-                                                              "rank_max_MiB_per_s", "ranks"]
-    assert len(COLUMNS) == len(CATALOGUE) == len(HEADER) + 4  # no name declared twice
+    assert [c.name for c in CATALOGUE if c.role == RANKS] == [
+        "au_min_percent", "rank_min_MiB_per_s", "rank_max_MiB_per_s", "ranks", "nodes", "clock_skew_ms",
+        "start_skew_ms", "first_done_s", "last_done_s", "first_done_MiB_per_s", "last_done_MiB_per_s"]
+    assert columns.RANK_COLUMNS == ["rank", "local_rank", "node", "host", "clock_offset_ms", "clock_error_ms",
+                                    "start_offset_ms", "done_s", "first_done_bytes"]
+    assert len(COLUMNS) == len(CATALOGUE) == len(HEADER) + 11 + 9  # no name declared twice
 
 
 #: a unit in the column's name: the suffix each physical unit must end with
