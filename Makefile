@@ -16,7 +16,7 @@ PIP_FILTER := grep -v -e 'is ignored: it is neither a file nor a directory' || t
 TORCH_INDEX ?=
 PIP_EXTRA := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: setup run test test-fast perf s3-up s3-down s3-status lock clean
+.PHONY: setup run test test-fast perf dlio-setup s3-up s3-down s3-status lock clean
 
 $(STAMP): requirements.txt requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ perf: setup
 	[ $$rc != 0 ] || $(PY) scripts/perf_ckpt.py || rc=$$?; \
 	if [ $$started = 1 ]; then scripts/s3-server.sh stop >/dev/null; fi; exit $$rc
 	$(PY) scripts/perf_tf.py
+	$(MAKE) dlio-setup
+	$(PY) scripts/perf_dlio.py --dlio-venv $(DLIO_VENV)
+
+# DLIO 2.0 (MLPerf Storage's engine) in its own venv, for scripts/perf_dlio.py: --no-deps + its
+# real dependencies (scripts/dlio-venv.sh says why)
+DLIO_VENV ?= .venv-dlio
+dlio-setup:
+	PYTHON=$(PYTHON) TORCH_INDEX=$(TORCH_INDEX) scripts/dlio-venv.sh $(DLIO_VENV)
 
 s3-up:
 	scripts/s3-server.sh start

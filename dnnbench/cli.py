@@ -105,7 +105,8 @@ def _au_search_parser(sub) -> None:
     _common(au)
     au.add_argument("--compute-time-s", type=float, metavar="X",
                     help="emulated accelerator time per step (default: training.compute_time_s)")
-    au.add_argument("--target-au", type=float, default=90.0, metavar="PCT", help="AU to keep, %% (default 90)")
+    au.add_argument("--target-au", type=float, default=None, metavar="PCT",
+                    help="AU to keep, %% (default: training.au_target_percent, a DLIO workload's metric.au; else 90)")
     au.add_argument("--max-accelerators", type=int, default=32, metavar="N", help="largest count tried (default 32)")
     au.add_argument("--criterion", choices=("min", "mean"), default="min",
                     help="AU over a count's accelerators that must meet the target (default min)")
@@ -459,6 +460,8 @@ def _validate(loaded, events, overrides: list[str]) -> int:
         sweep_plan.check_plugins(plan, events)
     raw = loaded.config.model_dump(mode="json")
     print(yaml.safe_dump(redact(raw, secret_values(raw)), sort_keys=False), end="", flush=True)
+    for line in loaded.translation:  # a DLIO workload: where each of its keys went
+        print(f"# dlio: {line}", file=sys.stderr)
     if plan is not None:
         print(f"# {len(plan.variants)} variants x {plan.repeat} = {plan.runs} runs: "
               + ", ".join(v.label for v in plan.variants), file=sys.stderr)

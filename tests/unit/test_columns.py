@@ -17,8 +17,8 @@ from dnnbench.reporting.identity import RunIdentity, run_identity
 HEADER = (
     "run_id status failed_phase reason started_at config framework storage client access decode dataset model "
     "trainer workers batch_size epochs steps samples bytes wall_s samples_per_s MiB_per_s MB_per_s "
-    "steady_MiB_per_s au_percent time_to_first_batch_s list_s objects_listed bytes_listed "
-    "objects_listed_per_s samples_listed bytes_indexed requests request_mean_bytes samples_per_request "
+    "steady_MiB_per_s au_percent au_target_percent au_meets_target time_to_first_batch_s list_s objects_listed "
+    "bytes_listed objects_listed_per_s samples_listed bytes_indexed requests request_mean_bytes samples_per_request "
     "request_p50_ms request_p90_ms request_p99_ms request_p999_ms request_max_ms request_ttfb_p50_ms "
     "request_ttfb_p99_ms decode_p50_ms read_share_percent first_epoch_MiB_per_s last_epoch_MiB_per_s "
     "cpu_percent peak_rss_MiB errors retries skipped_samples cache byte_check bytes_planned emulated "
