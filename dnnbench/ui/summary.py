@@ -108,6 +108,7 @@ class Line(NamedTuple):
     what: str
     columns: tuple[str, ...]
     join: str = " / "
+    optional: bool = False  # shown only when its first column has a value
 
 
 def _one(name: str) -> Line:
@@ -121,7 +122,7 @@ LAYOUT: dict[str, list[Line]] = {
         Line("epochs / steps", ("epochs", "steps")), _one("samples"), _one("bytes"), _one("wall_s"),
         _one("samples_per_s"), Line("MiB_per_s (MB_per_s)", ("MiB_per_s", "MB_per_s"), "()"),
         Line("first / last epoch MiB_per_s", ("first_epoch_MiB_per_s", "last_epoch_MiB_per_s")),
-        _one("au_percent"), Line("AU target % (pass/fail)", ("au_target_percent", "au_meets_target"), "()"),
+        _one("au_percent"), Line("AU target % (pass/fail)", ("au_target_percent", "au_meets_target"), "()", optional=True),
         _one("cache"), _one("time_to_first_batch_s"),
         Line("request p50 / p99 ms", ("request_p50_ms", "request_p99_ms")),
         Line("request max ms", ("request_max_ms",)),
@@ -183,7 +184,8 @@ def summary_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
     phases["rules"] = _has(row, "rule_dataset_size")
     for part in ("list", "train", "inference", "checkpoint", "workload", "ranks", "rules", "run"):
         if phases.get(part, True):
-            pairs += [_pair(row, line) for line in LAYOUT[part]]
+            pairs += [_pair(row, line) for line in LAYOUT[part]
+                      if not line.optional or _has(row, line.columns[0])]
     return pairs
 
 
