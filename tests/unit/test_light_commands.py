@@ -63,6 +63,7 @@ def heavy(modules: list[str]) -> list[str]:
     ["validate", "--config", "tests/data/dss/choice-layout.json"],  # a legacy layout, with its notice
     ["--help"],
     ["run", "--help"],
+    ["predict", "--help"],
 ])
 def test_validate_and_help_load_no_run_engine_and_no_heavy_library(tmp_path, args):
     code, modules = imported(tmp_path, *args)
