@@ -7,8 +7,7 @@ Pure arithmetic, no I/O: every term is named, and the smallest one bounds the po
   holds its slot for the request's latency (emulated + the storage's own service time at that
   concurrency) plus the worker's CPU per request (read, decode, its share of the batch overhead).
 - ``cpu``: the cores we get / CPU per sample (the whole process tree, and a local server's share);
-  on a shared machine the cores we get grow with our busy processes (fair share: the probe
-  measured what one process per core gets beside the others' work).
+  on a shared machine, the cores the probe's one process per core got beside the others' work.
 - ``storage``: the storage's throughput ceiling, when the probe reached one.
 - ``accelerator``: accelerators x batch size / step compute time.
 - ``prefetch``: workers x prefetch_factor batches buffered; printed, and it is why a data rate
@@ -75,13 +74,11 @@ class Probe:
     def free_cores(self) -> float:
         return max(0.05, self.cores - self.busy_cores)
 
-    def cores_for(self, runnable: int) -> float:
-        """Cores ``runnable`` busy processes of ours get beside the machine's other work, by fair
-        share: the probe's ``cores`` spinning processes got ``free_cores``, so the others weigh
-        as ``o`` processes with cores x n / (n + o) = free_cores."""
-        n = self.cores
-        others = max(0.0, n * self.cores / self.free_cores - n)
-        return min(float(runnable), self.cores, self.cores * runnable / (runnable + others))
+    def cores_for(self, processes: int) -> float:
+        """Cores ``processes`` busy processes of ours get: what the probe's one process per core got
+        beside the machine's other work (measured: more workers on a loaded machine do not get
+        more of it), and never more than one core each."""
+        return min(float(processes), self.free_cores)
 
     def service_s(self, concurrency: float) -> float:
         """The storage's own mean latency at ``concurrency`` (linear between probed levels, flat beyond)."""
@@ -206,18 +203,23 @@ def samples_per_epoch(p: Probe, pt: Point) -> int:
     return p.samples
 
 
-def first_batch_s(p: Probe, pt: Point, per_sample: float) -> float:
-    """Start of an epoch to its first batch: the workers start one after the other, then one
-    worker fills a batch (shards: its shuffle buffer first)."""
-    fill = pt.batch_size
-    if p.access == "shards":
-        per_worker = p.samples / max(1, min(max(1, pt.workers), p.requests))
-        fill = max(fill, min(p.shuffle_buffer, per_worker))
-    return p.startup_s + max(1, pt.workers) * p.fork_s + fill * per_sample
+def start_s(p: Probe, pt: Point) -> float:
+    """An epoch's start before any worker reads: the loader starts its workers one after the other
+    and hands out work once all are started."""
+    return p.startup_s + max(1, pt.workers) * p.fork_s
+
+
+def fill_samples(p: Probe, pt: Point) -> float:
+    """Samples one worker reads before its first batch (shards: its shuffle buffer fills first)."""
+    if p.access != "shards":
+        return pt.batch_size
+    per_worker = p.samples / max(1, min(max(1, pt.workers), p.requests))
+    return max(pt.batch_size, min(p.shuffle_buffer, per_worker))
 
 
 def epoch_wall(p: Probe, pt: Point, rate: float, per_sample: float) -> float:
-    """One epoch's wall time: the first batch, then the rest at the bounding rate."""
+    """One epoch's wall time: the workers' start, then every sample at the bounding rate (all the
+    workers fill their first batches together, so the first batch is no extra time unless one
+    worker's fill outlasts the whole epoch's reading)."""
     n = samples_per_epoch(p, pt) * pt.accelerators
-    first = first_batch_s(p, pt, per_sample)
-    return first + max(0, n - pt.batch_size * pt.accelerators) / rate
+    return start_s(p, pt) + max(fill_samples(p, pt) * per_sample, n / rate)

@@ -56,12 +56,14 @@ def test_au_is_compute_over_the_step_when_data_is_the_bound():
 
 def test_samples_and_mib_per_s_include_the_first_batch_and_are_consistent():
     pred = predict(probe(startup_s=1.0, fork_s=0.5), Point(workers=2, batch_size=10))
-    wall = 1.0 + 2 * 0.5 + 10 * 0.010 + (1000 - 10) / 200.0
+    wall = 1.0 + 2 * 0.5 + 1000 / 200.0  # start, 2 workers started, every sample at 2 / 10 ms
     assert pred.wall_s == pytest.approx(wall)
     assert pred.samples_per_s == pytest.approx(1000 / wall)
     assert pred.MiB_per_s == pytest.approx(pred.samples_per_s * 1024 / MiB)
     capped = predict(probe(), Point(workers=2, batch_size=10, max_steps=5, epochs=2))
-    assert capped.wall_s == pytest.approx(2 * (10 * 0.010 + 40 / 200.0))
+    assert capped.wall_s == pytest.approx(2 * 50 / 200.0)
+    one_batch = predict(probe(), Point(workers=8, batch_size=100, max_steps=1))  # 100 samples, 1 worker fills them
+    assert one_batch.wall_s == pytest.approx(100 * 0.010)
 
 
 def test_shards_pay_the_latency_once_per_shard():
@@ -70,9 +72,10 @@ def test_shards_pay_the_latency_once_per_shard():
     assert terms(p, Point(workers=50))["little"] == pytest.approx(10 * 100 / 0.010)  # 10 shards: 10 readers
 
 
-def test_fair_share_gives_more_cores_to_more_busy_processes():
-    p = probe(busy_cores=1.0)  # 2 spinners got 1 core: the others weigh as 2 processes
-    assert p.cores_for(2) == pytest.approx(1.0) and p.cores_for(6) == pytest.approx(1.5)
+def test_the_cpu_term_has_the_cores_the_probe_got_and_one_core_per_process_at_most():
+    p = probe(busy_cores=1.5, cpu_per_sample_s=0.001)  # 2 spinners got half a core beside other work
+    assert p.cores_for(2) == pytest.approx(0.5) and p.cores_for(9) == pytest.approx(0.5)
+    assert terms(p, Point(workers=8))["cpu"] == pytest.approx(500.0)
     assert probe().cores_for(1) == pytest.approx(1.0) and probe().cores_for(8) == pytest.approx(2.0)
 
 
