@@ -40,6 +40,7 @@ class Level:
     requests_per_s: float
     MiB_per_s: float  # noqa: N815 - unit in the name
     wait_ms: float | None = None  # mean latency less the client's CPU (None: mean_ms)
+    first_cpu_ms: float = 0.0  # a process's first request: the CPU making its client took beyond a GET
 
 
 @dataclass
@@ -65,6 +66,8 @@ class Probe:
     page_cache_bytes: int  # memory free for the page cache
     ceiling_MiB_per_s: float | None = None  # noqa: N815 - None: not reached by the probe
     fork_s: float = 0.0  # starting one loader worker
+    service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
+    client_init_s: float = 0.0  # CPU a worker spends making its storage client (its first request)
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
     shuffle_buffer: int = 0  # shards: samples a worker holds before its first batch
     seconds: float = 0.0  # how long the probe took
@@ -82,7 +85,8 @@ class Probe:
 
     def service_s(self, concurrency: float) -> float:
         """The storage's own mean latency at ``concurrency`` (linear between probed levels, flat beyond)."""
-        pts = sorted((lv.concurrency, (lv.mean_ms if lv.wait_ms is None else lv.wait_ms) / 1e3) for lv in self.levels)
+        pts = sorted((lv.concurrency, self.service_scale * (lv.mean_ms if lv.wait_ms is None else lv.wait_ms) / 1e3)
+                     for lv in self.levels)
         if not pts:
             return 0.0
         if concurrency <= pts[0][0]:
@@ -204,9 +208,10 @@ def samples_per_epoch(p: Probe, pt: Point) -> int:
 
 
 def start_s(p: Probe, pt: Point) -> float:
-    """An epoch's start before any worker reads: the loader starts its workers one after the other
-    and hands out work once all are started."""
-    return p.startup_s + max(1, pt.workers) * p.fork_s
+    """An epoch's start before the workers read at pace: the loader starts its workers one after the
+    other, then every worker makes its storage client at once, sharing the cores we get."""
+    workers = max(1, pt.workers) * pt.accelerators
+    return p.startup_s + max(1, pt.workers) * p.fork_s + workers * p.client_init_s / p.cores_for(workers)
 
 
 def fill_samples(p: Probe, pt: Point) -> float:

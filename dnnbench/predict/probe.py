@@ -46,8 +46,10 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
     levels, read_cpu = measure_levels(storage, keys)
     decode_cpu = decode_seconds(loaded, storage, keys, facts["access"])
+    free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
     probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
     probe.fork_s, probe.wake_s = timing["fork_s"], timing["wake_s"]
+    probe.client_init_s = sorted(lv.first_cpu_ms for lv in levels)[len(levels) // 2] / 1e3 if levels else 0.0
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
     probe.seconds = time.perf_counter() - t0
     return probe
@@ -214,12 +216,13 @@ def _pick(keys: list[str], n: int, offset: int) -> list[str]:
 
 def measure_level(storage: Any, keys: list[str], concurrency: int, seconds: float) -> tuple[Level, float]:
     """One concurrency level: ``concurrency`` processes GET their share of ``keys`` for ``seconds``
-    (each key at least once). Returns the level and the client CPU per request (s)."""
+    (each key at least once), after one GET each that makes their client (its extra CPU is the
+    level's ``first_cpu_ms``). Returns the level and the client CPU per request (s)."""
     import numpy as np
 
     chunks = [keys[i::concurrency] for i in range(concurrency)]
     with ProcessPoolExecutor(concurrency, mp_context=_context(), initializer=_init, initargs=(storage,)) as pool:
-        list(pool.map(_read, [c[:1] for c in chunks]))  # started, its client made and used, before the clock
+        first = [r for part in pool.map(_read, [c[:1] for c in chunks]) for r in part]  # clients made
         t0 = time.perf_counter()
         rows = [r for part in pool.map(_read, chunks, [seconds] * concurrency) for r in part]
         wall = time.perf_counter() - t0
@@ -227,7 +230,9 @@ def measure_level(storage: Any, keys: list[str], concurrency: int, seconds: floa
     level = Level(concurrency, len(rows), float(np.percentile(ms, 50)), float(ms.mean()),
                   float(np.percentile(ms, 99)), len(rows) / wall, sum(r[2] for r in rows) / wall / 2**20,
                   wait_ms=float(np.mean([max(0.0, r[0] - r[1]) for r in rows])) * 1e3)
-    return level, float(np.mean([r[1] for r in rows]))
+    cpu = float(np.mean([r[1] for r in rows]))
+    level.first_cpu_ms = 1e3 * max(0.0, float(np.mean([r[1] for r in first])) - cpu)
+    return level, cpu
 
 
 def measure_levels(storage: Any, keys: list[str], seconds: float = 0.3) -> tuple[list[Level], float]:
@@ -310,8 +315,9 @@ def assemble(loaded: LoadedConfig, facts: dict[str, Any], cal: dict[str, float],
 
 
 def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
-    """Per-batch overhead, worker start-up and CPU per sample from the calibration run: one worker,
-    so after its first batch the run's pace is the worker's own time per sample."""
+    """Per-batch overhead (or, for a server, how much slower it answers a real loader than the
+    probe), worker start-up and CPU per sample from the calibration run: one worker, so after its
+    first batch the run's pace is the worker's own time per sample."""
     samples, wall, first = cal.get("samples", 0.0), cal.get("wall_s", 0.0), cal.get("time_to_first_batch_s", 0.0)
     if samples <= 0 or wall <= 0:
         p.notes.append("calibration run measured nothing: batch overhead and start-up taken as 0")
@@ -320,7 +326,13 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     if cal.get("step_wait_s"):
         per_sample = cal["step_wait_s"] / batch
     known = (p.service_s(1) + p.read_cpu_s) / p.samples_per_request + p.decode_cpu_s
-    p.batch_overhead_s = max(0.0, (per_sample - known) * batch)
+    residual = max(0.0, per_sample - known)
+    service = p.service_s(1) / p.samples_per_request
+    if not p.fs and service > 0:  # a server on these cores answers a loader slower than the probe
+        p.service_scale = 1.0 + residual / service
+    else:  # from the page cache: what is left is the loader's own work per batch
+        p.batch_overhead_s = residual * batch
     fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
-    p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
-    p.cpu_per_sample_s = cal.get("cpu_percent", 0.0) / 100.0 * wall / samples
+    p.startup_s = max(0.0, first - fill * per_sample - p.fork_s - p.client_init_s / min(1.0, p.free_cores))
+    tree = cal.get("cpu_percent", 0.0) / 100.0 * wall - p.client_init_s  # its client: once per worker, not per sample
+    p.cpu_per_sample_s = max(tree / samples, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s)

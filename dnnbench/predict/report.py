@@ -42,11 +42,12 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
                    f"p99 {lv.p99_ms:.2f}; {lv.requests_per_s:,.0f} req/s, {lv.MiB_per_s:,.1f} MiB/s")
     ceiling = f"{p.ceiling_MiB_per_s:,.1f} MiB/s" if p.ceiling_MiB_per_s else \
         "not reached (still rising at the highest level)"
-    out.append(f"  storage ceiling: {ceiling}")
+    out.append(f"  storage ceiling: {ceiling}; a real loader saw its latency x{p.service_scale:.2f}")
     out.append(f"  CPU/sample: read {p.read_cpu_s * 1e3:.3f} ms, decode {p.decode_cpu_s * 1e3:.3f} ms, "
-               f"outside (server) {p.server_cpu_s * 1e3:.3f} ms/request; whole tree {p.cpu_per_sample_s * 1e3:.3f} ms")
+               f"process tree {p.cpu_per_sample_s * 1e3:.3f} ms (a local server's own: not measured)")
     out.append(f"  per batch: overhead {p.batch_overhead_s * 1e3:.2f} ms; epoch start {p.startup_s * 1e3:.0f} ms "
-               f"+ {p.fork_s * 1e3:.0f} ms per worker; wake-up after a wait {p.wake_s * 1e3:.2f} ms")
+               f"+ {p.fork_s * 1e3:.0f} ms per worker + {p.client_init_s * 1e3:.0f} ms CPU per worker's client; "
+               f"wake-up after a wait {p.wake_s * 1e3:.2f} ms")
     return out + [f"  note: {n}" for n in p.notes]
 
 
