@@ -69,6 +69,7 @@ class Probe:
     service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
     client_init_s: float = 0.0  # CPU a worker spends making its storage client (its first request)
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
+    wake8_s: float | None = None  # the same with 8 of ours sleeping and waking (None: as wake_s)
     shuffle_buffer: int = 0  # shards: samples a worker holds before its first batch
     seconds: float = 0.0  # how long the probe took
     notes: list[str] = field(default_factory=list)
@@ -95,6 +96,12 @@ class Probe:
             if concurrency <= c1:
                 return s0 + (s1 - s0) * (concurrency - c0) / (c1 - c0)
         return pts[-1][1]
+
+    def wake_at(self, processes: int) -> float:
+        """A worker's wake-up delay with ``processes`` of ours waking (linear from 1 to 8, flat beyond)."""
+        if self.wake8_s is None:
+            return self.wake_s
+        return self.wake_s + (self.wake8_s - self.wake_s) * (min(processes, 8) - 1) / 7
 
     @property
     def max_concurrency(self) -> int:
@@ -152,7 +159,7 @@ def worker_seconds(p: Probe, pt: Point) -> tuple[float, float]:
     concurrency = pt.accelerators * max(1, pt.workers) * pt.requests_in_flight
     request_bytes = p.sample_bytes * p.samples_per_request
     transfer = request_bytes / (pt.bandwidth_MBps * 1e6) if pt.bandwidth_MBps else 0.0
-    wake = p.wake_s if pt.latency_ms > 0 else 0.0
+    wake = p.wake_at(pt.accelerators * max(1, pt.workers)) if pt.latency_ms > 0 else 0.0
     latency = pt.latency_ms / 1e3 + wake + p.service_s(concurrency) + transfer
     cpu = p.read_cpu_s / p.samples_per_request + p.decode_cpu_s + p.batch_overhead_s / pt.batch_size
     per_sample = latency / (pt.requests_in_flight * p.samples_per_request) + cpu

@@ -42,13 +42,13 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     storage, keys, facts = open_dataset(loaded)
     events.notice("probe: CPU this machine gives us now")
     free = available_cores(0.5)
-    timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds()}
+    timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
     levels, read_cpu = measure_levels(storage, keys)
     decode_cpu = decode_seconds(loaded, storage, keys, facts["access"])
     free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
     probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
-    probe.fork_s, probe.wake_s = timing["fork_s"], timing["wake_s"]
+    probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
     probe.client_init_s = sorted(lv.first_cpu_ms for lv in levels)[len(levels) // 2] / 1e3 if levels else 0.0
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
     probe.seconds = time.perf_counter() - t0
@@ -158,10 +158,9 @@ def fork_seconds(times: int = 3) -> float:
     return (time.perf_counter() - t0) / times
 
 
-def wake_seconds(sleep_s: float = 0.005, times: int = 20) -> float:
-    """The mean overshoot of a short sleep in one process per core (a worker waking up after an
+def wake_seconds(n: int, sleep_s: float = 0.005, times: int = 20) -> float:
+    """The mean overshoot of a short sleep in ``n`` processes at once (a worker waking up after an
     emulated latency waits for a core first: on a loaded machine this is not small)."""
-    n = len(os.sched_getaffinity(0))
     with ProcessPoolExecutor(n, mp_context=_context()) as pool:
         return sum(pool.map(_oversleep, [sleep_s] * n, [times] * n)) / n
 

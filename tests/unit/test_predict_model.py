@@ -105,3 +105,11 @@ def test_the_calibrated_service_scale_stretches_the_storage_latency_at_every_con
     p = probe(service_scale=2.0)
     assert p.service_s(1) == pytest.approx(0.020) and p.service_s(8) == pytest.approx(0.020)
     assert terms(p, Point(workers=4, latency_ms=10.0))["little"] == pytest.approx(4 / 0.030)
+
+
+def test_the_wake_up_delay_grows_with_the_workers_that_wait_together():
+    p = probe(wake_s=0.001, wake8_s=0.008)
+    assert p.wake_at(1) == pytest.approx(0.001) and p.wake_at(4) == pytest.approx(0.004)
+    assert p.wake_at(64) == pytest.approx(0.008)
+    assert terms(p, Point(workers=4, latency_ms=20.0))["little"] == pytest.approx(4 / 0.034)
+    assert terms(p, Point(workers=4))["little"] == pytest.approx(4 / 0.010)  # no emulated wait: no wake-up
