@@ -38,10 +38,10 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
         BenchError: the calibration run failed (its reason), or the storage cannot be read.
     """
     t0 = time.perf_counter()
+    events.notice("probe: CPU this machine gives us now")
+    free = available_cores(0.5)  # next to the calibration run: the load moves within a minute
     cal = calibrate(loaded, overrides, out_dir, events)
     storage, keys, facts = open_dataset(loaded)
-    events.notice("probe: CPU this machine gives us now")
-    free = available_cores(0.5)
     timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
     levels, read_cpu = measure_levels(storage, keys)
