@@ -435,7 +435,7 @@ def _predict(args: argparse.Namespace, loaded, events) -> int:
                          check_points=args.check_points, run_id=args.run_id)
     for line in result.text:
         events.console.print(line, markup=False, highlight=False, soft_wrap=True)
-    return EXIT_OK
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 
 def _validate(loaded, events, overrides: list[str]) -> int:

@@ -29,8 +29,9 @@ def sample(points: list[GridPoint], n: int) -> list[GridPoint]:
 
 
 def run_check(loaded: LoadedConfig, overrides: list[str], chosen: list[GridPoint], out_dir: Path,
-              events: Events) -> dict[str, dict[str, Any]]:
-    """Run every chosen point once (a sweep in ``out_dir``); label -> its summary row (empty: no row).
+              events: Events) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Run every chosen point once (a sweep in ``out_dir``): label -> its summary row (empty: no
+    row), and whether the sweep was interrupted (the points run so far are kept).
 
     Raises:
         ConfigError: a point's config is invalid (nothing has run).
@@ -44,7 +45,8 @@ def run_check(loaded: LoadedConfig, overrides: list[str], chosen: list[GridPoint
     extra = [f"sweep={json.dumps({'variants': variants})}", "repeat=1", f"metrics.output_dir={out_dir}"]
     with_sweep = load_config(loaded.path, [*overrides, *extra])
     result = run_sweep(sweep_plan.plan(with_sweep, [*overrides, *extra]), events, sweep_id="check")
-    return {r.variant: {**(read_row(r.run_dir) or {}), "run_dir": str(r.run_dir or "")} for r in result.runs}
+    rows = {r.variant: {**(read_row(r.run_dir) or {}), "run_dir": str(r.run_dir or "")} for r in result.runs}
+    return rows, result.interrupted
 
 
 def error_percent(predicted: float | None, measured: float | None) -> float | None:

@@ -21,6 +21,7 @@ class PredictResult:
     out_dir: Path
     rows: list[dict[str, Any]]
     text: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
 
 def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events: Events, *,
@@ -39,10 +40,13 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     base = point_of(loaded)
     full = predict(probe, base)
     rows = [report.row_of(g.label, g.point, predict(probe, g.point)) for g in points]
+    report.write_outputs(out_dir, rows, probe)  # the predictions are kept whatever the check does
+    interrupted = False
     if check:
-        chosen = checking.sample(points, check_points)
-        checking.merge(rows, checking.run_check(loaded, overrides, chosen, out_dir, events))
-    report.write_outputs(out_dir, rows, probe)
+        measured, interrupted = checking.run_check(loaded, overrides, checking.sample(points, check_points),
+                                                   out_dir, events)
+        checking.merge(rows, measured)
+        report.write_outputs(out_dir, rows, probe)
     text = [*report.probe_lines(probe, full.wall_s), "model terms for the config as it is "
             f"(bound: {full.bound or 'beyond the model: ' + str(full.beyond)}):",
             *report.term_lines(probe, full, base), "predicted (samples/s, MiB/s, AU: the model's, not measured):",
@@ -50,5 +54,7 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     text += [f"beyond the model: {r['point']}: {r['beyond_model']}" for r in rows if r["beyond_model"]]
     if check:
         text.append(checking.summary(rows) or "check: no point could be compared")
+    if interrupted:
+        text.append("check interrupted: the points measured so far are compared")
     text.append(f"predict: {out_dir}/predict.csv (probe: probe.json)")
-    return PredictResult(out_dir, rows, text)
+    return PredictResult(out_dir, rows, text, interrupted)

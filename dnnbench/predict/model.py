@@ -171,16 +171,15 @@ def terms(p: Probe, pt: Point) -> dict[str, float]:
     workers = max(1, pt.workers)
     if p.access == "shards":
         workers = min(workers, max(1, p.requests))  # a worker with no shard reads nothing
-    hold, per_sample = worker_seconds(p, pt)
+    _, per_sample = worker_seconds(p, pt)
     cpu = max(p.cpu_per_sample_s, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s) \
         + p.server_cpu_s / p.samples_per_request
-    out = {
+    return {
         "little": pt.accelerators * workers / per_sample,
         "cpu": p.cores_for(pt.accelerators * (workers + 1)) / cpu if cpu > 0 else math.inf,
         "storage": p.ceiling_MiB_per_s * MiB / p.sample_bytes if p.ceiling_MiB_per_s else math.inf,
         "accelerator": pt.accelerators * pt.batch_size / pt.compute_time_s if pt.compute_time_s > 0 else math.inf,
     }
-    return out
 
 
 def predict(p: Probe, pt: Point) -> Prediction:
