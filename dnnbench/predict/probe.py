@@ -327,9 +327,9 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     known = (p.service_s(1) + p.read_cpu_s) / p.samples_per_request + p.decode_cpu_s
     residual = max(0.0, per_sample - known)
     service = p.service_s(1) / p.samples_per_request
-    if not p.fs and service > 0:  # a server on these cores answers a loader slower than the probe
-        p.service_scale = 1.0 + residual / service
-    else:  # from the page cache: what is left is the loader's own work per batch
+    if not p.fs and p.access != "shards" and service > 0:  # a server on these cores answers a loader
+        p.service_scale = 1.0 + residual / service  # slower than the probe's bare GETs
+    else:  # page cache, or one request per shard: what is left is the loader's own work per sample
         p.batch_overhead_s = residual * batch
     fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s - p.client_init_s / min(1.0, p.free_cores))
