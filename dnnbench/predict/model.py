@@ -66,6 +66,7 @@ class Probe:
     page_cache_bytes: int  # memory free for the page cache
     ceiling_MiB_per_s: float | None = None  # noqa: N815 - None: not reached by the probe
     fork_s: float = 0.0  # starting one loader worker
+    calibration_cores: float = 0.0  # cores the calibration run's process tree used (it got at least these)
     service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
     client_init_s: float = 0.0  # CPU a worker spends making its storage client (its first request)
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
@@ -80,9 +81,10 @@ class Probe:
 
     def cores_for(self, processes: int) -> float:
         """Cores ``processes`` busy processes of ours get: what the probe's one process per core got
-        beside the machine's other work (measured: more workers on a loaded machine do not get
-        more of it), and never more than one core each."""
-        return min(float(processes), self.free_cores)
+        beside the machine's other work, or what the calibration run used when that was more (a
+        loader that waits now and then is favoured over a spinning process); more workers on a
+        loaded machine were measured not to get more; never more than one core each."""
+        return min(float(processes), max(self.free_cores, self.calibration_cores))
 
     def service_s(self, concurrency: float) -> float:
         """The storage's own mean latency at ``concurrency`` (linear between probed levels, flat beyond)."""

@@ -333,5 +333,6 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
         p.batch_overhead_s = residual * batch
     fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s - p.client_init_s / min(1.0, p.free_cores))
-    tree = cal.get("cpu_percent", 0.0) / 100.0 * wall - p.client_init_s  # its client: once per worker, not per sample
+    p.calibration_cores = cal.get("cpu_percent", 0.0) / 100.0
+    tree = p.calibration_cores * wall - p.client_init_s  # its client: once per worker, not per sample
     p.cpu_per_sample_s = max(tree / samples, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s)

@@ -77,6 +77,7 @@ def test_the_cpu_term_has_the_cores_the_probe_got_and_one_core_per_process_at_mo
     assert p.cores_for(2) == pytest.approx(0.5) and p.cores_for(9) == pytest.approx(0.5)
     assert terms(p, Point(workers=8))["cpu"] == pytest.approx(500.0)
     assert probe().cores_for(1) == pytest.approx(1.0) and probe().cores_for(8) == pytest.approx(2.0)
+    assert probe(busy_cores=1.5, calibration_cores=0.8).cores_for(4) == pytest.approx(0.8)  # it got that much
 
 
 def test_points_beyond_the_model_get_a_reason_and_no_prediction():
