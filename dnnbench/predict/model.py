@@ -68,7 +68,6 @@ class Probe:
     fork_s: float = 0.0  # starting one loader worker
     calibration_cores: float = 0.0  # cores the calibration run's process tree used (it got at least these)
     service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
-    client_init_s: float = 0.0  # CPU a worker spends making its storage client (its first request)
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
     wake8_s: float | None = None  # the same with 8 of ours sleeping and waking (None: as wake_s)
     shuffle_buffer: int = 0  # shards: samples a worker holds before its first batch
@@ -216,10 +215,11 @@ def samples_per_epoch(p: Probe, pt: Point) -> int:
 
 
 def start_s(p: Probe, pt: Point) -> float:
-    """An epoch's start before the workers read at pace: the loader starts its workers one after the
-    other, then every worker makes its storage client at once, sharing the cores we get."""
-    workers = max(1, pt.workers) * pt.accelerators
-    return p.startup_s + max(1, pt.workers) * p.fork_s + workers * p.client_init_s / p.cores_for(workers)
+    """An epoch's start before the workers read at pace: what the calibration run's start took
+    (its worker's storage client made at its first request included), then the loader starts its
+    workers one after the other (the clients of more workers are made at once: measured, that
+    adds little to the forks)."""
+    return p.startup_s + max(1, pt.workers) * p.fork_s
 
 
 def fill_samples(p: Probe, pt: Point) -> float:

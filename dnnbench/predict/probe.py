@@ -49,7 +49,6 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
     probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
     probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
-    probe.client_init_s = sorted(lv.first_cpu_ms for lv in levels)[len(levels) // 2] / 1e3 if levels else 0.0
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
     probe.seconds = time.perf_counter() - t0
     return probe
@@ -332,7 +331,6 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     else:  # page cache, or one request per shard: what is left is the loader's own work per sample
         p.batch_overhead_s = residual * batch
     fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
-    p.startup_s = max(0.0, first - fill * per_sample - p.fork_s - p.client_init_s / min(1.0, p.free_cores))
+    p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
     p.calibration_cores = cal.get("cpu_percent", 0.0) / 100.0
-    tree = p.calibration_cores * wall - p.client_init_s  # its client: once per worker, not per sample
-    p.cpu_per_sample_s = max(tree / samples, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s)
+    p.cpu_per_sample_s = max(p.calibration_cores * wall / samples, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s)

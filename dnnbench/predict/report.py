@@ -46,7 +46,8 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
     out.append(f"  CPU/sample: read {p.read_cpu_s * 1e3:.3f} ms, decode {p.decode_cpu_s * 1e3:.3f} ms, "
                f"process tree {p.cpu_per_sample_s * 1e3:.3f} ms (a local server's own: not measured)")
     out.append(f"  per batch: overhead {p.batch_overhead_s * 1e3:.2f} ms; epoch start {p.startup_s * 1e3:.0f} ms "
-               f"+ {p.fork_s * 1e3:.0f} ms per worker + {p.client_init_s * 1e3:.0f} ms CPU per worker's client; "
+               f"+ {p.fork_s * 1e3:.0f} ms per worker; a client's first request +"
+               f"{max((lv.first_cpu_ms for lv in p.levels), default=0.0):.0f} ms CPU; "
                f"wake-up after a wait {p.wake_s * 1e3:.2f} ms (8 at once: {p.wake_at(8) * 1e3:.2f} ms)")
     return out + [f"  note: {n}" for n in p.notes]
 

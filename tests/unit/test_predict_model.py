@@ -96,10 +96,10 @@ def test_no_compute_means_no_accelerator_limit_and_no_au():
     assert math.isinf(pred.terms["storage"])  # no ceiling reached
 
 
-def test_every_worker_makes_its_client_at_the_start_sharing_the_cores_we_get():
-    p = probe(busy_cores=1.0, client_init_s=0.1, fork_s=0.01, startup_s=0.5)  # we get 1 core
+def test_an_epoch_starts_with_the_calibrated_start_and_one_fork_per_worker():
+    p = probe(fork_s=0.01, startup_s=0.5)
     pred = predict(p, Point(workers=4, batch_size=10))
-    assert pred.wall_s == pytest.approx(0.5 + 4 * 0.01 + 4 * 0.1 / 1.0 + 1000 / 400.0)
+    assert pred.wall_s == pytest.approx(0.5 + 4 * 0.01 + 1000 / 400.0)
 
 
 def test_the_calibrated_service_scale_stretches_the_storage_latency_at_every_concurrency():
