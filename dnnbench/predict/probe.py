@@ -88,7 +88,36 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     wait = trimmed_step_wait(Path(rec.run_dir) / "steps.csv") if rec.run_dir else None
     if wait is not None:
         out["step_wait_s"] = wait
+    steady = steady_cores(Path(rec.run_dir)) if rec.run_dir else None
+    if steady is not None:
+        out["steady_cores"] = steady
     return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def steady_cores(run_dir: Path) -> float | None:
+    """Cores the process tree used after the first batch (``system.csv`` over the steps after the
+    first; the start, forks and imports, is left out). None: too few samples in that window."""
+    steps, system = _rows(run_dir / "steps.csv"), _rows(run_dir / "system.csv")
+    if len(steps) < 3 or len(system) < 3:
+        return None
+    t0 = float(steps[1]["t_s"])
+    t1 = float(steps[-1]["t_s"]) + float(steps[-1]["wait_s"] or 0) + float(steps[-1]["compute_s"] or 0)
+    cpu = wall = 0.0
+    for prev, row in zip(system, system[1:]):
+        a, b = max(t0, float(prev["t_s"])), min(t1, float(row["t_s"]))
+        if b > a:
+            cpu += float(row["cpu_percent"]) / 100.0 * (b - a)
+            wall += b - a
+    return cpu / wall if wall > 0.5 * (t1 - t0) and wall > 0 else None
 
 
 def trimmed_step_wait(steps_csv: Path) -> float | None:
@@ -333,4 +362,8 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
     p.calibration_cores = cal.get("cpu_percent", 0.0) / 100.0
-    p.cpu_per_sample_s = max(p.calibration_cores * wall / samples, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s)
+    tree = p.calibration_cores * wall / samples
+    if cal.get("steady_cores") is not None:  # after the start: the CPU a sample costs at pace
+        p.calibration_cores = cal["steady_cores"]
+        tree = cal["steady_cores"] * per_sample
+    p.cpu_per_sample_s = max(tree, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s)
