@@ -40,8 +40,12 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     t0 = time.perf_counter()
     events.notice("probe: CPU this machine gives us now")
     free = available_cores(0.5)  # next to the calibration run: the load moves within a minute
+    try:  # first: the client library imported here, as before any real run's workers fork
+        opened = open_dataset(loaded)
+    except BenchError:  # not there yet: the calibration run prepares it (prepare.auto) or says why
+        opened = None
     cal = calibrate(loaded, overrides, out_dir, events)
-    storage, keys, facts = open_dataset(loaded)
+    storage, keys, facts = opened or open_dataset(loaded)
     timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
     levels, read_cpu = measure_levels(storage, keys)
