@@ -35,20 +35,21 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
     """The probe's measurements, one short line each."""
     out = [f"probe: {p.seconds:.1f} s" + (f" = {100 * p.seconds / full_run_s:.0f} % of a full run "
                                          f"(predicted {full_run_s:.1f} s)" if full_run_s else ""),
-           f"  cores {p.cores:g}, {p.free_cores:.2f} of them ours with one process per core; "
-           f"dataset {p.samples:,} samples in {p.requests:,} requests, {p.sample_bytes / 1024:.1f} KiB/sample"]
+           f"  cores {p.cores:g}, {p.free_cores:.2f} of them ours (one process per core)",
+           f"  dataset {p.samples:,} samples in {p.requests:,} requests, {p.sample_bytes / 1024:.1f} KiB/sample"]
     for lv in p.levels:
         out.append(f"  storage x{lv.concurrency}: p50 {lv.p50_ms:.2f} ms, mean {lv.mean_ms:.2f}, "
                    f"p99 {lv.p99_ms:.2f}; {lv.requests_per_s:,.0f} req/s, {lv.MiB_per_s:,.1f} MiB/s")
     ceiling = f"{p.ceiling_MiB_per_s:,.1f} MiB/s" if p.ceiling_MiB_per_s else \
         "not reached (still rising at the highest level)"
-    out.append(f"  storage ceiling: {ceiling}; a real loader saw its latency x{p.service_scale:.2f}")
+    out.append(f"  storage ceiling: {ceiling}")
+    out.append(f"  a real loader saw the storage's latency x{p.service_scale:.2f} (a server's own CPU: not measured)")
     out.append(f"  CPU/sample: read {p.read_cpu_s * 1e3:.3f} ms, decode {p.decode_cpu_s * 1e3:.3f} ms, "
-               f"process tree {p.cpu_per_sample_s * 1e3:.3f} ms (a local server's own: not measured)")
+               f"process tree {p.cpu_per_sample_s * 1e3:.3f} ms")
     out.append(f"  per batch: overhead {p.batch_overhead_s * 1e3:.2f} ms; epoch start {p.startup_s * 1e3:.0f} ms "
-               f"+ {p.fork_s * 1e3:.0f} ms per worker; a client's first request +"
-               f"{max((lv.first_cpu_ms for lv in p.levels), default=0.0):.0f} ms CPU; "
-               f"wake-up after a wait {p.wake_s * 1e3:.2f} ms (8 at once: {p.wake_at(8) * 1e3:.2f} ms)")
+               f"+ {p.fork_s * 1e3:.0f} ms per worker")
+    out.append(f"  a client's first request +{max((lv.first_cpu_ms for lv in p.levels), default=0.0):.0f} ms CPU; "
+               f"wake-up {p.wake_s * 1e3:.2f} ms (8 at once: {p.wake_at(8) * 1e3:.2f} ms)")
     return out + [f"  note: {n}" for n in p.notes]
 
 
@@ -58,12 +59,12 @@ def term_lines(p: Probe, pred: Prediction, pt: Any) -> list[str]:
     cpu = max(p.cpu_per_sample_s, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s) \
         + p.server_cpu_s / p.samples_per_request
     lines = [
-        f"  little      {_num(t['little'])} samples/s = {pred.in_flight} requests in flight x "
+        f"  little      {_num(t['little'])}/s = {pred.in_flight} in flight x "
         f"{p.samples_per_request:g} samples / {pred.hold_ms:.2f} ms held each",
-        f"  cpu         {_num(t['cpu'])} samples/s = {p.cores_for(pt.accelerators * (pt.workers + 1)):.2f} cores "
-        f"for {pt.accelerators * (pt.workers + 1)} processes / {cpu * 1e3:.3f} ms CPU per sample",
-        f"  storage     {_num(t['storage'])} samples/s = ceiling / {p.sample_bytes / 1024:.1f} KiB per sample",
-        f"  accelerator {_num(t['accelerator'])} samples/s = {pt.accelerators} x {pt.batch_size} / "
+        f"  cpu         {_num(t['cpu'])}/s = {p.cores_for(pt.accelerators * (pt.workers + 1)):.2f} cores "
+        f"/ {cpu * 1e3:.3f} ms CPU per sample",
+        f"  storage     {_num(t['storage'])}/s = ceiling / {p.sample_bytes / 1024:.1f} KiB per sample",
+        f"  accelerator {_num(t['accelerator'])}/s = {pt.accelerators} x {pt.batch_size} / "
         f"{pt.compute_time_s:g} s per step",
         f"  prefetch    {pred.prefetch_batches} batches buffered (workers x prefetch_factor)",
     ]
