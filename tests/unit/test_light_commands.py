@@ -67,6 +67,7 @@ def heavy(modules: list[str]) -> list[str]:
     ["validate", "--config", "config/workloads/resnet50_h100.yaml"],  # a preset in dnnbench's schema
     ["--help"],
     ["run", "--help"],
+    ["predict", "--help"],
 ])
 def test_validate_and_help_load_no_run_engine_and_no_heavy_library(tmp_path, args):
     code, modules = imported(tmp_path, *args)
