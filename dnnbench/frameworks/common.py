@@ -17,7 +17,7 @@ from dnnbench.data.decode import DecodeError, decode_image
 from dnnbench.errors import ConfigError, PluginError
 from dnnbench.recording.requests import get_recorder
 from dnnbench.registry import MODELS
-from dnnbench.storage import inflight
+from dnnbench.storage.inflight import in_order
 from dnnbench.storage.base import Storage
 
 def mark_epoch(storage: Storage, epoch: int) -> None:
@@ -129,7 +129,7 @@ def read_samples(storage: Storage, keys: list[str], sizes: list[int], mode: str,
         for key, size in zip(keys, sizes):
             yield read_sample(storage, key, size, mode, transform)
         return
-    yield from inflight.in_order(lambda ks: read_sample(storage, ks[0], ks[1], mode, transform),
+    yield from in_order(lambda ks: read_sample(storage, ks[0], ks[1], mode, transform),
                                  zip(keys, sizes), in_flight)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from dnnbench import failures
 from dnnbench.errors import RecordingError
 from dnnbench.recording.requests import RecorderSpec, get_recorder
-from dnnbench.storage import inflight
+from dnnbench.storage.inflight import in_order
 
 
 class SizeMismatch(OSError):
@@ -199,7 +199,7 @@ class Storage(ABC):
         ends: list[int] = []
         failed: list[tuple[str, str]] = []
         pos = 0
-        results = inflight.in_order(one, range(len(keys)), k)
+        results = in_order(one, range(len(keys)), k)
         try:
             for j, n, row, reason in results:
                 if reason:

@@ -23,7 +23,7 @@ from dnnbench.frameworks import common
 from dnnbench.frameworks.common import Failure, ImageTransform, decode_timed, mark_epoch, read_sample, read_samples
 from dnnbench.frameworks.pytorch import ring
 from dnnbench.registry import DATASETS
-from dnnbench.storage import inflight
+from dnnbench.storage.inflight import in_order
 from dnnbench.storage.base import Storage
 
 
@@ -75,7 +75,7 @@ class ImageFolderDataset(ImageTransform, Dataset):
         if self._raw_batches:
             return self._read_raw_batch(idx)
         if type(self).__getitem__ is not ImageFolderDataset.__getitem__:  # a subclass's own __getitem__
-            return list(inflight.in_order(self.__getitem__, items, self.in_flight)) if self.in_flight > 1 \
+            return list(in_order(self.__getitem__, items, self.in_flight)) if self.in_flight > 1 \
                 else [self[i] for i in items]
         return self._read_samples(idx)
 

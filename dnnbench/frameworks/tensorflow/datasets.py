@@ -33,7 +33,7 @@ from dnnbench.frameworks.common import (Batch, Failure, ImageTransform, decode_t
 from dnnbench.frameworks.tensorflow._tf import tf
 from dnnbench.frameworks.tensorflow.plan import AUTOTUNE, LoaderPlan, WorkerIds
 from dnnbench.registry import DATASETS
-from dnnbench.storage import inflight
+from dnnbench.storage.inflight import in_order
 from dnnbench.storage.base import Storage
 
 _NO_STREAM = -1
@@ -110,7 +110,7 @@ class ImageFolderDataset(ImageTransform):
         good: list[int] = []
         failed: list[tuple[int, str]] = []
         nbytes = 0
-        reads = inflight.in_order(lambda i: self._read(i, epoch, worker), idx, self.in_flight) \
+        reads = in_order(lambda i: self._read(i, epoch, worker), idx, self.in_flight) \
             if self.in_flight > 1 else (self._read(i, epoch, worker) for i in idx)
         for i, (sample, n, reason) in zip(idx, reads):
             if reason:
