@@ -141,3 +141,24 @@ def test_listing_with_threads_lists_the_same_index(make_storage, threads):
     assert many.keys == one.keys and many.labels.tolist() == one.labels.tolist()
     assert many.sizes.tolist() == one.sizes.tolist() and many.classes == one.classes
     assert stats.requests == stats1.requests and stats.objects == stats1.objects == len(one)
+
+
+@pytest.mark.parametrize("client", ["boto3", "minio", "s3fs", "s3torchconnector"])
+def test_every_s3_client_reads_a_batch_with_requests_in_flight(client, moto_endpoint, tiny_root, tmp_path):
+    """Each client's own ``_get_into`` from K threads at once: the same bytes and one row per object."""
+    moto_storage(moto_endpoint, tiny_root)  # the data, once
+    spec = RecorderSpec(str(tmp_path / client))
+    cfg = validate({"storage": {"client": client, "preset": "minio", "prefixes": ["train"],
+                                "s3": {"bucket": "inflight", "endpoint_url": moto_endpoint, "access_key": "AKIAMOTO",
+                                       "secret_key": "motosecret", "max_attempts": 2}}})
+    storage = create_storage(cfg.storage, recorder=spec)
+    index, _ = list_dataset(storage, ["train"], 4, [".jpg", ".png"])
+    sizes = index.sizes.tolist()
+    one, many = bytearray(index.total_bytes), bytearray(index.total_bytes)
+    ends1, failed1 = storage.get_many_into(index.keys, sizes, memoryview(one), 1)
+    rows: list = []
+    ends, failed = storage.get_many_into(index.keys, sizes, memoryview(many), K, rows)
+    assert not failed1 and not failed and ends == ends1 and ends[-1] == index.total_bytes
+    assert many == one
+    assert len(rows) == len(index) and all(r is not None for r in rows)
+    assert len(rows_of(spec.directory)) == 2 * len(index)
