@@ -19,10 +19,19 @@ from typing import Any, Callable, Iterable, Iterator
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_pid: int | None = None
 _lock = threading.Lock()
+_callers = 1
+
+
+def set_callers(n: int) -> None:
+    """How many threads of this process read at once, each with its own K in flight (tf.data's
+    reading threads; a PyTorch loader worker has one): pools get ``n`` x K threads."""
+    global _callers
+    _callers = max(1, int(n))
 
 
 def pool(k: int) -> ThreadPoolExecutor:
-    """This process's pool of ``k`` request threads (shared by callers asking the same ``k``)."""
+    """This process's pool for callers keeping ``k`` requests in flight: k x :func:`set_callers` threads."""
+    k *= _callers
     global _pool_pid
     pid = os.getpid()
     if _pool_pid != pid:  # a forked child: the parent's pools have no threads here

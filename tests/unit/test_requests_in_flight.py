@@ -162,3 +162,39 @@ def test_every_s3_client_reads_a_batch_with_requests_in_flight(client, moto_endp
     assert many == one
     assert len(rows) == len(index) and all(r is not None for r in rows)
     assert len(rows_of(spec.directory)) == 2 * len(index)
+
+
+def test_in_order_keeps_exactly_k_outstanding_and_the_order():
+    """K calls run at once (each waits until K are running: none would finish with fewer), never
+    more, and results come back in submission order whatever order they finish in."""
+    import threading
+
+    from dnnbench.storage import inflight
+
+    k, running, peak = 3, [0], [0]
+    lock, full = threading.Lock(), threading.Event()
+
+    def fn(i: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            if running[0] == k:
+                full.set()
+        full.wait(10)
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    assert list(inflight.in_order(fn, range(10), k)) == [i * i for i in range(10)]
+    assert peak[0] == k
+
+
+def test_pools_grow_with_the_reading_threads_of_a_process():
+    from dnnbench.storage import inflight
+
+    try:
+        inflight.set_callers(3)  # tf.data: 3 reading threads, each with its own K in flight
+        assert inflight.pool(4)._max_workers == 12
+    finally:
+        inflight.set_callers(1)
+    assert inflight.pool(4)._max_workers == 4

@@ -33,7 +33,7 @@ from dnnbench.frameworks.common import (Batch, Failure, ImageTransform, decode_t
 from dnnbench.frameworks.tensorflow._tf import tf
 from dnnbench.frameworks.tensorflow.plan import AUTOTUNE, LoaderPlan, WorkerIds
 from dnnbench.registry import DATASETS
-from dnnbench.storage.inflight import in_order
+from dnnbench.storage.inflight import in_order, set_callers
 from dnnbench.storage.base import Storage
 
 _NO_STREAM = -1
@@ -156,6 +156,7 @@ class ImageFolderDataset(ImageTransform):
         # requests are recorded with the stream (interleave) or the reading thread as worker;
         # without parallel calls the training loop's own thread reads: worker -1, as in PyTorch
         ids = WorkerIds() if plan.num_parallel_calls is not None else None
+        set_callers(plan.threadpool_size)  # each reading thread keeps its own requests_in_flight
         units = tf.data.Dataset.from_tensor_slices(order)
         if plan.shuffle_buffer:
             units = units.shuffle(plan.shuffle_buffer, seed=(plan.seed * 1_000_003 + epoch) % 2**31,
