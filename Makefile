@@ -49,7 +49,7 @@ perf: setup
 	$(PY) scripts/perf_formats.py
 	@if scripts/s3-server.sh status >/dev/null 2>&1; then started=0; else started=1; \
 	  scripts/s3-server.sh start >/dev/null; fi; \
-	rc=0; $(PY) scripts/perf_s3.py || rc=$$?; \
+	rc=0; $(PY) scripts/perf_s3.py || rc=$$?; $(PY) scripts/perf_small.py || rc=$$?; \
 	[ $$rc != 0 ] || $(PY) scripts/perf_ckpt.py || rc=$$?; \
 	if [ $$started = 1 ]; then scripts/s3-server.sh stop >/dev/null; fi; exit $$rc
 	$(PY) scripts/perf_tf.py

@@ -698,6 +698,9 @@ class LimitsConfig(Strict):
     duration_s: float = Field(3600.0, gt=0, description="each duration: training.compute_time_s, "
                                                         "metrics.system_interval_s, storage.s3 timeouts")
     sweep_runs: PositiveInt = Field(1000, description="a sweep's variants x repeat")
+    requests_in_flight: PositiveInt = Field(
+        1024, description="storage requests in flight in all (one thread each): "
+                          "max(1, framework.num_workers) x dataset.requests_in_flight")
     memory_MiB: PositiveInt | None = Field(
         None, description="what decoded batches in flight, and a checkpoint held twice, may need; "
                           "default: this machine's physical memory")

@@ -209,6 +209,7 @@ CATALOGUE: tuple[Column, ...] = (
     _identity("trainer"),
     _identity("workers", int),
     _identity("batch_size", int),
+    _identity("requests_in_flight", int),  # GETs each loader worker keeps outstanding
     _identity("epochs", int, like=False),
     _count("steps", "steps", "train"),
     _count("samples", "samples", "train"),
