@@ -132,6 +132,13 @@ def test_absurd_requests_in_flight_are_refused(tmp_path):
                     ).dataset.requests_in_flight == 8
 
 
+@pytest.mark.parametrize("dataset", [{"access": "shards"}, {"format": "npz"}])
+def test_requests_in_flight_where_no_reader_keeps_several_is_refused_not_ignored(dataset):
+    with pytest.raises(Exception, match=r"requests_in_flight 4 is not supported"):
+        validate(config_with(dataset={"requests_in_flight": 4, **dataset}))
+    assert validate(config_with(dataset={"requests_in_flight": 1, **dataset})).dataset.requests_in_flight == 1
+
+
 @pytest.mark.parametrize("threads", [2, 16])
 def test_listing_with_threads_lists_the_same_index(make_storage, threads):
     storage = make_storage()
