@@ -16,7 +16,7 @@ PIP_FILTER := grep -v -e 'is ignored: it is neither a file nor a directory' || t
 TORCH_INDEX ?=
 PIP_EXTRA := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: setup run test test-fast perf s3-up s3-down s3-status lock clean
+.PHONY: setup run test test-fast perf dlio-setup s3-up s3-down s3-status lock clean
 
 $(STAMP): requirements.txt requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,10 +49,18 @@ perf: setup
 	$(PY) scripts/perf_formats.py
 	@if scripts/s3-server.sh status >/dev/null 2>&1; then started=0; else started=1; \
 	  scripts/s3-server.sh start >/dev/null; fi; \
-	rc=0; $(PY) scripts/perf_s3.py || rc=$$?; \
+	rc=0; $(PY) scripts/perf_s3.py || rc=$$?; $(PY) scripts/perf_small.py || rc=$$?; \
 	[ $$rc != 0 ] || $(PY) scripts/perf_ckpt.py || rc=$$?; \
 	if [ $$started = 1 ]; then scripts/s3-server.sh stop >/dev/null; fi; exit $$rc
 	$(PY) scripts/perf_tf.py
+	$(MAKE) dlio-setup
+	$(PY) scripts/perf_dlio.py --dlio-venv $(DLIO_VENV)
+
+# DLIO 2.0 (MLPerf Storage's engine) in its own venv, for scripts/perf_dlio.py: --no-deps + its
+# real dependencies (scripts/dlio-venv.sh says why)
+DLIO_VENV ?= .venv-dlio
+dlio-setup:
+	PYTHON=$(PYTHON) TORCH_INDEX=$(TORCH_INDEX) scripts/dlio-venv.sh $(DLIO_VENV)
 
 s3-up:
 	scripts/s3-server.sh start

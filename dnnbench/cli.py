@@ -1,5 +1,5 @@
 """Command line: ``benchmark.py [run] --config F``, ``validate``, ``prepare``, ``plugins``,
-``compare``, ``au-search``.
+``compare``, ``au-search``, ``predict``.
 
 The one place that turns errors into exit codes: 0 ok, 1 run failed (in a sweep: any
 variant failed), 2 bad input or config, 3 a regression beyond ``--max-regression``
@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from dnnbench import __version__, signals
-from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError)
+from dnnbench.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, BenchError,
+                             ConfigError)
 
-SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search")
+SUBCOMMANDS = ("run", "validate", "prepare", "plugins", "compare", "au-search", "predict")
 
 
 def _common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                "`benchmark.py --config F` is short for `benchmark.py run --config F`.")
     parser.add_argument("--version", action="version", version=f"dnnbench {__version__}")
     _flags(parser)
-    sub = parser.add_subparsers(dest="command", metavar="{run,validate,prepare,plugins,compare,au-search}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,validate,prepare,plugins,compare,au-search,predict}")
     run = sub.add_parser("run", help="run a benchmark, or every variant of its sweep: (the default)")
     _common(run)
     run.add_argument("--run-id", metavar="NAME", help="name of the results directory (never reused); "
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(plug, config_required=False)
     _compare_parser(sub)
     _au_search_parser(sub)
+    _predict_parser(sub)
     return parser
 
 
@@ -105,7 +107,8 @@ def _au_search_parser(sub) -> None:
     _common(au)
     au.add_argument("--compute-time-s", type=float, metavar="X",
                     help="emulated accelerator time per step (default: training.compute_time_s)")
-    au.add_argument("--target-au", type=float, default=90.0, metavar="PCT", help="AU to keep, %% (default 90)")
+    au.add_argument("--target-au", type=float, default=None, metavar="PCT",
+                    help="AU to keep, %% (default: training.au_target_percent, a DLIO workload's metric.au; else 90)")
     au.add_argument("--max-accelerators", type=int, default=32, metavar="N", help="largest count tried (default 32)")
     au.add_argument("--criterion", choices=("min", "mean"), default="min",
                     help="AU over a count's accelerators that must meet the target (default min)")
@@ -114,6 +117,19 @@ def _au_search_parser(sub) -> None:
                          "other counts are measured once)")
     au.add_argument("--timeout-s", type=float, default=600.0, metavar="S", help="limit per measurement (default 600)")
     au.add_argument("--run-id", metavar="NAME", help="the search id (default <time>-<config name>)")
+
+
+def _predict_parser(sub) -> None:
+    pr = sub.add_parser("predict", help="what if: predict samples/s, MiB/s and AU over a grid from one short probe")
+    _common(pr)
+    pr.add_argument("--grid", nargs="+", action="extend", default=[], metavar="KEY=V1,V2",
+                    help="the what-if grid, sweep keys: framework.num_workers=1,2,4 storage.emulate.latency_ms=0,20 "
+                         "dataset.requests_in_flight, training.compute_time_s, framework.batch_size, "
+                         "framework.prefetch_factor, storage.emulate.bandwidth_MBps, accelerators")
+    pr.add_argument("--check", action="store_true",
+                    help="also run a sample of the grid for real and report predicted vs measured")
+    pr.add_argument("--check-points", type=int, default=6, metavar="N", help="points --check runs (default 6)")
+    pr.add_argument("--run-id", metavar="NAME", help="the predict folder's id (default <time>-<config name>)")
 
 
 #: options of the top-level parser; none takes a value
@@ -309,6 +325,8 @@ def _execute(args: argparse.Namespace, argv: list[str], loaded, events) -> int:
         return EXIT_OK
     if args.command == "au-search":
         return _au_search(args, loaded, events)
+    if args.command == "predict":
+        return _predict(args, loaded, events)
     from dnnbench.reporting.gate import gate_spec
     from dnnbench.multirun.plan import is_sweep
 
@@ -445,6 +463,18 @@ def _au_search(args: argparse.Namespace, loaded, events) -> int:
     return EXIT_OK
 
 
+def _predict(args: argparse.Namespace, loaded, events) -> int:
+    from dnnbench.predict import command
+
+    if args.check_points < 1:
+        raise ConfigError("--check-points must be at least 1", reference="--check-points", hint="e.g. --check-points 6")
+    result = command.run(loaded, args.overrides, args.grid, events, check=args.check,
+                         check_points=args.check_points, run_id=args.run_id)
+    for line in result.text:
+        events.console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
 def _validate(loaded, events, overrides: list[str]) -> int:
     import yaml
 
@@ -459,6 +489,8 @@ def _validate(loaded, events, overrides: list[str]) -> int:
         sweep_plan.check_plugins(plan, events)
     raw = loaded.config.model_dump(mode="json")
     print(yaml.safe_dump(redact(raw, secret_values(raw)), sort_keys=False), end="", flush=True)
+    for line in loaded.translation:  # a DLIO workload: where each of its keys went
+        print(f"# dlio: {line}", file=sys.stderr)
     if plan is not None:
         print(f"# {len(plan.variants)} variants x {plan.repeat} = {plan.runs} runs: "
               + ", ".join(v.label for v in plan.variants), file=sys.stderr)

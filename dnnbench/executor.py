@@ -99,7 +99,8 @@ class Executor:
         facts = RunFacts(run_id=run_dir.name, run_dir=work_dir, started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                          identity=run_identity(self.cfg, self.loaded.stem, storage.label(), self.tags),
                          t0=time.perf_counter(),
-                         warmup_steps=cfg.training.warmup_steps, ttfb_reason=storage.ttfb_reason,
+                         warmup_steps=cfg.training.warmup_steps, au_target_percent=cfg.training.au_target_percent,
+                         ttfb_reason=storage.ttfb_reason,
                          request_mode=cfg.metrics.requests)
         system = SystemSampler(cfg.metrics.system_interval_s).start()
         facts.system = system

@@ -37,6 +37,7 @@ def check_limits(cfg: Any) -> None:
     _at_most("prepare.workers", cfg.prepare.workers, lim.workers, "workers")
     _at_most("framework.tensorflow.cycle_length", cfg.framework.tensorflow.cycle_length, lim.workers, "workers")
     _at_most("framework.prefetch_factor", cfg.framework.prefetch_factor, lim.prefetch_factor, "prefetch_factor")
+    _check_in_flight(cfg)
     emulate = cfg.storage.emulate
     if emulate is not None:
         _at_most("storage.emulate.latency_ms", emulate.latency_ms, lim.latency_ms, "latency_ms")
@@ -55,6 +56,24 @@ def _at_most(name: str, value: float | None, limit: float, key: str) -> None:
     if value is not None and value > limit:
         raise ValueError(f"{name} {value:,} is over the limit of {limit:,} (limits.{key}); "
                          f"if this machine can take it, raise limits.{key}")
+
+
+def _check_in_flight(cfg: Any) -> None:
+    """``dataset.requests_in_flight``: threads in all, and no more than the S3 connection pool."""
+    k = cfg.dataset.requests_in_flight
+    if k == 1:
+        return
+    workers = max(1, cfg.framework.num_workers)
+    limit = cfg.limits.requests_in_flight
+    if k * workers > limit:
+        raise ValueError(f"dataset.requests_in_flight {k:,} x {workers:,} loader workers = {k * workers:,} requests "
+                         f"in flight (a thread each) is over the limit of {limit:,} (limits.requests_in_flight); "
+                         "lower one of them, or raise limits.requests_in_flight if this machine can take it")
+    s3 = cfg.storage.s3
+    if s3 is not None and k > s3.max_pool_connections:
+        raise ValueError(f"dataset.requests_in_flight {k:,} is more than storage.s3.max_pool_connections "
+                         f"{s3.max_pool_connections:,}: the requests over it would wait for a connection; "
+                         "raise storage.s3.max_pool_connections to at least dataset.requests_in_flight")
 
 
 def _check_runs(cfg: Any) -> None:

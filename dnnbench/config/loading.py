@@ -7,6 +7,7 @@ anything runs.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from dnnbench.config.dlio import apply_hydra_override, is_dlio, is_hydra_override, translate_dlio, unwrap
 from dnnbench.config.legacy import is_legacy, translate_legacy
 from dnnbench.config.options import option_problems
 from dnnbench.config.parse import parse, read_text
@@ -31,10 +33,13 @@ _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 class LoadedConfig:
     """A validated config plus where it came from and what the loader noticed."""
 
-    def __init__(self, config: BenchConfig, path: Path | None, notices: list[str]):
+    def __init__(self, config: BenchConfig, path: Path | None, notices: list[str],
+                 translation: list[str] | None = None):
         self.config = config
         self.path = path
         self.notices = notices
+        #: a DLIO workload's translation, one ``dlio.key=value -> dnnbench.key=value`` line each
+        self.translation = translation or []
 
     @property
     def stem(self) -> str:
@@ -260,16 +265,37 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
         ConfigError: anything wrong with the file or its content.
     """
     notices: list[str] = []
+    translation: list[str] = []
     p = Path(path) if path is not None else None
     data = read_file(p) if p is not None else {}
-    if is_legacy(data):
+    overrides = list(overrides or [])
+    if is_dlio(data):
+        data, overrides, translation = _translate_dlio(data, overrides, str(p), notices)
+    elif is_legacy(data):
         data, dropped = translate_legacy(data, source=str(p))
         notice = f"{p}: dss-style layout recognised and translated to the dnnbench schema"
         if dropped:
             notice += f" (not used: {', '.join(dropped)})"
         notices.append(notice)
-    for assignment in overrides or []:
+    for assignment in overrides:
         apply_override(data, assignment)
     data = interpolate(data, environ=environ)
     config = validate(data, source=str(p) if p else "config")
-    return LoadedConfig(config, p, notices)
+    return LoadedConfig(config, p, notices, translation)
+
+
+def _translate_dlio(data: dict[str, Any], overrides: list[str], source: str,
+                    notices: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """A DLIO workload: its Hydra-style overrides (``++workload.a=v``) first, then the
+    translation; returns the translated mapping, the dnnbench overrides left and the
+    translation's lines. The one notice names every key not used."""
+    hydra_unused = []
+    data = copy.deepcopy(unwrap(data))
+    for assignment in [o for o in overrides if is_hydra_override(o)]:
+        unused = apply_hydra_override(data, assignment)
+        if unused:
+            hydra_unused.append(unused)
+    t = translate_dlio(data, source=source)
+    t.unused.extend(hydra_unused)
+    notices.append(t.notice(source))
+    return t.config, [o for o in overrides if not is_hydra_override(o)], t.mapped

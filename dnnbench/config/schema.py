@@ -409,6 +409,17 @@ class DatasetConfig(Strict):
                              f"{self.layout} layout")
         return self
 
+    @model_validator(mode="after")
+    def _in_flight(self) -> "DatasetConfig":
+        """requests_in_flight > 1 reaches the per-object reads (random, sequential), not the
+        streamed tar shards nor files of many samples: refused there rather than ignored."""
+        if self.requests_in_flight > 1 and (self.access == "shards" or self.format):
+            what = "access shards (each worker streams one shard at a time)" if self.access == "shards" \
+                else f"dataset.format {self.format} (its files are read by one request at a time per worker)"
+            raise ValueError(f"dataset.requests_in_flight {self.requests_in_flight} is not supported with {what}: "
+                             "set it to 1, or raise framework.num_workers for more requests in flight")
+        return self
+
 
 class TensorFlowOptions(Strict):
     """tf.data loader settings (``framework.name: tensorflow``; ignored by pytorch).
@@ -698,6 +709,9 @@ class LimitsConfig(Strict):
     duration_s: float = Field(3600.0, gt=0, description="each duration: training.compute_time_s, "
                                                         "metrics.system_interval_s, storage.s3 timeouts")
     sweep_runs: PositiveInt = Field(1000, description="a sweep's variants x repeat")
+    requests_in_flight: PositiveInt = Field(
+        1024, description="storage requests in flight in all (one thread each): "
+                          "max(1, framework.num_workers) x dataset.requests_in_flight")
     memory_MiB: PositiveInt | None = Field(
         None, description="what decoded batches in flight, and a checkpoint held twice, may need; "
                           "default: this machine's physical memory")

@@ -51,30 +51,12 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
         StorageError: the storage refused a listing request.
     """
     t0 = time.perf_counter()
-    requests = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="list") as pool:
-        tops = list(pool.map(lambda p: _list_one(storage, p, True), prefixes))
-        requests += sum(t[2] for t in tops)
-        jobs: list[tuple[int, str, str]] = []  # (prefix index, class name, class prefix)
-        for i, (prefix, (objects, subs, _)) in enumerate(zip(prefixes, tops)):
-            subs = [sub for sub in subs if not _hidden(sub)]
-            if not subs:
-                raise DataError(f"no class directories under {prefix or 'the root'!r}",
-                                reference="storage.prefixes",
-                                hint="the layout is <root>/<prefix>/<class>/<file>; check the prefix")
-            for sub in subs:
-                jobs.append((i, posixpath.basename(sub.rstrip("/")), sub))
-        wanted = set(labels) if labels else None
-        if wanted is not None:
-            found = {name for _, name, _ in jobs}
-            missing = sorted(wanted - found)
-            if missing:
-                raise DataError(f"class directories {missing} not found (found: {sorted(found)})",
-                                reference="dataset.labels", hint="fix the label list or the prefixes")
-            jobs = [j for j in jobs if j[1] in wanted]
-        results = list(pool.map(lambda j: _list_one(storage, j[2], False), jobs))
-        listed = [r[0] for r in results]
-        requests += sum(r[2] for r in results)
+        try:
+            jobs, listed, requests = _list_classes(pool, storage, prefixes, labels)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the listings not started yet are not sent
+            raise
     classes = list(labels) if labels else sorted({name for _, name, _ in jobs})
     class_id = {c: i for i, c in enumerate(classes)}
     order = sorted(range(len(jobs)), key=lambda k: (jobs[k][0], jobs[k][2]))
@@ -91,6 +73,43 @@ def list_dataset(storage: Storage, prefixes: list[str], workers: int, extensions
     return index, ListingStats(seconds, len(keys), index.total_bytes, requests, skipped, len(classes), unreadable)
 
 
+def _list_classes(pool: ThreadPoolExecutor, storage: Storage, prefixes: list[str], labels: list[str] | None
+                  ) -> tuple[list[tuple[int, str, str]], list[list[ObjectInfo]], int]:
+    """List each prefix's class folders, then each class folder in full, on ``pool``. A prefix's
+    classes are asked for as soon as that prefix answers (no wait for the others: under latency
+    the class listings of the first prefixes overlap the top listings of the last).
+
+    Returns the jobs ``(prefix index, class name, class prefix)``, each job's objects, and the
+    requests sent.
+    """
+    tops = [pool.submit(_list_one, storage, p, True) for p in prefixes]
+    wanted = set(labels) if labels else None
+    jobs: list[tuple[int, str, str]] = []
+    futures = []
+    found: set[str] = set()
+    requests = 0
+    for i, (prefix, top) in enumerate(zip(prefixes, tops)):
+        _, subs, sent = top.result()
+        requests += sent
+        subs = [sub for sub in subs if not _hidden(sub)]
+        if not subs:
+            raise DataError(f"no class directories under {prefix or 'the root'!r}",
+                            reference="storage.prefixes",
+                            hint="the layout is <root>/<prefix>/<class>/<file>; check the prefix")
+        for sub in subs:
+            name = posixpath.basename(sub.rstrip("/"))
+            found.add(name)
+            if wanted is None or name in wanted:
+                jobs.append((i, name, sub))
+                futures.append(pool.submit(_list_one, storage, sub, False))
+    missing = sorted(wanted - found) if wanted is not None else []
+    if missing:
+        raise DataError(f"class directories {missing} not found (found: {sorted(found)})",
+                        reference="dataset.labels", hint="fix the label list or the prefixes")
+    results = [f.result() for f in futures]
+    return jobs, [r[0] for r in results], requests + sum(r[2] for r in results)
+
+
 def _samples(groups: list[tuple[list[ObjectInfo], int, str]], extensions: list[str], on_error: str
              ) -> tuple[list[tuple[str, int, int]], int, list[tuple[str, str]]]:
     """(key, label, size) of each listed object with a sample extension, the count of the others
@@ -102,9 +121,12 @@ def _samples(groups: list[tuple[list[ObjectInfo], int, str]], extensions: list[s
     rows: list[tuple[str, int, int]] = []
     skipped = 0
     unreadable: list[tuple[str, str]] = []
+    wanted = set(extensions)
     for objects, label, under in groups:
+        cut = len(under)
         for obj in objects:
-            if _hidden(obj.key[len(under):]):
+            key = obj.key
+            if _hidden(key[cut:]):
                 skipped += 1
             elif obj.error is not None:
                 if on_error != "skip":
@@ -112,8 +134,8 @@ def _samples(groups: list[tuple[list[ObjectInfo], int, str]], extensions: list[s
                                     hint="remove or fix the entry, or set dataset.on_error: skip to leave such "
                                          "entries out")
                 unreadable.append((obj.key, obj.error))
-            elif posixpath.splitext(obj.key)[1].lower() in extensions:
-                rows.append((obj.key, label, obj.size))
+            elif _extension(key) in wanted:
+                rows.append((key, label, obj.size))
             else:
                 skipped += 1
     return rows, skipped, unreadable
@@ -122,7 +144,13 @@ def _samples(groups: list[tuple[list[ObjectInfo], int, str]], extensions: list[s
 def _hidden(path: str) -> bool:
     """A part of ``path`` starts with ``.`` (``.git/``, ``.cache/x.jpg``, ``._x.jpg``): never a class
     or a sample, as ``ls`` and the image-folder loaders people use do not show them."""
-    return any(part.startswith(".") for part in path.split("/") if part)
+    return path.startswith(".") or "/." in path  # a part is at the start or after a "/"
+
+
+def _extension(key: str) -> str:
+    """``posixpath.splitext(key)[1].lower()`` for a key whose name is not hidden (the listing's hot loop)."""
+    dot = key.rfind(".")
+    return key[dot:].lower() if dot > key.rfind("/") else ""
 
 
 def _list_one(storage: Storage, prefix: str, delimiter: bool) -> tuple[list[ObjectInfo], list[str], int]:

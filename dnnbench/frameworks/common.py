@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from dnnbench.data.decode import DecodeError, decode_image
 from dnnbench.errors import ConfigError, PluginError
 from dnnbench.recording.requests import get_recorder
 from dnnbench.registry import MODELS
+from dnnbench.storage.inflight import in_order
 from dnnbench.storage.base import Storage
 
 def mark_epoch(storage: Storage, epoch: int) -> None:
@@ -115,6 +116,35 @@ def read_sample(storage: Storage, key: str, size: int, mode: str,
         return data, len(data), "", row
     sample, reason = decode_timed(transform, data, row)
     return sample, len(data), reason, row
+
+
+def read_samples(storage: Storage, keys: list[str], sizes: list[int], mode: str,
+                 transform: Callable[[bytes], Any] | None, in_flight: int = 1
+                 ) -> Iterator[tuple[Any, int, str, list | None]]:
+    """:func:`read_sample` of each key, in order, ``in_flight`` reads outstanding at once
+    (``dataset.requests_in_flight``; the transform runs in the reading thread). A caller
+    that stops early (a failure that ends the run) closes the iterator: reads not started
+    are dropped."""
+    if in_flight <= 1:
+        for key, size in zip(keys, sizes):
+            yield read_sample(storage, key, size, mode, transform)
+        return
+    yield from in_order(lambda ks: read_sample(storage, ks[0], ks[1], mode, transform),
+                                 zip(keys, sizes), in_flight)
+
+
+def read_positions(keys: list[str], failed: list[tuple[str, str]], count: int) -> list[int]:
+    """Positions in ``keys`` of the ``count`` objects :meth:`Storage.get_many_into` read (in order,
+    the failed ones left out, none after a failure that ended the batch)."""
+    bad = {k for k, _ in failed}
+    if not bad:
+        return list(range(count))
+    return [j for j, k in enumerate(keys) if k not in bad][:count]
+
+
+def in_flight(config: Any) -> int:
+    """``dataset.requests_in_flight`` of a dataset config (1 for configs without it: plugins)."""
+    return int(getattr(config, "requests_in_flight", 1) or 1)
 
 
 def build_model(config: Any, framework: str, classes: int, why: str | None = None,

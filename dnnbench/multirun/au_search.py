@@ -48,6 +48,10 @@ from dnnbench.multirun.runs import reserve, run_tags
 from dnnbench.results import read_row, replace_text
 
 
+#: the AU target when neither --target-au nor training.au_target_percent gives one (MLPerf's 90 %)
+DEFAULT_TARGET = 90.0
+
+
 @dataclass
 class CountResult:
     """What N concurrent emulated accelerators measured once."""
@@ -127,10 +131,11 @@ def _point(ms: list[CountResult], target: float, criterion: str) -> Point:
     return p
 
 
-def search(loaded: LoadedConfig, overrides: list[str], compute_time_s: float | None, target: float = 90.0,
+def search(loaded: LoadedConfig, overrides: list[str], compute_time_s: float | None, target: float | None = None,
            max_accelerators: int = 32, criterion: str = "min", events: Events | None = None,
            search_id: str | None = None, timeout_s: float = 600.0, repeats: int = 3) -> SearchResult:
-    """Find the largest number of emulated accelerators whose AU stays at or above ``target``.
+    """Find the largest number of emulated accelerators whose AU stays at or above ``target``
+    (default: the config's ``training.au_target_percent``, a DLIO workload's ``metric.au``; else 90).
 
     Raises:
         ConfigError: bad arguments, a config with a sweep, or no config file.
@@ -141,6 +146,7 @@ def search(loaded: LoadedConfig, overrides: list[str], compute_time_s: float | N
 
     cfg = loaded.config
     compute = compute_time_s if compute_time_s is not None else cfg.training.compute_time_s
+    target = target if target is not None else (cfg.training.au_target_percent or DEFAULT_TARGET)
     _check_args(loaded, compute, target, max_accelerators, criterion, repeats)
     events = events or NullEvents()
     sid, folder = reserve(cfg.metrics.output_dir, search_id, loaded.stem, "au-search")

@@ -22,7 +22,7 @@ import re
 from typing import Any, Callable
 
 from dnnbench.errors import RELAYED
-from dnnbench.reporting.columns import CATALOGUE, PER_RANK, RANK_COLUMNS, Column
+from dnnbench.reporting.columns import CATALOGUE, PER_RANK, RANK_COLUMNS, Column, meets_target
 
 Rows = list[dict[str, Any]]
 #: the end of an error message raised on a rank for another rank's failure
@@ -30,14 +30,14 @@ _RELAYED_RE = re.compile(re.escape(RELAYED).replace(re.escape("{rank}"), r"\d+")
 
 
 #: rules that read combined values: applied after every other rule
-_LAST = ("ratio", "rate")
+_LAST = ("ratio", "rate", "meets")
 #: the run-wide columns a node's row leaves out (they compare ranks across every node)
 _RUN_WIDE = ("first_done_s", "first_done_MiB_per_s", "nodes", "clock_skew_ms")
 
 
 def aggregate(rows: Rows) -> dict[str, Any]:
     """Rank 0's summary of the per-rank rows (rank order): rank 0's row, each column then
-    combined by its rule (``ratio`` and ``rate`` last: they divide combined values), a rank's
+    combined by its rule (``ratio``, ``rate`` and ``meets`` last: they read combined values), a rank's
     own columns (``rank``, ``node``, ``host``...) left out."""
     out = {k: v for k, v in rows[0].items() if k not in RANK_COLUMNS}
     combined = [c for c in CATALOGUE if c.role != PER_RANK and c.ranks.how != "first"]
@@ -203,4 +203,6 @@ _RULES: dict[str, Callable[[Rows, Column], Any]] = {
     "mean_per_request": _mean_per_request, "same": _same, "verdict": _verdict,
     "count": lambda rows, col: len(rows), "spread": _spread, "distinct": _distinct, "sum_hosts": _sum_hosts,
 }
-_LATER: dict[str, Callable[[Rows, dict[str, Any], Column], Any]] = {"ratio": _ratio, "rate": _rate}
+_LATER: dict[str, Callable[[Rows, dict[str, Any], Column], Any]] = {
+    "ratio": _ratio, "rate": _rate,
+    "meets": lambda rows, out, col: meets_target(out.get(col.ranks.of), out.get(col.ranks.by))}

@@ -81,6 +81,8 @@ RANK_RULES = {
     "spread": "the largest minus the smallest value of ``of`` (clock and start skew)",
     "sum_hosts": "the sum over machines, each host's value once (the memory of the client machines)",
     "rate": "the ranks' sum of ``of`` over the combined ``by`` (after every other rule)",
+    "meets": "true when the combined ``of`` (AU) is at least the combined ``by`` (its target), false when "
+             "below, empty when either is empty (after every other rule)",
 }
 
 FIRST = Ranks("first")
@@ -207,6 +209,7 @@ CATALOGUE: tuple[Column, ...] = (
     _identity("trainer"),
     _identity("workers", int),
     _identity("batch_size", int),
+    _identity("requests_in_flight", int),  # GETs each loader worker keeps outstanding
     _identity("epochs", int, like=False),
     _count("steps", "steps", "train"),
     _count("samples", "samples", "train"),
@@ -223,6 +226,10 @@ CATALOGUE: tuple[Column, ...] = (
            phase="train", compared=Compared(12)),
     Column("au_percent", "%", float, ranks=MEAN, better=HIGHER, title="AU %", digits=1, phase="train",
            compared=Compared(6, table=True, keep=7), needs_compute=True),
+    # the AU the run must reach (training.au_target_percent; a DLIO workload's metric.au) and the verdict
+    Column("au_target_percent", "%", float, ranks=FIRST, title="AU target %", digits=1, phase="train"),
+    Column("au_meets_target", "", str, ranks=Ranks("meets", of="au_percent", by="au_target_percent"),
+           title="AU meets target", phase="train"),
     Column("time_to_first_batch_s", "s", float, ranks=SLOWEST, better=LOWER, gate="time to first batch",
            title="first batch s", digits=3, phase="train", compared=Compared(5, table=True, keep=3)),
     Column("list_s", "s", float, ranks=SLOWEST, better=LOWER, title="list s", digits=3, phase="list",
@@ -334,6 +341,18 @@ EPOCH_COLUMNS = ["epoch", "complete", "steps", "samples", "bytes", "wall_s", "sa
 #: per save/load over every rank (rank ``all``: bytes summed, the longest time, the slowest rank)
 CHECKPOINT_COLUMNS = ["op", "index", "rank", "payload_bytes", "bytes", "duration_s", "GB_per_s",
                       "slowest_rank_GB_per_s", "read_cache", "verified"]
+
+
+def meets_target(value: Any, target: Any) -> str | None:
+    """``"true"`` when ``value`` >= ``target``, ``"false"`` when below, None when either is
+    missing (the ``au_meets_target`` column)."""
+    try:
+        v, t = float(value), float(target)
+    except (TypeError, ValueError):
+        return None
+    if v != v or t != t:
+        return None
+    return "true" if v >= t else "false"
 
 
 def empty_row() -> dict[str, Any]:

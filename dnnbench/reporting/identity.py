@@ -36,6 +36,7 @@ class RunIdentity:
     trainer: str
     workers: int
     batch_size: int
+    requests_in_flight: int
     epochs: int
     emulated: str
     sweep_id: str | None = None
@@ -66,6 +67,7 @@ def run_identity(config: Any, stem: str, storage_label: str, tags: dict[str, Any
         model=None if trainer in _NO_MODEL else MODELS.resolve(config.model.name, fw).name,
         trainer=trainer, workers=config.framework.num_workers, batch_size=config.framework.batch_size,
         epochs=config.training.epochs, emulated=emulation_label(config.storage.emulate),
+        requests_in_flight=config.dataset.requests_in_flight,
         **{k: tags.get(k) for k in TAGS})
 
 

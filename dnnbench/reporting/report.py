@@ -20,7 +20,7 @@ from dnnbench.recording.requests import COLUMNS as REQUEST_COLUMNS
 from dnnbench.recording.requests import read_parts
 from dnnbench.recording.steps import STEP_COLUMNS, EpochRecord
 from dnnbench.recording.system import SYSTEM_COLUMNS
-from dnnbench.reporting.columns import EPOCH_COLUMNS, SUMMARY_COLUMNS, empty_row
+from dnnbench.reporting.columns import EPOCH_COLUMNS, SUMMARY_COLUMNS, empty_row, meets_target
 from dnnbench.reporting.identity import RunIdentity
 
 MiB = 2**20
@@ -49,6 +49,7 @@ class RunFacts:
     steps: list[list] = field(default_factory=list)
     epochs: list[EpochRecord] = field(default_factory=list)
     warmup_steps: int = 0
+    au_target_percent: float | None = None  # training.au_target_percent: au_meets_target compares with it
     system: Any = None
     ttfb_reason: str = ""
     request_mode: str = "all"
@@ -146,6 +147,8 @@ def _summary(f: RunFacts, steps: pd.DataFrame, epochs: pd.DataFrame, gets: pd.Da
     row.update(_listing(f, rates=True))
     row.update(_totals(steps, _train_wall(f)))
     row.update(_steady(f, steps))
+    row.update(au_target_percent=f.au_target_percent,
+               au_meets_target=meets_target(row.get("au_percent"), f.au_target_percent))
     if f.epochs and f.epochs[0].first_batch_s is not None:
         row["time_to_first_batch_s"] = f.epochs[0].first_batch_s
     row.update(_requests(f, gets, row["samples"]))
@@ -277,7 +280,7 @@ def status_row(f: RunFacts) -> dict[str, Any]:
     """The smallest summary row, for a run whose report could not be written: status, identity
     and the totals the executor counted itself (no file is read or written to get them)."""
     row = _head(f)
-    row.update(_listing(f, rates=False))
+    row.update(_listing(f, rates=False), au_target_percent=f.au_target_percent)
     wall = _train_wall(f)
     samples, nbytes = sum(e.samples for e in f.epochs), sum(e.bytes for e in f.epochs)
     row.update(steps=sum(e.steps for e in f.epochs), samples=samples, bytes=nbytes, wall_s=wall,

@@ -26,6 +26,7 @@ from typing import Any
 from dnnbench import failures
 from dnnbench.errors import RecordingError
 from dnnbench.recording.requests import RecorderSpec, get_recorder
+from dnnbench.storage.inflight import in_order
 from dnnbench.storage.keys import list_prefix
 
 
@@ -152,10 +153,15 @@ class Storage(ABC):
             return n, None
         return n, rec.add("get", key, start, ttfb, time.perf_counter(), n, retries=self._retries())
 
-    def get_many_into(self, keys: list[str], sizes: list[int], buffer: memoryview
-                      ) -> tuple[list[int], list[tuple[str, str]]]:
+    def get_many_into(self, keys: list[str], sizes: list[int], buffer: memoryview, in_flight: int = 1,
+                      rows: list | None = None) -> tuple[list[int], list[tuple[str, str]]]:
         """Read objects of known sizes back to back into ``buffer``: one recorded GET each
         (the loop of :meth:`get_into`, with the per-call overhead paid once per batch).
+
+        Args:
+            in_flight: GETs kept outstanding (``dataset.requests_in_flight``); each object is
+                read straight into its place, the buffer closed up after a failed one.
+            rows: when a list, the request row (or None) of each object read is appended to it.
 
         Returns the end offset in ``buffer`` of each object read, and ``(key, reason)`` for
         each that failed (skipped: the next object starts where it would have; reasons as in
@@ -163,25 +169,65 @@ class Storage(ABC):
         answering) the rest of the batch is not read: each would wait out the retries again.
         """
         rec = get_recorder(self.recorder_spec)
-        clock, prim, retries = time.perf_counter, self._get_into, self._retries
+        if in_flight > 1 and len(keys) > 1:
+            return self._get_many_pooled(rec, keys, sizes, buffer, in_flight, rows)
         ends: list[int] = []
         failed: list[tuple[str, str]] = []
         pos = 0
         for key, size in zip(keys, sizes):
-            start = clock()
-            try:
-                n, ttfb = prim(key, buffer[pos:pos + size])
-                if rec is not None:
-                    rec.add("get", key, start, ttfb, clock(), n, retries=retries())
-            except Exception as e:  # noqa: BLE001 - the caller names the key
-                reason = self._failed_read(rec, key, start, e)
+            n, row, reason = self._read_into(rec, key, buffer[pos:pos + size])
+            if reason:
                 failed.append((key, reason))
                 if failures.is_fatal(reason):
                     break
                 continue
             pos += n
             ends.append(pos)
+            if rows is not None:
+                rows.append(row)
         return ends, failed
+
+    def _get_many_pooled(self, rec: Any, keys: list[str], sizes: list[int], buffer: memoryview, k: int,
+                         rows: list | None) -> tuple[list[int], list[tuple[str, str]]]:
+        """:meth:`get_many_into` with ``k`` GETs outstanding (see :mod:`.inflight`)."""
+        places = [0]
+        for size in sizes:
+            places.append(places[-1] + size)
+
+        def one(j: int) -> tuple[int, int, list | None, str]:
+            return (j, *self._read_into(rec, keys[j], buffer[places[j]:places[j + 1]]))
+
+        ends: list[int] = []
+        failed: list[tuple[str, str]] = []
+        pos = 0
+        results = in_order(one, range(len(keys)), k)
+        try:
+            for j, n, row, reason in results:
+                if reason:
+                    failed.append((keys[j], reason))
+                    if failures.is_fatal(reason):
+                        break
+                    continue
+                if pos != places[j]:  # close the gap a failed object left (objects before j are done)
+                    buffer[pos:pos + n] = bytes(buffer[places[j]:places[j] + n])
+                pos += n
+                ends.append(pos)
+                if rows is not None:
+                    rows.append(row)
+        finally:
+            results.close()
+        return ends, failed
+
+    def _read_into(self, rec: Any, key: str, view: memoryview) -> tuple[int, list | None, str]:
+        """One recorded GET into ``view``: (bytes, the request row or None, "" or the failure reason)."""
+        start = time.perf_counter()
+        try:
+            n, ttfb = self._get_into(key, view)
+            row = None if rec is None else rec.add("get", key, start, ttfb, time.perf_counter(), n,
+                                                  retries=self._retries())
+        except Exception as e:  # noqa: BLE001 - the caller names the key
+            return 0, None, self._failed_read(rec, key, start, e)
+        return n, row, ""
 
     def _failed_read(self, rec: Any, key: str, start: float, e: BaseException) -> str:
         """Record a failed GET; returns its reason (see :mod:`dnnbench.failures`)."""

@@ -38,9 +38,14 @@ def fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
+#: columns whose recorded value reads better as a word on the console
+_WORDS = {"au_meets_target": {"true": "pass", "false": "fail"}}
+
+
 def shown(row: dict[str, Any], name: str) -> str:
-    """``row[name]`` with its column's digits (``—`` when empty)."""
-    return fmt(row.get(name), COLUMNS[name].digits)
+    """``row[name]`` with its column's digits (``—`` when empty; ``pass``/``fail`` for a verdict)."""
+    value = row.get(name)
+    return _WORDS.get(name, {}).get(str(value).lower(), fmt(value, COLUMNS[name].digits))
 
 
 def _figure(row: dict[str, Any], name: str) -> str:
@@ -71,7 +76,7 @@ def headline(row: dict[str, Any]) -> str:
     phases, parts = ran(row), []
     if phases["train"]:
         mib, sps = (f"{_num(row.get(k)) or 0:,.{COLUMNS[k].digits}f}" for k in ("MiB_per_s", "samples_per_s"))
-        parts.append(f"{mib} MiB/s, {sps} samples/s")
+        parts.append(f"{mib} MiB/s, {sps} samples/s" + _au_verdict(row))
     if phases["inference"]:
         acc = _num(row.get("accuracy_percent"))
         parts.append(f"inference {_figure(row, 'infer_samples_per_s')} samples/s "
@@ -88,6 +93,14 @@ def headline(row: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _au_verdict(row: dict[str, Any]) -> str:
+    """``, AU 93.1 % (target 90.0 %: pass)`` when the run has an AU target, else empty."""
+    if _num(row.get("au_target_percent")) is None:
+        return ""
+    return (f", AU {shown(row, 'au_percent')} % (target {shown(row, 'au_target_percent')} %: "
+            f"{shown(row, 'au_meets_target')})")
+
+
 class Line(NamedTuple):
     """A line of the summary table: what it shows, its columns, and how their values join
     (``" / "``, or ``"()"``: the second in brackets after the first)."""
@@ -95,6 +108,7 @@ class Line(NamedTuple):
     what: str
     columns: tuple[str, ...]
     join: str = " / "
+    optional: bool = False  # shown only when its first column has a value
 
 
 def _one(name: str) -> Line:
@@ -108,7 +122,8 @@ LAYOUT: dict[str, list[Line]] = {
         Line("epochs / steps", ("epochs", "steps")), _one("samples"), _one("bytes"), _one("wall_s"),
         _one("samples_per_s"), Line("MiB_per_s (MB_per_s)", ("MiB_per_s", "MB_per_s"), "()"),
         Line("first / last epoch MiB_per_s", ("first_epoch_MiB_per_s", "last_epoch_MiB_per_s")),
-        _one("au_percent"), _one("cache"), _one("time_to_first_batch_s"),
+        _one("au_percent"), Line("AU target % (pass/fail)", ("au_target_percent", "au_meets_target"), "()", optional=True),
+        _one("cache"), _one("time_to_first_batch_s"),
         Line("request p50 / p99 ms", ("request_p50_ms", "request_p99_ms")),
         Line("request max ms", ("request_max_ms",)),
         Line("ttfb p50 / p99 ms", ("request_ttfb_p50_ms", "request_ttfb_p99_ms")),
@@ -169,7 +184,8 @@ def summary_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
     phases["rules"] = _has(row, "rule_dataset_size")
     for part in ("list", "train", "inference", "checkpoint", "workload", "ranks", "rules", "run"):
         if phases.get(part, True):
-            pairs += [_pair(row, line) for line in LAYOUT[part]]
+            pairs += [_pair(row, line) for line in LAYOUT[part]
+                      if not line.optional or _has(row, line.columns[0])]
     return pairs
 
 

@@ -16,9 +16,9 @@ from dnnbench.reporting.identity import RunIdentity, run_identity
 #: summary.csv's header (README, DESIGN §6): the order is part of the format
 HEADER = (
     "run_id status failed_phase reason started_at config framework storage client access decode dataset model "
-    "trainer workers batch_size epochs steps samples bytes wall_s samples_per_s MiB_per_s MB_per_s "
-    "steady_MiB_per_s au_percent time_to_first_batch_s list_s objects_listed bytes_listed "
-    "objects_listed_per_s samples_listed bytes_indexed requests request_mean_bytes samples_per_request "
+    "trainer workers batch_size requests_in_flight epochs steps samples bytes wall_s samples_per_s MiB_per_s MB_per_s "
+    "steady_MiB_per_s au_percent au_target_percent au_meets_target time_to_first_batch_s list_s objects_listed "
+    "bytes_listed objects_listed_per_s samples_listed bytes_indexed requests request_mean_bytes samples_per_request "
     "request_p50_ms request_p90_ms request_p99_ms request_p999_ms request_max_ms request_ttfb_p50_ms "
     "request_ttfb_p99_ms decode_p50_ms read_share_percent first_epoch_MiB_per_s last_epoch_MiB_per_s "
     "cpu_percent peak_rss_MiB errors retries skipped_samples cache byte_check bytes_planned emulated "
@@ -78,7 +78,7 @@ def test_compare_and_gate_read_the_catalogue():
         ("MiB_per_s", "throughput", "higher"), ("request_p99_ms", "p99 request latency", "lower"),
         ("time_to_first_batch_s", "time to first batch", "lower")]
     assert LIKE == ("framework", "storage", "client", "access", "decode", "dataset", "trainer", "workers",
-                    "batch_size", "emulated")
+                    "batch_size", "requests_in_flight", "emulated")
     assert compare.IDENTITY == ["config", *LIKE]
     assert COLUMNS["samples_per_s"].table_digits == 0 and COLUMNS["samples_per_s"].digits == 1
     assert Compared(1).table is False
@@ -123,7 +123,7 @@ def test_run_identity_names_what_ran_by_canonical_names(tmp_path):
     assert ident.row() == {
         "config": "quick", "framework": "pytorch", "storage": "fs:data", "client": "fs", "access": "random",
         "decode": "rgb", "dataset": "image_folder", "model": None, "trainer": "read", "workers": 2, "batch_size": 4,
-        "epochs": 3, "emulated": "yes:5+-1ms,100MBps", "sweep_id": "S", "variant": "v", "repeat": 2}
+        "requests_in_flight": 1, "epochs": 3, "emulated": "yes:5+-1ms,100MBps", "sweep_id": "S", "variant": "v", "repeat": 2}
     with pytest.raises(dataclasses.FrozenInstanceError):
         ident.workers = 3  # type: ignore[misc]
     trained = run_identity(validate({"storage": {"root": str(tmp_path)}, "training": {"trainer": "train"}}), "q", "fs")

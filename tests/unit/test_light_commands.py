@@ -63,8 +63,11 @@ def heavy(modules: list[str]) -> list[str]:
     ["validate", "--config", "config/quickstart.yaml"],
     ["validate", "--config", "config/sweep-ci.yaml"],  # a sweep: every variant planned and checked
     ["validate", "--config", "tests/data/dss/choice-layout.json"],  # a legacy layout, with its notice
+    ["validate", "--config", "config/workloads/dlio/mlperf-v2.0/unet3d_h100.yaml"],  # a DLIO workload, translated
+    ["validate", "--config", "config/workloads/resnet50_h100.yaml"],  # a preset in dnnbench's schema
     ["--help"],
     ["run", "--help"],
+    ["predict", "--help"],
 ])
 def test_validate_and_help_load_no_run_engine_and_no_heavy_library(tmp_path, args):
     code, modules = imported(tmp_path, *args)

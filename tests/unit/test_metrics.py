@@ -109,7 +109,7 @@ def test_phase_figures_reach_the_summary_and_unknown_ones_are_refused(tmp_path):
 
 def test_the_typed_identity_fills_the_identity_columns(tmp_path):
     write_requests(tmp_path, [])
-    ident = RunIdentity("cfg", "pytorch", "fs:d", "fs", "shards", "rgb", "image_folder", None, "read", 2, 8, 1, "no")
+    ident = RunIdentity("cfg", "pytorch", "fs:d", "fs", "shards", "rgb", "image_folder", None, "read", 2, 8, 1, 1, "no")
     row = build_reports(facts(tmp_path, [], [], identity=ident))
     assert (row["config"], row["access"], row["workers"], row["emulated"], row["sweep_id"]) == (
         "cfg", "shards", 2, "no", None)

@@ -20,9 +20,10 @@ from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
 from dnnbench.data.split import split
 from dnnbench.frameworks import common
-from dnnbench.frameworks.common import Failure, ImageTransform, decode_timed, mark_epoch, read_sample
+from dnnbench.frameworks.common import Failure, ImageTransform, decode_timed, mark_epoch, read_sample, read_samples
 from dnnbench.frameworks.pytorch import ring
 from dnnbench.registry import DATASETS
+from dnnbench.storage.inflight import in_order
 from dnnbench.storage.base import Storage
 
 
@@ -42,6 +43,7 @@ class ImageFolderDataset(ImageTransform, Dataset):
         self.config = config
         self.decode = config.decode
         self.size = tuple(config.image_dimension)
+        self.in_flight = common.in_flight(config)
         # raw bytes with the built-in transform: read a whole batch straight into one
         # shared-memory ring slot (no per-sample copies, see ring.py); subclasses that
         # override transform() get the per-sample path
@@ -65,30 +67,45 @@ class ImageFolderDataset(ImageTransform, Dataset):
     def __getitems__(self, items: list[Any]) -> Any:
         """Batched fetch (the DataLoader calls this when it exists). After a failure that ends
         the run, the rest of the batch is not read (each read would wait out the retries)."""
-        if not self._raw_batches:
-            out = []
-            for item in items:
-                out.append(self[item])
-                if isinstance(out[-1], Failure) and failures.is_fatal(out[-1].reason):
-                    break
-            return out
         if items and isinstance(items[0], tuple):
             mark_epoch(self.storage, items[0][0])
             idx = [i for _, i in items]
         else:
             idx = list(items)
-        return self._read_raw_batch(idx)
+        if self._raw_batches:
+            return self._read_raw_batch(idx)
+        if type(self).__getitem__ is not ImageFolderDataset.__getitem__:  # a subclass's own __getitem__
+            return list(in_order(self.__getitem__, items, self.in_flight)) if self.in_flight > 1 \
+                else [self[i] for i in items]
+        return self._read_samples(idx)
+
+    def _read_samples(self, idx: list[int]) -> list[Any]:
+        """The samples of ``idx`` (``requests_in_flight`` reads outstanding), in order; after a
+        failure that ends the run the rest is not read."""
+        out: list[Any] = []
+        reads = read_samples(self.storage, [self.keys[i] for i in idx], [self.sizes[i] for i in idx], self.decode,
+                             self.transform, self.in_flight)
+        try:
+            for i, (sample, nbytes, reason, _) in zip(idx, reads):
+                if reason:  # named in the main process, no worker traceback
+                    out.append(Failure(self.keys[i], reason))
+                    if failures.is_fatal(reason):
+                        break
+                    continue
+                out.append((sample, self.labels[i], nbytes))
+        finally:
+            reads.close()
+        return out
 
     def _read_raw_batch(self, idx: list[int]) -> "Batch":
         sizes = [self.sizes[i] for i in idx]
         out, ticket = ring.take(sum(sizes))
         keys = [self.keys[i] for i in idx]
-        ends, failed = self.storage.get_many_into(keys, sizes, memoryview(out.numpy()))
+        ends, failed = self.storage.get_many_into(keys, sizes, memoryview(out.numpy()), self.in_flight)
         offsets = np.zeros(len(ends) + 1, dtype=np.int64)
         offsets[1:] = ends
         if failed:  # named in the main process, no worker traceback
-            bad = {k for k, _ in failed}
-            labels = [self.labels[i] for i, k in zip(idx, keys) if k not in bad]
+            labels = [self.labels[idx[j]] for j in common.read_positions(keys, failed, len(ends))]
             out = out[:int(offsets[-1])]
         else:
             labels = [self.labels[i] for i in idx]
@@ -144,15 +161,19 @@ class SequentialDataset(_Iterable):
 
     def __iter__(self):
         _, worker, workers = self._begin()
-        for i in split(len(self.keys), self.rank, self.world, worker, workers):
-            sample, nbytes, reason, _ = read_sample(self.storage, self.keys[i], self.sizes[i], self.decode,
-                                                    self.transform)
-            if not reason:
-                yield sample, self.labels[i], nbytes
-                continue
-            yield Failure(self.keys[i], reason)  # named in the main process, no worker traceback
-            if failures.is_fatal(reason):
-                return  # the run ends: reading on would wait out the retries for every sample
+        mine = split(len(self.keys), self.rank, self.world, worker, workers)
+        reads = read_samples(self.storage, [self.keys[i] for i in mine], [self.sizes[i] for i in mine],
+                             self.decode, self.transform, common.in_flight(self.config))
+        try:
+            for i, (sample, nbytes, reason, _) in zip(mine, reads):
+                if not reason:
+                    yield sample, self.labels[i], nbytes
+                    continue
+                yield Failure(self.keys[i], reason)  # named in the main process, no worker traceback
+                if failures.is_fatal(reason):
+                    return  # the run ends: reading on would wait out the retries for every sample
+        finally:
+            reads.close()
 
 
 class ShardDataset(_Iterable):

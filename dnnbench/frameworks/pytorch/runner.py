@@ -6,6 +6,7 @@ and :mod:`dnnbench.frameworks.phases`."""
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import random
@@ -90,11 +91,19 @@ def start_workers(loader: DataLoader) -> Any:
     signal's exception raised inside os.fork's at-fork handlers would only be printed, and the
     run would go on. One that arrives meanwhile ends the epoch as soon as the workers are up.
 
+    The parent's objects are frozen out of the garbage collector while the workers fork: a worker's
+    full collections then never walk (and copy on write) the hundreds of thousands of objects it
+    inherited (torch, pandas...), CPU a plain client loop in a small process does not pay.
+
     Raises:
         Interrupted: a stop signal arrived while the workers started.
     """
     with signals.held() as held:
-        it = iter(loader)
+        gc.freeze()
+        try:
+            it = iter(loader)
+        finally:
+            gc.unfreeze()
     if held.received:
         stop_workers(it)
         raise Interrupted()

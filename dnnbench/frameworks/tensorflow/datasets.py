@@ -28,10 +28,12 @@ from dnnbench.data.decode import channels
 from dnnbench.data.index import SampleIndex
 from dnnbench.data.shards import iter_shard
 from dnnbench.data.split import split
-from dnnbench.frameworks.common import Batch, Failure, ImageTransform, decode_timed, read_sample
+from dnnbench.frameworks.common import (Batch, Failure, ImageTransform, decode_timed, in_flight, read_positions,
+                                       read_sample)
 from dnnbench.frameworks.tensorflow._tf import tf
 from dnnbench.frameworks.tensorflow.plan import AUTOTUNE, LoaderPlan, WorkerIds
 from dnnbench.registry import DATASETS
+from dnnbench.storage.inflight import in_order, set_callers
 from dnnbench.storage.base import Storage
 
 _NO_STREAM = -1
@@ -54,6 +56,7 @@ class ImageFolderDataset(ImageTransform):
         self.config = config
         self.decode = config.decode
         self.size = tuple(config.image_dimension)
+        self.in_flight = in_flight(config)
         self.raw = self.decode == "none" or isinstance(self, RawBytesDataset)
         builtin = (ImageFolderDataset.transform, RawBytesDataset.transform)
         # raw bytes with the built-in transform: no transform; batches read straight into one buffer
@@ -107,8 +110,9 @@ class ImageFolderDataset(ImageTransform):
         good: list[int] = []
         failed: list[tuple[int, str]] = []
         nbytes = 0
-        for i in idx:
-            sample, n, reason = self._read(i, epoch, worker)
+        reads = in_order(lambda i: self._read(i, epoch, worker), idx, self.in_flight) \
+            if self.in_flight > 1 else (self._read(i, epoch, worker) for i in idx)
+        for i, (sample, n, reason) in zip(idx, reads):
             if reason:
                 failed.append((i, reason))
                 if failures.is_fatal(reason):
@@ -120,6 +124,7 @@ class ImageFolderDataset(ImageTransform):
                 parts.append(sample.reshape(-1))
             good.append(i)
             nbytes += n
+        reads.close()
         if out is not None:
             data, offsets = out[: len(good)], np.zeros(0, np.int64)
         else:
@@ -131,27 +136,19 @@ class ImageFolderDataset(ImageTransform):
     def _read_raw_batch(self, idx: list[int], worker: int, epoch: int) -> tuple[np.ndarray, ...]:
         sizes = self.sizes[idx]
         out = np.empty(int(sizes.sum()), np.uint8)
-        view = memoryview(out)
-        offsets = np.zeros(len(idx) + 1, np.int64)
-        good: list[int] = []
-        failed: list[tuple[int, str]] = []
-        pos = 0
-        get_into = self.storage.get_into
-        for i, size in zip(idx, sizes.tolist()):
-            key = self.keys[i]
-            try:
-                n, row = get_into(key, view[pos:pos + size])
-            except Exception as e:  # named in the main process, no thread traceback
-                failed.append((i, failures.read_failure(e)))
-                if failures.is_fatal(failed[-1][1]):
-                    break
-                continue
+        keys = [self.keys[i] for i in idx]
+        rows: list = []
+        ends, failed = self.storage.get_many_into(keys, sizes.tolist(), memoryview(out), self.in_flight, rows)
+        for row in rows:
             if row is not None:
                 row[3], row[4] = worker, epoch
-            pos += n
-            good.append(i)
-            offsets[len(good)] = pos
-        return (out[:pos], offsets[: len(good) + 1], self.labels[good], np.int64(pos), *_failures(failed))
+        good = [idx[j] for j in read_positions(keys, failed, len(ends))]
+        where = dict(zip(keys, idx))
+        offsets = np.zeros(len(ends) + 1, np.int64)
+        offsets[1:] = ends
+        pos = int(offsets[-1])
+        return (out[:pos], offsets, self.labels[good], np.int64(pos),
+                *_failures([(where[k], reason) for k, reason in failed]))
 
     # -- the pipeline ----------------------------------------------------------
     def pipeline(self, order: np.ndarray, epoch: int, plan: LoaderPlan) -> tf.data.Dataset:
@@ -159,6 +156,7 @@ class ImageFolderDataset(ImageTransform):
         # requests are recorded with the stream (interleave) or the reading thread as worker;
         # without parallel calls the training loop's own thread reads: worker -1, as in PyTorch
         ids = WorkerIds() if plan.num_parallel_calls is not None else None
+        set_callers(plan.threadpool_size)  # each reading thread keeps its own requests_in_flight
         units = tf.data.Dataset.from_tensor_slices(order)
         if plan.shuffle_buffer:
             units = units.shuffle(plan.shuffle_buffer, seed=(plan.seed * 1_000_003 + epoch) % 2**31,

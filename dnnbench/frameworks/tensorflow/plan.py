@@ -14,6 +14,10 @@ The workers mapping (the ``workers`` column means the same for both frameworks):
 - N = 0: no parallel calls and no prefetch: the read happens in the training loop's
   own ``next()``, as with a PyTorch DataLoader without workers.
 - Prefetch default: N x ``prefetch_factor`` batches, what a DataLoader keeps in flight.
+- ``dataset.requests_in_flight`` K: with ``read_unit: batch`` each batch read keeps K GETs
+  outstanding on a small thread pool (as a PyTorch worker does); with ``read_unit: sample``
+  tf.data's own parallelism grows instead: N x K parallel calls on N x K threads (and
+  N x K interleave streams by default). Either way N x K reads are in flight.
 
 What differs, by design: tf.data's parallelism is threads in one process, so Python
 work per request (client signing, recording) shares one GIL, while PyTorch's workers
@@ -69,6 +73,7 @@ class LoaderPlan:
     deterministic: bool
     threadpool_size: int
     limit: int | None  # samples per epoch cap (training.max_steps x batch_size)
+    requests_in_flight: int = 1  # GETs each read keeps outstanding (dataset.requests_in_flight)
 
     @classmethod
     def from_config(cls, config: Any) -> "LoaderPlan":
@@ -76,23 +81,27 @@ class LoaderPlan:
         fw = config.framework
         opts = fw.tensorflow
         workers = fw.num_workers
+        k = int(getattr(config.dataset, "requests_in_flight", 1) or 1)
+        # requests_in_flight K: a batch read keeps K GETs outstanding itself (as a PyTorch worker);
+        # a sample read is one GET, so tf.data's own parallelism grows K-fold instead
+        reads = max(1, workers) * (k if opts.read_unit == "sample" else 1)
         if opts.num_parallel_calls == AUTOTUNE:
             calls: int | str | None = AUTOTUNE
         else:
-            calls = workers or None
+            calls = (reads if workers else None)
         if opts.prefetch is None:
             prefetch: int | str = workers * (fw.prefetch_factor or 2)
         else:
             prefetch = opts.prefetch
         cycle = None
         if opts.parallelism == "interleave":
-            cycle = opts.cycle_length or max(1, workers)
+            cycle = opts.cycle_length or reads
         max_steps = config.training.max_steps
         return cls(workers=workers, batch_size=fw.batch_size, drop_last=fw.drop_last, read_unit=opts.read_unit,
                    parallelism=opts.parallelism, num_parallel_calls=calls, cycle_length=cycle, prefetch=prefetch,
                    shuffle=fw.shuffle, shuffle_buffer=opts.shuffle_buffer if fw.shuffle else None,
-                   seed=config.execution.seed, deterministic=opts.deterministic, threadpool_size=max(1, workers),
-                   limit=max_steps * fw.batch_size if max_steps is not None else None)
+                   seed=config.execution.seed, deterministic=opts.deterministic, threadpool_size=reads,
+                   limit=max_steps * fw.batch_size if max_steps is not None else None, requests_in_flight=k)
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,1 @@
+"""What if: predict throughput over a grid from one short probe (issue 18)."""

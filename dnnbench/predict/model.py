@@ -1,0 +1,238 @@
+"""The what-if model: a bottleneck / queueing model of the input pipeline, built from a probe's
+measurements (:class:`Probe`), that predicts samples/s, MiB/s and AU for one grid point.
+
+Pure arithmetic, no I/O: every term is named, and the smallest one bounds the point.
+
+- ``little``: Little's law, requests in flight / time each request slot is held. A loader worker
+  holds its slot for the request's latency (emulated + the storage's own service time at that
+  concurrency) plus the worker's CPU per request (read, decode, its share of the batch overhead).
+- ``cpu``: the cores we get / CPU per sample (the whole process tree, and a local server's share);
+  on a shared machine, the cores the probe's one process per core got beside the others' work.
+- ``storage``: the storage's throughput ceiling, when the probe reached one.
+- ``accelerator``: accelerators x batch size / step compute time.
+- ``prefetch``: workers x prefetch_factor batches buffered; printed, and it is why a data rate
+  above the accelerator's keeps AU at 100 % (the buffer absorbs a slow batch).
+
+A point the model cannot speak for (the page cache running out, concurrency far beyond the probed
+levels, many more workers than cores) gets a ``beyond`` reason and no prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+MiB = 2**20
+
+#: the terms, in the order they are printed
+TERMS = ("little", "cpu", "storage", "accelerator")
+
+
+@dataclass
+class Level:
+    """The storage measured at one concurrency: request latency (ms) and throughput."""
+
+    concurrency: int
+    requests: int
+    p50_ms: float
+    mean_ms: float
+    p99_ms: float
+    requests_per_s: float
+    MiB_per_s: float  # noqa: N815 - unit in the name
+    wait_ms: float | None = None  # mean latency less the client's CPU (None: mean_ms)
+    first_cpu_ms: float = 0.0  # a process's first request: the CPU making its client took beyond a GET
+
+
+@dataclass
+class Probe:
+    """What the probe measured (or, in tests, what is fabricated). Times are seconds."""
+
+    access: str  # random | sequential | shards
+    fs: bool  # a local filesystem (its reads come from the page cache)
+    cores: float  # cores this process may run on
+    busy_cores: float  # cores other processes kept busy while the probe measured
+    levels: list[Level]
+    read_cpu_s: float  # worker CPU per request (client)
+    decode_cpu_s: float  # worker CPU per sample (decode + resize)
+    server_cpu_s: float  # CPU per request spent outside this process (a local server)
+    batch_overhead_s: float  # per batch: collate, handoff to the main process (calibrated)
+    startup_s: float  # per epoch: loader workers started, before the first request
+    cpu_per_sample_s: float  # CPU of the whole process tree per sample (calibrated)
+    samples: int  # samples per epoch of the base config
+    samples_per_request: float  # 1, or the samples of a shard
+    sample_bytes: float  # mean storage bytes per sample
+    dataset_bytes: int
+    requests: int  # requests per epoch (objects or shards)
+    page_cache_bytes: int  # memory free for the page cache
+    ceiling_MiB_per_s: float | None = None  # noqa: N815 - None: not reached by the probe
+    fork_s: float = 0.0  # starting one loader worker
+    calibration_cores: float = 0.0  # cores the calibration run's process tree used (it got at least these)
+    service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
+    wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
+    wake8_s: float | None = None  # the same with 8 of ours sleeping and waking (None: as wake_s)
+    shuffle_buffer: int = 0  # shards: samples a worker holds before its first batch
+    seconds: float = 0.0  # how long the probe took
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def free_cores(self) -> float:
+        return max(0.05, self.cores - self.busy_cores)
+
+    def cores_for(self, processes: int) -> float:
+        """Cores ``processes`` busy processes of ours get: what the probe's one process per core got
+        beside the machine's other work, or what the calibration run used when that was more (a
+        loader that waits now and then is favoured over a spinning process); more workers on a
+        loaded machine were measured not to get more; never more than one core each."""
+        return min(float(processes), max(self.free_cores, self.calibration_cores))
+
+    def service_s(self, concurrency: float) -> float:
+        """The storage's own mean latency at ``concurrency`` (linear between probed levels, flat beyond)."""
+        pts = sorted((lv.concurrency, self.service_scale * (lv.mean_ms if lv.wait_ms is None else lv.wait_ms) / 1e3)
+                     for lv in self.levels)
+        if not pts:
+            return 0.0
+        if concurrency <= pts[0][0]:
+            return pts[0][1]
+        for (c0, s0), (c1, s1) in zip(pts, pts[1:]):
+            if concurrency <= c1:
+                return s0 + (s1 - s0) * (concurrency - c0) / (c1 - c0)
+        return pts[-1][1]
+
+    def wake_at(self, processes: int) -> float:
+        """A worker's wake-up delay with ``processes`` of ours waking (linear from 1 to 8, flat beyond)."""
+        if self.wake8_s is None:
+            return self.wake_s
+        return self.wake_s + (self.wake8_s - self.wake_s) * (min(processes, 8) - 1) / 7
+
+    @property
+    def max_concurrency(self) -> int:
+        return max((lv.concurrency for lv in self.levels), default=1)
+
+
+@dataclass
+class Point:
+    """One grid point: the knobs the model understands."""
+
+    workers: int
+    latency_ms: float = 0.0
+    requests_in_flight: int = 1
+    compute_time_s: float = 0.0
+    accelerators: int = 1
+    batch_size: int = 32
+    prefetch_factor: int = 2
+    bandwidth_MBps: float | None = None  # noqa: N815
+    epochs: int = 1
+    warmup_steps: int = 0
+    max_steps: int | None = None
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one point: named terms (samples/s), the bound, the figures."""
+
+    terms: dict[str, float]
+    bound: str | None
+    samples_per_s: float | None
+    MiB_per_s: float | None  # noqa: N815
+    au_percent: float | None
+    wall_s: float | None
+    hold_ms: float  # how long one request slot is held (latency + worker time per request)
+    in_flight: int
+    prefetch_batches: int
+    beyond: str | None = None
+
+
+def beyond_model(p: Probe, pt: Point) -> str | None:
+    """Why the model cannot speak for ``pt`` (None: it can)."""
+    if p.fs and p.dataset_bytes > p.page_cache_bytes:
+        return (f"page cache: the dataset ({p.dataset_bytes / MiB:,.0f} MiB) exceeds the free memory "
+                f"({p.page_cache_bytes / MiB:,.0f} MiB); the probe read from the cache")
+    in_flight = pt.accelerators * max(1, pt.workers) * pt.requests_in_flight
+    if in_flight > 4 * p.max_concurrency and not p.fs:
+        return f"{in_flight} requests in flight: more than 4x the probed {p.max_concurrency}"
+    if pt.accelerators * max(1, pt.workers) > 8 * p.cores:
+        return f"{pt.accelerators * pt.workers} loader processes on {p.cores:g} cores"
+    return None
+
+
+def worker_seconds(p: Probe, pt: Point) -> tuple[float, float]:
+    """(hold time of one request slot, worker time per sample), seconds."""
+    concurrency = pt.accelerators * max(1, pt.workers) * pt.requests_in_flight
+    request_bytes = p.sample_bytes * p.samples_per_request
+    transfer = request_bytes / (pt.bandwidth_MBps * 1e6) if pt.bandwidth_MBps else 0.0
+    wake = p.wake_at(pt.accelerators * max(1, pt.workers)) if pt.latency_ms > 0 else 0.0
+    latency = pt.latency_ms / 1e3 + wake + p.service_s(concurrency) + transfer
+    cpu = p.read_cpu_s / p.samples_per_request + p.decode_cpu_s + p.batch_overhead_s / pt.batch_size
+    per_sample = latency / (pt.requests_in_flight * p.samples_per_request) + cpu
+    return latency + cpu * p.samples_per_request, per_sample
+
+
+def terms(p: Probe, pt: Point) -> dict[str, float]:
+    """Each term's samples/s for the whole point (all accelerators); inf = no limit."""
+    workers = max(1, pt.workers)
+    if p.access == "shards":
+        workers = min(workers, max(1, p.requests))  # a worker with no shard reads nothing
+    _, per_sample = worker_seconds(p, pt)
+    cpu = max(p.cpu_per_sample_s, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s) \
+        + p.server_cpu_s / p.samples_per_request
+    return {
+        "little": pt.accelerators * workers / per_sample,
+        "cpu": p.cores_for(pt.accelerators * (workers + 1)) / cpu if cpu > 0 else math.inf,
+        "storage": p.ceiling_MiB_per_s * MiB / p.sample_bytes if p.ceiling_MiB_per_s else math.inf,
+        "accelerator": pt.accelerators * pt.batch_size / pt.compute_time_s if pt.compute_time_s > 0 else math.inf,
+    }
+
+
+def predict(p: Probe, pt: Point) -> Prediction:
+    """The model's prediction for ``pt`` (or why there is none: ``beyond``)."""
+    hold, per_sample = worker_seconds(p, pt)
+    workers = max(1, pt.workers)
+    t = terms(p, pt)
+    base = dict(terms=t, hold_ms=hold * 1e3, in_flight=pt.accelerators * workers * pt.requests_in_flight,
+                prefetch_batches=workers * pt.prefetch_factor)
+    why = beyond_model(p, pt)
+    if why is not None:
+        return Prediction(bound=None, samples_per_s=None, MiB_per_s=None, au_percent=None, wall_s=None,
+                          beyond=why, **base)
+    bound = min(TERMS, key=lambda k: t[k])
+    data_rate = min(t["little"], t["cpu"], t["storage"])
+    wall = epoch_wall(p, pt, t[bound], per_sample) * pt.epochs
+    total = samples_per_epoch(p, pt) * pt.epochs * pt.accelerators
+    rate = total / wall
+    au = None
+    if pt.compute_time_s > 0:
+        step = max(pt.compute_time_s, pt.accelerators * pt.batch_size / data_rate)
+        au = 100.0 * pt.compute_time_s / step
+    return Prediction(bound=bound, samples_per_s=rate, MiB_per_s=rate * p.sample_bytes / MiB, au_percent=au,
+                      wall_s=wall, **base)
+
+
+def samples_per_epoch(p: Probe, pt: Point) -> int:
+    """Samples one accelerator reads per epoch (``training.max_steps`` caps it)."""
+    if pt.max_steps is not None:
+        return min(p.samples, pt.max_steps * pt.batch_size)
+    return p.samples
+
+
+def start_s(p: Probe, pt: Point) -> float:
+    """An epoch's start before the workers read at pace: what the calibration run's start took
+    (its worker's storage client made at its first request included), then the loader starts its
+    workers one after the other (the clients of more workers are made at once: measured, that
+    adds little to the forks)."""
+    return p.startup_s + max(1, pt.workers) * p.fork_s
+
+
+def fill_samples(p: Probe, pt: Point) -> float:
+    """Samples one worker reads before its first batch (shards: its shuffle buffer fills first)."""
+    if p.access != "shards":
+        return pt.batch_size
+    per_worker = p.samples / max(1, min(max(1, pt.workers), p.requests))
+    return max(pt.batch_size, min(p.shuffle_buffer, per_worker))
+
+
+def epoch_wall(p: Probe, pt: Point, rate: float, per_sample: float) -> float:
+    """One epoch's wall time: the workers' start, then every sample at the bounding rate (all the
+    workers fill their first batches together, so the first batch is no extra time unless one
+    worker's fill outlasts the whole epoch's reading)."""
+    n = samples_per_epoch(p, pt) * pt.accelerators
+    return start_s(p, pt) + max(fill_samples(p, pt) * per_sample, n / rate)

@@ -1,0 +1,373 @@
+"""The probe: a short, bounded measurement of what the model needs.
+
+1. a calibration run: the config itself, one loader worker, no emulated latency, a few steps
+   (a real run through the executor, in the predict folder): worker start-up, per-sample worker
+   time, CPU of the process tree per sample; the per-batch overhead (collate, handoff to the main
+   process) is what the run took beyond the read and decode the probe measured;
+2. the CPU this machine gives us now (shared machines: other people's work takes the rest);
+3. the storage without emulation at a few concurrency levels (1, 2, 4, 8 processes issuing GETs):
+   the latency distribution, requests/s and MiB/s per level (the highest = the ceiling when the
+   curve flattened) and the client's CPU per request (a local server's own CPU is not measured:
+   it shows as latency rising with concurrency);
+4. decode CPU per sample, as a loader worker decodes (OpenCV, the config's mode and size).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+from typing import Any
+
+from dnnbench.config.loading import LoadedConfig, load_config
+from dnnbench.errors import BenchError
+from dnnbench.events import Events
+from dnnbench.predict.model import Level, Probe
+
+LEVELS = (1, 2, 4, 8)
+CALIBRATION_SAMPLES = 320  # at most, in the calibration run
+
+
+def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> Probe:
+    """Measure everything the model needs; seconds, not minutes.
+
+    Raises:
+        BenchError: the calibration run failed (its reason), or the storage cannot be read.
+    """
+    t0 = time.perf_counter()
+    events.notice("probe: CPU this machine gives us now")
+    free = available_cores(0.5)  # next to the calibration run: the load moves within a minute
+    try:  # first: the client library imported here, as before any real run's workers fork
+        opened = open_dataset(loaded)
+    except BenchError:  # not there yet: the calibration run prepares it (prepare.auto) or says why
+        opened = None
+    cal = calibrate(loaded, overrides, out_dir, events)
+    storage, keys, facts = opened or open_dataset(loaded)
+    timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
+    events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
+    levels, read_cpu = measure_levels(storage, keys)
+    decode_cpu = decode_seconds(loaded, storage, keys, facts["access"])
+    free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
+    probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
+    probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
+    apply_calibration(probe, cal, loaded.config.framework.batch_size)
+    probe.seconds = time.perf_counter() - t0
+    return probe
+
+
+def calibration_overrides(loaded: LoadedConfig, out_dir: Path) -> list[str]:
+    """The base config, reduced to a short single-worker run without emulated latency."""
+    cfg = loaded.config
+    steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size))
+    if cfg.training.max_steps is not None:
+        steps = min(steps, cfg.training.max_steps)
+    return ["sweep=null", "repeat=1", "storage.emulate=null", "framework.num_workers=1",
+            "training.trainer=read", "training.epochs=1", f"training.max_steps={steps}", "training.warmup_steps=0",
+            "dataset.requests_in_flight=1", "execution.phases.inference=false",
+            "execution.phases.checkpoint=false", "metrics.requests=off", f"metrics.output_dir={out_dir}"]
+
+
+def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> dict[str, float]:
+    """Run the calibration run; its summary figures as floats.
+
+    Raises:
+        BenchError: it failed (the reason is its own).
+    """
+    from dnnbench.events import NullEvents
+    from dnnbench.multirun.runs import run_in_process, run_tags
+    from dnnbench.results import read_row
+
+    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir)])
+    events.notice("probe: calibration run (1 loader worker, no emulated latency)")
+    rec = run_in_process(cal, NullEvents(), "calibration", run_tags("probe", "calibration", 1), None)
+    row = read_row(rec.run_dir) or {}
+    if rec.status != "ok":
+        raise BenchError(f"the probe's calibration run failed: {rec.reason or rec.status}",
+                         reference=str(rec.run_dir), hint="run the config on its own to see why")
+    out = {k: float(row[k]) for k in ("samples", "wall_s", "time_to_first_batch_s", "cpu_percent",
+                                      "batch_size") if row.get(k) not in (None, "")}
+    wait = trimmed_step_wait(Path(rec.run_dir) / "steps.csv") if rec.run_dir else None
+    if wait is not None:
+        out["step_wait_s"] = wait
+    steady = steady_cores(Path(rec.run_dir)) if rec.run_dir else None
+    if steady is not None:
+        out["steady_cores"] = steady
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def steady_cores(run_dir: Path) -> float | None:
+    """Cores the process tree used after the first batch (``system.csv`` over the steps after the
+    first; the start, forks and imports, is left out). None: too few samples in that window."""
+    steps, system = _rows(run_dir / "steps.csv"), _rows(run_dir / "system.csv")
+    if len(steps) < 3 or len(system) < 3:
+        return None
+    t0 = float(steps[1]["t_s"])
+    t1 = float(steps[-1]["t_s"]) + float(steps[-1]["wait_s"] or 0) + float(steps[-1]["compute_s"] or 0)
+    cpu = wall = 0.0
+    for prev, row in zip(system, system[1:]):
+        a, b = max(t0, float(prev["t_s"])), min(t1, float(row["t_s"]))
+        if b > a:
+            cpu += float(row["cpu_percent"]) / 100.0 * (b - a)
+            wall += b - a
+    return cpu / wall if wall > 0.5 * (t1 - t0) and wall > 0 else None
+
+
+def trimmed_step_wait(steps_csv: Path) -> float | None:
+    """The mean wait for a batch after the first, its highest and lowest tenth left out (one worker,
+    no compute: the worker's time per batch; trimmed, so a moment when other work took the cores
+    does not skew it)."""
+    import csv
+
+    if not steps_csv.is_file():
+        return None
+    with open(steps_csv, newline="") as f:
+        waits = [float(r["wait_s"]) for r in csv.DictReader(f) if r.get("wait_s")][1:]
+    if not waits:
+        return None
+    waits.sort()
+    cut = len(waits) // 10
+    kept = waits[cut:len(waits) - cut]
+    return sum(kept) / len(kept)
+
+
+def open_dataset(loaded: LoadedConfig) -> tuple[Any, list[str], dict[str, Any]]:
+    """The storage without emulation, the keys to probe, and the dataset's figures."""
+    from dnnbench.data.listing import list_dataset
+    from dnnbench.data.shards import list_shards
+    from dnnbench.storage.factory import create_storage
+
+    cfg = loaded.config
+    storage = create_storage(cfg.storage.model_copy(update={"emulate": None}))
+    if cfg.dataset.access == "shards":
+        index, meta = list_shards(storage, cfg.shards.prefix)
+        counts = [c for c in getattr(index, "shard_samples", []) if c is not None]
+        samples = int(meta.get("samples") or sum(counts) or len(index))
+    else:
+        index, _ = list_dataset(storage, cfg.storage.prefixes, cfg.execution.listing_workers,
+                                cfg.dataset.extensions, cfg.dataset.labels, cfg.dataset.on_error)
+        if cfg.dataset.max_samples:
+            index = index.subset(cfg.dataset.max_samples, cfg.execution.seed)
+        samples = len(index)
+    keys = list(index.keys)
+    facts = {"access": cfg.dataset.access, "samples": samples, "requests": len(keys),
+             "bytes": int(index.total_bytes), "fs": cfg.storage.client == "fs"}
+    return storage, keys, facts
+
+
+def available_cores(seconds: float) -> float:
+    """Cores this machine gives us now: one spinning process per core for ``seconds``, their CPU
+    time over the wall time (other people's work on a shared machine takes the rest)."""
+    n = len(os.sched_getaffinity(0))
+    with ProcessPoolExecutor(n, mp_context=_context()) as pool:
+        list(pool.map(_spin, [0.0] * n))  # started before the clock
+        t0 = time.perf_counter()
+        cpu = sum(pool.map(_spin, [seconds] * n))
+        wall = time.perf_counter() - t0
+    return min(float(n), cpu / wall)
+
+
+def fork_seconds(times: int = 3) -> float:
+    """What starting one loader worker costs the main process now (fork, start, exit): the DataLoader
+    starts its workers one after the other before the first batch."""
+    ctx = _context()
+    t0 = time.perf_counter()
+    for _ in range(times):
+        proc = ctx.Process(target=_spin, args=(0.0,))
+        proc.start()
+        proc.join()
+    return (time.perf_counter() - t0) / times
+
+
+def wake_seconds(n: int, sleep_s: float = 0.005, times: int = 20) -> float:
+    """The mean overshoot of a short sleep in ``n`` processes at once (a worker waking up after an
+    emulated latency waits for a core first: on a loaded machine this is not small)."""
+    with ProcessPoolExecutor(n, mp_context=_context()) as pool:
+        return sum(pool.map(_oversleep, [sleep_s] * n, [times] * n)) / n
+
+
+def _oversleep(sleep_s: float, times: int) -> float:
+    total = 0.0
+    for _ in range(times):
+        t0 = time.perf_counter()
+        time.sleep(sleep_s)
+        total += time.perf_counter() - t0 - sleep_s
+    return total / times
+
+
+def _spin(seconds: float) -> float:
+    c0, end = time.process_time(), time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+    return time.process_time() - c0
+
+
+def _context() -> Any:
+    return get_context("fork" if "fork" in get_all_start_methods() else None)
+
+
+_STORAGE: Any = None
+
+
+def _init(storage: Any) -> None:
+    global _STORAGE
+    _STORAGE = storage
+
+
+def _read(keys: list[str], seconds: float = 0.0) -> list[tuple[float, float, int]]:
+    """In a probe process: GET the keys in turn (again from the first while ``seconds`` last);
+    (wall s, CPU s, bytes) per request."""
+    out: list[tuple[float, float, int]] = []
+    end = time.perf_counter() + seconds
+    i = 0
+    while keys and (i < len(keys) or time.perf_counter() < end):
+        c0, t0 = time.process_time(), time.perf_counter()
+        data, _ = _STORAGE.get(keys[i % len(keys)])
+        out.append((time.perf_counter() - t0, time.process_time() - c0, len(data)))
+        i += 1
+    return out
+
+
+def _pick(keys: list[str], n: int, offset: int) -> list[str]:
+    """``n`` keys, spread over the dataset, starting ``offset`` into it (each level reads other objects)."""
+    step = max(1, len(keys) // max(1, n))
+    return [keys[(offset + i * step) % len(keys)] for i in range(n)]
+
+
+def measure_level(storage: Any, keys: list[str], concurrency: int, seconds: float) -> tuple[Level, float]:
+    """One concurrency level: ``concurrency`` processes GET their share of ``keys`` for ``seconds``
+    (each key at least once), after one GET each that makes their client (its extra CPU is the
+    level's ``first_cpu_ms``). Returns the level and the client CPU per request (s)."""
+    import numpy as np
+
+    chunks = [keys[i::concurrency] for i in range(concurrency)]
+    with ProcessPoolExecutor(concurrency, mp_context=_context(), initializer=_init, initargs=(storage,)) as pool:
+        first = [r for part in pool.map(_read, [c[:1] for c in chunks]) for r in part]  # clients made
+        t0 = time.perf_counter()
+        rows = [r for part in pool.map(_read, chunks, [seconds] * concurrency) for r in part]
+        wall = time.perf_counter() - t0
+    ms = np.array([r[0] for r in rows]) * 1e3
+    level = Level(concurrency, len(rows), float(np.percentile(ms, 50)), float(ms.mean()),
+                  float(np.percentile(ms, 99)), len(rows) / wall, sum(r[2] for r in rows) / wall / 2**20,
+                  wait_ms=float(np.mean([max(0.0, r[0] - r[1]) for r in rows])) * 1e3)
+    cpu = float(np.mean([r[1] for r in rows]))
+    level.first_cpu_ms = 1e3 * max(0.0, float(np.mean([r[1] for r in first])) - cpu)
+    return level, cpu
+
+
+def measure_levels(storage: Any, keys: list[str], seconds: float = 0.3) -> tuple[list[Level], float]:
+    """Every concurrency level (no more processes than keys); the client CPU per request at concurrency 1."""
+    levels: list[Level] = []
+    read_cpu = 0.0
+    offset = 0
+    for c in LEVELS:
+        if c > len(keys):
+            break
+        n = min(len(keys), 2 * c)
+        level, cpu = measure_level(storage, _pick(keys, n, offset), c, seconds)
+        offset += n
+        levels.append(level)
+        read_cpu = read_cpu or cpu
+    return levels, read_cpu
+
+
+def decode_seconds(loaded: LoadedConfig, storage: Any, keys: list[str], access: str, n: int = 24) -> float:
+    """CPU per sample to decode and resize as a loader worker does (0 for ``decode: none``)."""
+    from dnnbench.data.decode import DecodeError, decode_image
+
+    cfg = loaded.config.dataset
+    if cfg.decode == "none":
+        return 0.0
+    if access == "shards":
+        from dnnbench.data.shards import iter_shard
+
+        blobs = [data for _, data, _, _ in _first(iter_shard(storage, keys[0]), n)]
+    else:
+        blobs = [storage.get(k)[0] for k in _pick(keys, min(n, len(keys)), 1)]
+    size = tuple(cfg.image_dimension)
+    cpu, done = 0.0, 0
+    for data in blobs:
+        c0 = time.thread_time()
+        try:
+            decode_image(data, cfg.decode, size)
+        except DecodeError:
+            continue
+        cpu += time.thread_time() - c0
+        done += 1
+    return cpu / done if done else 0.0
+
+
+def _first(it: Any, n: int) -> list[Any]:
+    out = []
+    for x in it:
+        out.append(x)
+        if len(out) >= n:
+            break
+    return out
+
+
+def ceiling(levels: list[Level]) -> float | None:
+    """The storage's MiB/s ceiling: the highest level's throughput when doubling the concurrency
+    gained less than 15 % (the curve flattened); None when it was still rising."""
+    if len(levels) < 2:
+        return None
+    best = max(lv.MiB_per_s for lv in levels)
+    return best if levels[-1].MiB_per_s < 1.15 * levels[-2].MiB_per_s else None
+
+
+def assemble(loaded: LoadedConfig, facts: dict[str, Any], cal: dict[str, float], levels: list[Level],
+             read_cpu: float, decode_cpu: float, free_cores: float) -> Probe:
+    """The Probe: the measurements, and the calibration run's residuals (batch overhead, start-up)."""
+    import psutil
+
+    cfg = loaded.config
+    spr = facts["samples"] / max(1, facts["requests"]) if facts["access"] == "shards" else 1.0
+    probe = Probe(access=facts["access"], fs=facts["fs"], cores=float(len(os.sched_getaffinity(0))),
+                  busy_cores=max(0.0, len(os.sched_getaffinity(0)) - free_cores), levels=levels,
+                  read_cpu_s=read_cpu, decode_cpu_s=decode_cpu,
+                  server_cpu_s=0.0, batch_overhead_s=0.0, startup_s=0.0, cpu_per_sample_s=0.0,
+                  samples=facts["samples"], samples_per_request=spr,
+                  sample_bytes=facts["bytes"] / max(1, facts["samples"]), dataset_bytes=facts["bytes"],
+                  requests=facts["requests"], page_cache_bytes=int(psutil.virtual_memory().available),
+                  ceiling_MiB_per_s=ceiling(levels),
+                  shuffle_buffer=cfg.dataset.shuffle_buffer if facts["access"] == "shards" else 0)
+    return probe
+
+
+def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
+    """Per-batch overhead (or, for a server, how much slower it answers a real loader than the
+    probe), worker start-up and CPU per sample from the calibration run: one worker, so after its
+    first batch the run's pace is the worker's own time per sample."""
+    samples, wall, first = cal.get("samples", 0.0), cal.get("wall_s", 0.0), cal.get("time_to_first_batch_s", 0.0)
+    if samples <= 0 or wall <= 0:
+        p.notes.append("calibration run measured nothing: batch overhead and start-up taken as 0")
+        return
+    per_sample = (wall - first) / (samples - batch) if samples > 2 * batch else wall / samples
+    if cal.get("step_wait_s"):
+        per_sample = cal["step_wait_s"] / batch
+    known = (p.service_s(1) + p.read_cpu_s) / p.samples_per_request + p.decode_cpu_s
+    residual = max(0.0, per_sample - known)
+    service = p.service_s(1) / p.samples_per_request
+    if not p.fs and p.access != "shards" and service > 0:  # a server on these cores answers a loader
+        p.service_scale = 1.0 + residual / service  # slower than the probe's bare GETs
+    else:  # page cache, or one request per shard: what is left is the loader's own work per sample
+        p.batch_overhead_s = residual * batch
+    fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
+    p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
+    p.calibration_cores = cal.get("cpu_percent", 0.0) / 100.0
+    tree = p.calibration_cores * wall / samples
+    if cal.get("steady_cores") is not None:  # after the start: the CPU a sample costs at pace
+        p.calibration_cores = cal["steady_cores"]
+        tree = cal["steady_cores"] * per_sample
+    p.cpu_per_sample_s = max(tree, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s)

@@ -1,0 +1,95 @@
+"""``benchmark.py predict`` end to end on the tiny generated dataset (3 classes x 12 JPEGs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from dnnbench.cli import main
+from dnnbench.errors import EXIT_BAD_INPUT, EXIT_OK
+from dnnbench.predict.report import COLUMNS
+
+
+def predict_dir(out: Path) -> Path:
+    (d,) = [p for p in out.iterdir() if p.name.startswith("predict-")]
+    return d
+
+
+def rows(d: Path) -> list[dict[str, str]]:
+    with open(d / "predict.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_predict_writes_one_row_per_grid_point_with_every_term(tiny_root, write_config, tmp_path, capsys):
+    cfg = write_config(tiny_root)
+    code = main(["-q", "predict", "--config", str(cfg), "--run-id", "p1", "--grid", "framework.num_workers=0,1,2",
+                 "storage.emulate.latency_ms=0,5"])
+    assert code == EXIT_OK
+    d = predict_dir(tmp_path / "results")
+    assert d.name == "predict-p1"
+    got = rows(d)
+    assert len(got) == 6 and list(got[0]) == COLUMNS
+    assert [r["point"] for r in got][:2] == ["num_workers=0,latency_ms=0", "num_workers=0,latency_ms=5"]
+    assert all(r["bound"] in ("little", "cpu", "storage") and float(r["predicted_samples_per_s"]) > 0 for r in got)
+    assert all(r["measured_samples_per_s"] == "" and r["error_percent"] == "" for r in got)
+    probe = json.loads((d / "probe.json").read_text())
+    assert probe["samples"] == 36 and probe["levels"][0]["concurrency"] == 1
+    assert (d / "calibration" / "summary.csv").is_file()
+    text = capsys.readouterr().out
+    assert "% of a full run" in text and "little" in text and "predicted" in text
+    assert max(len(line) for line in text.split("\n") if "pred/s" in line) <= 80
+
+
+def test_the_table_and_csv_from_a_fabricated_probe(tiny_root, write_config, tmp_path, capsys, monkeypatch):
+    """The command without its probe (fast): every point a row, the table within 80 columns,
+    accelerators as a predict-only key, points beyond the model named."""
+    from dnnbench.predict import command
+    from tests.unit.test_predict_model import probe
+
+    monkeypatch.setattr(command, "run_probe", lambda *a: probe(seconds=3.0))
+    cfg = write_config(tiny_root, training={"trainer": "emulate", "compute_time_s": 0.05, "epochs": 1})
+    code = main(["predict", "--config", str(cfg), "--run-id", "f", "--grid", "framework.num_workers=1,4,32",
+                 "accelerators=1,2"])
+    assert code == EXIT_OK
+    got = rows(predict_dir(tmp_path / "results"))
+    assert len(got) == 6 and list(got[0]) == COLUMNS
+    assert [r["accelerators"] for r in got] == ["1", "2"] * 3
+    assert [r["bound"] for r in got[:4]] == ["little", "little", "accelerator", "accelerator"]
+    assert [r["predicted_samples_per_s"] for r in got[4:]] == ["", ""]
+    assert "32 loader processes on 2 cores" in got[4]["beyond_model"]
+    assert "64 requests in flight" in got[5]["beyond_model"]
+    assert float(got[0]["predicted_au_percent"]) == pytest.approx(62.5)  # 8 samples at 100/s per 0.05 s step
+    assert float(got[2]["predicted_au_percent"]) == pytest.approx(100.0)
+    text = capsys.readouterr().out
+    table = text[text.index("\nwork ") + 1:text.index("beyond the model:")]
+    assert len(table.strip().split("\n")) == 7 and max(len(line) for line in table.split("\n")) <= 80
+    assert "probe: 3.0 s" in text and "accelerator" in text
+
+
+def test_a_grid_key_the_model_does_not_know_is_exit_2_and_nothing_runs(tiny_root, write_config, tmp_path, capsys):
+    cfg = write_config(tiny_root)
+    assert main(["predict", "--config", str(cfg), "--grid", "dataset.decode=rgb,none"]) == EXIT_BAD_INPUT
+    assert "does not know how this key changes throughput" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_check_runs_the_points_for_real_and_compares(tiny_root, write_config, tmp_path, capsys):
+    cfg = write_config(tiny_root)
+    code = main(["-q", "predict", "--config", str(cfg), "--run-id", "c", "--grid", "framework.num_workers=0,1",
+                 "--check", "--check-points", "2"])
+    assert code == EXIT_OK
+    d = predict_dir(tmp_path / "results")
+    got = rows(d)
+    assert len(got) == 2
+    for r in got:
+        run_row = next(csv.DictReader(open(Path(r["run_dir"]) / "summary.csv")))
+        assert float(r["measured_samples_per_s"]) == pytest.approx(float(run_row["samples_per_s"]))
+        err = 100 * (float(r["predicted_samples_per_s"]) - float(r["measured_samples_per_s"])) \
+            / float(r["measured_samples_per_s"])
+        assert float(r["error_percent"]) == pytest.approx(err)
+    assert "check: median |error|" in capsys.readouterr().out

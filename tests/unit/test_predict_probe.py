@@ -1,0 +1,51 @@
+"""The probe's arithmetic on a calibration run's figures (no run, no timing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dnnbench.predict.model import Level
+from dnnbench.predict.probe import apply_calibration, ceiling, steady_cores, trimmed_step_wait
+from tests.unit.test_predict_model import probe
+
+
+def test_a_filesystem_calibration_leaves_the_per_batch_overhead():
+    p = probe(fs=True, read_cpu_s=0.001, decode_cpu_s=0.002, levels=[Level(1, 1, 0, 1.0, 0, 0, 0, wait_ms=1.0)])
+    apply_calibration(p, {"samples": 320, "wall_s": 2.0, "time_to_first_batch_s": 0.5, "cpu_percent": 50.0,
+                          "step_wait_s": 0.16}, batch=32)
+    assert p.batch_overhead_s == pytest.approx(0.16 - 32 * 0.004) and p.service_scale == 1.0
+    assert p.startup_s == pytest.approx(0.5 - 32 * 0.005)
+    assert p.calibration_cores == 0.5 and p.cpu_per_sample_s == pytest.approx(0.5 * 2.0 / 320)
+    apply_calibration(p, {"samples": 320, "wall_s": 2.0, "time_to_first_batch_s": 0.5, "cpu_percent": 50.0,
+                          "step_wait_s": 0.16, "steady_cores": 0.8}, batch=32)
+    assert p.calibration_cores == 0.8 and p.cpu_per_sample_s == pytest.approx(0.8 * 0.005)  # at pace
+
+
+def test_a_servers_calibration_stretches_its_latency_instead():
+    p = probe(levels=[Level(1, 1, 0, 10.0, 0, 0, 0)])
+    apply_calibration(p, {"samples": 320, "wall_s": 8.0, "time_to_first_batch_s": 1.0, "step_wait_s": 0.64}, 32)
+    assert p.service_scale == pytest.approx(2.0) and p.batch_overhead_s == 0.0
+
+
+def test_the_ceiling_is_taken_only_where_the_curve_flattened():
+    lv = [Level(c, 1, 0, 0, 0, 0, mib) for c, mib in ((1, 10.0), (2, 19.0), (4, 30.0), (8, 32.0))]
+    assert ceiling(lv) == 32.0
+    assert ceiling(lv[:3]) is None and ceiling(lv[:1]) is None
+
+
+def test_the_step_wait_leaves_out_the_first_step_and_the_tails(tmp_path):
+    rows = ["epoch,step,t_s,wait_s"] + [f"0,{i},0,{w}" for i, w in enumerate([9.0] + [0.1] * 18 + [5.0, 0.0])]
+    (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
+    assert trimmed_step_wait(tmp_path / "steps.csv") == pytest.approx(0.1)
+    assert trimmed_step_wait(tmp_path / "missing.csv") is None
+
+
+def test_steady_cores_leave_out_the_start_before_the_first_batch(tmp_path):
+    steps = ["epoch,step,t_s,wait_s,compute_s"] + [f"0,{i},{1.0 + i * 0.5},0.5,0" for i in range(6)]
+    # the start (0-1.5 s) used 1 core; from the second step on (1.5-4.0 s) half a core
+    system = ["t_s,cpu_percent", "0.0,0", "1.0,100", "1.5,100", "2.5,50", "3.5,50", "4.0,50"]
+    (tmp_path / "steps.csv").write_text("\n".join(steps) + "\n")
+    (tmp_path / "system.csv").write_text("\n".join(system) + "\n")
+    assert steady_cores(tmp_path) == pytest.approx(0.5)
+    (tmp_path / "system.csv").write_text("t_s,cpu_percent\n0.0,0\n")
+    assert steady_cores(tmp_path) is None
