@@ -64,6 +64,7 @@ class RecordDataset(ImageFolderDataset):
         self.file_keys, self.format, self.spec = plan.files.keys, fmt, decode
         self.rows = (rec.file, rec.item, rec.offset, rec.length, plan.whole())  # numpy columns: compact
         self.metas = rec.metas
+        self.in_flight = 1  # the parent's read loop asks it; > 1 with a data format is refused at validation
 
     def __len__(self) -> int:
         return len(self.rows[0])
