@@ -326,7 +326,7 @@ def collate(samples: list[Any]) -> Batch:
         for a, off, size in zip(arrays, offsets[:-1].tolist(), sizes):
             buf[off:off + size] = a.reshape(-1).view(np.uint8)
         return Batch(out, labels, nbytes, len(good), failures, offsets, ticket)
-    dtype = torch.from_numpy(first[:0]).dtype
+    dtype = torch.from_numpy(np.empty(0, first.dtype)).dtype  # (samples may be read-only views)
     flat, ticket = ring.take(len(arrays) * first.nbytes)
     out = flat.view(dtype).view(len(arrays), *first.shape)
     np.stack(arrays, out=out.numpy())
