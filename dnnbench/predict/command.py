@@ -45,7 +45,7 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     if check:
         measured, interrupted = checking.run_check(loaded, overrides, checking.sample(points, check_points),
                                                    out_dir, events)
-        checking.merge(rows, measured)
+        checking.merge(rows, measured, probe, points)
         report.write_outputs(out_dir, rows, probe)
     text = [*report.probe_lines(probe, full.wall_s), "model terms for the config as it is "
             f"(bound: {full.bound or 'beyond the model: ' + str(full.beyond)}):",
@@ -54,6 +54,8 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     text += [f"beyond the model: {r['point']}: {r['beyond_model']}" for r in rows if r["beyond_model"]]
     if check:
         text.append(checking.summary(rows) or "check: no point could be compared")
+        text += [line for line in (checking.summary(rows, "error_at_load_percent", "at the load seen"),
+                                   checking.load_line(probe, rows)) if line]
     if interrupted:
         text.append("check interrupted: the points measured so far are compared")
     text.append(f"predict: {out_dir}/predict.csv (probe: probe.json)")

@@ -18,13 +18,14 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 from dnnbench.config.loading import LoadedConfig, load_config
 from dnnbench.errors import BenchError
 from dnnbench.events import Events
+from dnnbench.predict.machine import (available_cores, contention, decode_all, fork_seconds, mp_context,
+                                      wake_seconds)
 from dnnbench.predict.model import Level, Probe
 
 LEVELS = (1, 2, 4, 8)
@@ -49,10 +50,14 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
     levels, read_cpu = measure_levels(storage, keys)
-    decode_cpu = decode_seconds(loaded, storage, keys, facts["access"])
+    blobs = sample_blobs(storage, keys, facts["access"])
+    decode_cpu = decode_seconds(loaded, blobs)
+    events.notice("probe: contention (1 to 4x cores processes doing a worker's CPU work)")
+    cores_at = contention(blobs, loaded.config.dataset.decode, tuple(loaded.config.dataset.image_dimension))
     free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
     probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
     probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
+    probe.cores_at, probe.load_average = cores_at, os.getloadavg()[0]
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
     probe.seconds = time.perf_counter() - t0
     return probe
@@ -166,57 +171,6 @@ def open_dataset(loaded: LoadedConfig) -> tuple[Any, list[str], dict[str, Any]]:
     return storage, keys, facts
 
 
-def available_cores(seconds: float) -> float:
-    """Cores this machine gives us now: one spinning process per core for ``seconds``, their CPU
-    time over the wall time (other people's work on a shared machine takes the rest)."""
-    n = len(os.sched_getaffinity(0))
-    with ProcessPoolExecutor(n, mp_context=_context()) as pool:
-        list(pool.map(_spin, [0.0] * n))  # started before the clock
-        t0 = time.perf_counter()
-        cpu = sum(pool.map(_spin, [seconds] * n))
-        wall = time.perf_counter() - t0
-    return min(float(n), cpu / wall)
-
-
-def fork_seconds(times: int = 3) -> float:
-    """What starting one loader worker costs the main process now (fork, start, exit): the DataLoader
-    starts its workers one after the other before the first batch."""
-    ctx = _context()
-    t0 = time.perf_counter()
-    for _ in range(times):
-        proc = ctx.Process(target=_spin, args=(0.0,))
-        proc.start()
-        proc.join()
-    return (time.perf_counter() - t0) / times
-
-
-def wake_seconds(n: int, sleep_s: float = 0.005, times: int = 20) -> float:
-    """The mean overshoot of a short sleep in ``n`` processes at once (a worker waking up after an
-    emulated latency waits for a core first: on a loaded machine this is not small)."""
-    with ProcessPoolExecutor(n, mp_context=_context()) as pool:
-        return sum(pool.map(_oversleep, [sleep_s] * n, [times] * n)) / n
-
-
-def _oversleep(sleep_s: float, times: int) -> float:
-    total = 0.0
-    for _ in range(times):
-        t0 = time.perf_counter()
-        time.sleep(sleep_s)
-        total += time.perf_counter() - t0 - sleep_s
-    return total / times
-
-
-def _spin(seconds: float) -> float:
-    c0, end = time.process_time(), time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-    return time.process_time() - c0
-
-
-def _context() -> Any:
-    return get_context("fork" if "fork" in get_all_start_methods() else None)
-
-
 _STORAGE: Any = None
 
 
@@ -252,7 +206,7 @@ def measure_level(storage: Any, keys: list[str], concurrency: int, seconds: floa
     import numpy as np
 
     chunks = [keys[i::concurrency] for i in range(concurrency)]
-    with ProcessPoolExecutor(concurrency, mp_context=_context(), initializer=_init, initargs=(storage,)) as pool:
+    with ProcessPoolExecutor(concurrency, mp_context=mp_context(), initializer=_init, initargs=(storage,)) as pool:
         first = [r for part in pool.map(_read, [c[:1] for c in chunks]) for r in part]  # clients made
         t0 = time.perf_counter()
         rows = [r for part in pool.map(_read, chunks, [seconds] * concurrency) for r in part]
@@ -282,29 +236,21 @@ def measure_levels(storage: Any, keys: list[str], seconds: float = 0.3) -> tuple
     return levels, read_cpu
 
 
-def decode_seconds(loaded: LoadedConfig, storage: Any, keys: list[str], access: str, n: int = 24) -> float:
-    """CPU per sample to decode and resize as a loader worker does (0 for ``decode: none``)."""
-    from dnnbench.data.decode import DecodeError, decode_image
-
-    cfg = loaded.config.dataset
-    if cfg.decode == "none":
-        return 0.0
+def sample_blobs(storage: Any, keys: list[str], access: str, n: int = 24) -> list[bytes]:
+    """Up to ``n`` samples' bytes as a loader worker gets them (shards: the first shard's members)."""
     if access == "shards":
         from dnnbench.data.shards import iter_shard
 
-        blobs = [data for _, data, _, _ in _first(iter_shard(storage, keys[0]), n)]
-    else:
-        blobs = [storage.get(k)[0] for k in _pick(keys, min(n, len(keys)), 1)]
-    size = tuple(cfg.image_dimension)
-    cpu, done = 0.0, 0
-    for data in blobs:
-        c0 = time.thread_time()
-        try:
-            decode_image(data, cfg.decode, size)
-        except DecodeError:
-            continue
-        cpu += time.thread_time() - c0
-        done += 1
+        return [data for _, data, _, _ in _first(iter_shard(storage, keys[0]), n)]
+    return [storage.get(k)[0] for k in _pick(keys, min(n, len(keys)), 1)]
+
+
+def decode_seconds(loaded: LoadedConfig, blobs: list[bytes]) -> float:
+    """CPU per sample to decode and resize as a loader worker does (0 for ``decode: none``)."""
+    cfg = loaded.config.dataset
+    if cfg.decode == "none":
+        return 0.0
+    done, cpu = decode_all(blobs, cfg.decode, tuple(cfg.image_dimension))
     return cpu / done if done else 0.0
 
 
