@@ -75,7 +75,8 @@ def run_check(loaded: LoadedConfig, overrides: list[str], chosen: list[GridPoint
     extra = [f"sweep={json.dumps({'variants': variants})}", "repeat=1", f"metrics.output_dir={out_dir}"]
     with_sweep = load_config(loaded.path, [*overrides, *extra])
     watch = LoadWatch(events)
-    result = run_sweep(sweep_plan.plan(with_sweep, [*overrides, *extra]), watch, sweep_id="check")  # type: ignore[arg-type]
+    result = run_sweep(sweep_plan.plan(with_sweep, [*overrides, *extra]), watch,  # type: ignore[arg-type]
+                       sweep_id="check")
     rows = {r.variant: {**(read_row(r.run_dir) or {}), "run_dir": str(r.run_dir or ""),
                         **watch.seen.get(r.variant, {})} for r in result.runs}
     return rows, result.interrupted
@@ -101,7 +102,8 @@ def merge(rows: list[dict[str, Any]], measured: dict[str, dict[str, Any]], probe
             row[f"measured_{col}"] = _float(m.get(col))
         row["run_dir"] = m.get("run_dir")
         row["error_percent"] = error_percent(row["predicted_samples_per_s"], row["measured_samples_per_s"])
-        row["check_free_cores"], row["check_load_average_1m"] = m.get("check_free_cores"), m.get("check_load_average_1m")
+        row["check_free_cores"] = m.get("check_free_cores")
+        row["check_load_average_1m"] = m.get("check_load_average_1m")
         g = by_label.get(row["point"])
         if probe is not None and g is not None and row["check_free_cores"] is not None:
             moved = predict(at_load(probe, row["check_free_cores"]), g.point)

@@ -59,24 +59,31 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
     probe.cores_at, probe.load_average = cores_at, os.getloadavg()[0]
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
+    crowd = crowd_workers(probe)
+    events.notice(f"probe: a short run with {crowd} loader workers (more than the cores: their start)")
+    apply_crowd(probe, calibrate(loaded, overrides, out_dir, events, crowd), crowd, loaded.config.framework.batch_size)
     probe.seconds = time.perf_counter() - t0
     return probe
 
 
-def calibration_overrides(loaded: LoadedConfig, out_dir: Path) -> list[str]:
-    """The base config, reduced to a short single-worker run without emulated latency."""
+def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1) -> list[str]:
+    """The base config, reduced to a short run without emulated latency (one worker: at most
+    ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and two more)."""
     cfg = loaded.config
-    steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size))
+    steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size)) if workers == 1 else \
+        workers * math.ceil(max(cfg.framework.batch_size, cfg.dataset.shuffle_buffer if cfg.dataset.access == "shards"
+                                else 0) / cfg.framework.batch_size) + 2
     if cfg.training.max_steps is not None:
         steps = min(steps, cfg.training.max_steps)
-    return ["sweep=null", "repeat=1", "storage.emulate=null", "framework.num_workers=1",
+    return ["sweep=null", "repeat=1", "storage.emulate=null", f"framework.num_workers={workers}",
             "training.trainer=read", "training.epochs=1", f"training.max_steps={steps}", "training.warmup_steps=0",
             "dataset.requests_in_flight=1", "execution.phases.inference=false",
             "execution.phases.checkpoint=false", "metrics.requests=off", f"metrics.output_dir={out_dir}"]
 
 
-def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> dict[str, float]:
-    """Run the calibration run; its summary figures as floats.
+def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
+              workers: int = 1) -> dict[str, float]:
+    """Run the calibration run (``workers`` loader workers); its summary figures as floats.
 
     Raises:
         BenchError: it failed (the reason is its own).
@@ -85,9 +92,11 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     from dnnbench.multirun.runs import run_in_process, run_tags
     from dnnbench.results import read_row
 
-    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir)])
-    events.notice("probe: calibration run (1 loader worker, no emulated latency)")
-    rec = run_in_process(cal, NullEvents(), "calibration", run_tags("probe", "calibration", 1), None)
+    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir, workers)])
+    name = "calibration" if workers == 1 else f"calibration-{workers}w"
+    if workers == 1:
+        events.notice("probe: calibration run (1 loader worker, no emulated latency)")
+    rec = run_in_process(cal, NullEvents(), name, run_tags("probe", name, 1), None)
     row = read_row(rec.run_dir) or {}
     if rec.status != "ok":
         raise BenchError(f"the probe's calibration run failed: {rec.reason or rec.status}",
@@ -291,6 +300,33 @@ def assemble(loaded: LoadedConfig, facts: dict[str, Any], cal: dict[str, float],
     return probe
 
 
+def crowd_workers(p: Probe) -> int:
+    """Loader workers of the second, short calibration run: 4x the cores (at most 16), no more
+    than the requests (a shard per worker)."""
+    return max(2, min(16, 4 * int(p.cores), p.requests))
+
+
+def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> None:
+    """What starting one loader worker costs in a real loader (forks, each worker's set-up and its
+    storage client, while the others start and read), from the run with ``workers`` workers: the
+    model's epoch (the calibrated start, one worker start each, every sample at the modelled
+    rate) solved for the worker start. The bare fork (``fork_s``) is the least it can be."""
+    from dnnbench.predict.model import Point, terms
+
+    wall, samples = cal.get("wall_s", 0.0), cal.get("samples", 0.0)
+    if wall <= 0 or samples <= 0:
+        p.notes.append(f"the run with {workers} workers measured nothing: a worker's start is the bare fork")
+        return
+    t = terms(p, Point(workers=workers, batch_size=batch))
+    rate = min(t["little"], t["cpu"], t["storage"])
+    p.fork_s = max(p.fork_s, (wall - p.startup_s - samples / rate) / workers)
+
+
+def fill_per_worker(p: Probe, batch: int) -> float:
+    """Samples one worker reads before it hands its first batch (shards: its shuffle buffer)."""
+    return max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
+
+
 def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     """Per-batch overhead (or, for a server, how much slower it answers a real loader than the
     probe), worker start-up and CPU per sample from the calibration run: one worker, so after its
@@ -309,7 +345,7 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
         p.service_scale = 1.0 + residual / service  # slower than the probe's bare GETs
     else:  # page cache, or one request per shard: what is left is the loader's own work per sample
         p.batch_overhead_s = residual * batch
-    fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
+    fill = fill_per_worker(p, batch)
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
     p.calibration_cores = cal.get("cpu_percent", 0.0) / 100.0
     tree = p.calibration_cores * wall / samples
