@@ -10,7 +10,7 @@ from typing import Any
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.events import Events
 from dnnbench.predict import check as checking
-from dnnbench.predict import report
+from dnnbench.predict import plot, report
 from dnnbench.predict.grid import parse_grid, plan_points, point_of
 from dnnbench.predict.model import predict
 from dnnbench.predict.probe import run_probe
@@ -58,5 +58,7 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
                                    checking.load_line(probe, rows)) if line]
     if interrupted:
         text.append("check interrupted: the points measured so far are compared")
-    text.append(f"predict: {out_dir}/predict.csv (probe: probe.json)")
+    picture = plot.write_plot(rows, out_dir / "predict.png", f"{loaded.stem}: predicted samples/s"
+                              + (" and measured (--check)" if check else ""))
+    text.append(f"predict: {out_dir}/predict.csv (probe: probe.json" + (", plot: predict.png)" if picture else ")"))
     return PredictResult(out_dir, rows, text, interrupted)
