@@ -47,8 +47,10 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | Non
         _curve(ax, x, name, pts, cmap(i % cmap.N))
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("samples/s")
-    if x == "workers":
+    if x == "workers" and min(r[x] for pts in curves.values() for r in pts) > 0:
         ax.set_xscale("log", base=2)
+    ticks = sorted({r[x] for pts in curves.values() for r in pts})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title, fontsize=10)
