@@ -4,7 +4,7 @@ what each run measured with what the model predicted for it. The measured figure
 runs' own summary rows, never from the model.
 
 The machine's load moves between the probe and the checked runs (a shared machine): right before
-each point runs, the cores one process per core gets and the load average are measured again
+and right after each point runs, the cores one process per core gets and the load average are measured again
 (:class:`LoadWatch`), and the point is also predicted at that load (``model.at_load``), labelled
 ``predicted_at_load``, beside the prediction made at the probe's load.
 """
@@ -28,8 +28,9 @@ LOAD_SECONDS = 0.3
 
 
 class LoadWatch:
-    """Forwards the sweep's events; before each point runs, measures the cores one process per
-    core gets now and the 1-minute load average (``seen``: label -> figures)."""
+    """Forwards the sweep's events; right before and right after each point runs, measures the
+    cores one process per core gets and the 1-minute load average (``seen``: label -> the mean
+    of the two)."""
 
     def __init__(self, inner: Events) -> None:
         self._inner = inner
@@ -39,11 +40,22 @@ class LoadWatch:
         return getattr(self._inner, name)
 
     def variant_start(self, n: int, runs: int, label: str, *rest: Any) -> None:
-        self.seen[label] = {"check_free_cores": available_cores(LOAD_SECONDS),
-                            "check_load_average_1m": os.getloadavg()[0]}
-        forward = getattr(self._inner, "variant_start", None)
-        if forward is not None:
-            forward(n, runs, label, *rest)
+        self.seen[label] = _load_now()
+        self._forward("variant_start", n, runs, label, *rest)
+
+    def variant_end(self, n: int, runs: int, label: str, *rest: Any) -> None:
+        before, after = self.seen.get(label), _load_now()
+        self.seen[label] = {k: (before[k] + v) / 2 for k, v in after.items()} if before else after
+        self._forward("variant_end", n, runs, label, *rest)
+
+    def _forward(self, name: str, *args: Any) -> None:
+        fn = getattr(self._inner, name, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _load_now() -> dict[str, float]:
+    return {"check_free_cores": available_cores(LOAD_SECONDS), "check_load_average_1m": os.getloadavg()[0]}
 
 
 def sample(points: list[GridPoint], n: int) -> list[GridPoint]:

@@ -81,7 +81,7 @@ def test_errors_are_computed_from_measured_rows_and_summarised():
     assert check.summary([{"point": "x"}]) is None
 
 
-def test_the_load_watch_measures_before_each_point_and_forwards_the_event(monkeypatch):
+def test_the_load_watch_measures_before_and_after_each_point_and_forwards_the_events(monkeypatch):
     calls = []
 
     class Inner:
@@ -91,14 +91,16 @@ def test_the_load_watch_measures_before_each_point_and_forwards_the_event(monkey
         def notice(self, text):
             calls.append(text)
 
-    monkeypatch.setattr(check, "available_cores", lambda seconds: 1.25)
+    cores = iter([1.0, 1.5])
+    monkeypatch.setattr(check, "available_cores", lambda seconds: next(cores))
     monkeypatch.setattr(check.os, "getloadavg", lambda: (3.5, 0.0, 0.0))
     watch = check.LoadWatch(Inner())
     watch.variant_start(1, 2, "num_workers=1", 1, 1)
     watch.notice("hi")
+    assert watch.seen == {"num_workers=1": {"check_free_cores": 1.0, "check_load_average_1m": 3.5}}
+    watch.variant_end(1, 2, "num_workers=1", 1, 1, "ok")  # the inner sink has no variant_end
     assert watch.seen == {"num_workers=1": {"check_free_cores": 1.25, "check_load_average_1m": 3.5}}
     assert calls == [(1, 2, "num_workers=1", 1, 1), "hi"]
-    assert check.LoadWatch(object()).variant_start(1, 1, "x") is None  # an inner sink without the event
 
 
 def test_a_checked_point_is_also_predicted_at_the_load_seen_before_it_ran(tmp_path):
