@@ -38,7 +38,7 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
                                          f"(predicted {full_run_s:.1f} s)" if full_run_s else ""),
            f"  cores {p.cores:g}, {p.free_cores:.2f} of them ours (one process per core; load average "
            f"{p.load_average:.1f})",
-           "  contention: " + ", ".join(f"{k:g} processes got {c:.2f} cores" for k, c in p.cores_at),
+           "  contention (processes: cores they got): " + ", ".join(f"{k:g}: {c:.2f}" for k, c in p.cores_at),
            f"  dataset {p.samples:,} samples in {p.requests:,} requests, {p.sample_bytes / 1024:.1f} KiB/sample"]
     for lv in p.levels:
         out.append(f"  storage x{lv.concurrency}: p50 {lv.p50_ms:.2f} ms, mean {lv.mean_ms:.2f}, "
