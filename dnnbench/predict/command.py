@@ -10,7 +10,7 @@ from typing import Any
 from dnnbench.config.loading import LoadedConfig
 from dnnbench.events import Events
 from dnnbench.predict import check as checking
-from dnnbench.predict import report
+from dnnbench.predict import plot, report
 from dnnbench.predict.grid import parse_grid, plan_points, point_of
 from dnnbench.predict.model import predict
 from dnnbench.predict.probe import run_probe
@@ -45,7 +45,7 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     if check:
         measured, interrupted = checking.run_check(loaded, overrides, checking.sample(points, check_points),
                                                    out_dir, events)
-        checking.merge(rows, measured)
+        checking.merge(rows, measured, probe, points)
         report.write_outputs(out_dir, rows, probe)
     text = [*report.probe_lines(probe, full.wall_s), "model terms for the config as it is "
             f"(bound: {full.bound or 'beyond the model: ' + str(full.beyond)}):",
@@ -54,7 +54,11 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     text += [f"beyond the model: {r['point']}: {r['beyond_model']}" for r in rows if r["beyond_model"]]
     if check:
         text.append(checking.summary(rows) or "check: no point could be compared")
+        text += [line for line in (checking.summary(rows, "error_at_load_percent", "at the load seen"),
+                                   checking.load_line(probe, rows)) if line]
     if interrupted:
         text.append("check interrupted: the points measured so far are compared")
-    text.append(f"predict: {out_dir}/predict.csv (probe: probe.json)")
+    picture = plot.write_plot(rows, out_dir / "predict.png", f"{loaded.stem}: predicted samples/s"
+                              + (" and measured (--check)" if check else ""))
+    text.append(f"predict: {out_dir}/predict.csv (probe: probe.json" + (", plot: predict.png)" if picture else ")"))
     return PredictResult(out_dir, rows, text, interrupted)

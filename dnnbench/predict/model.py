@@ -6,8 +6,10 @@ Pure arithmetic, no I/O: every term is named, and the smallest one bounds the po
 - ``little``: Little's law, requests in flight / time each request slot is held. A loader worker
   holds its slot for the request's latency (emulated + the storage's own service time at that
   concurrency) plus the worker's CPU per request (read, decode, its share of the batch overhead).
-- ``cpu``: the cores we get / CPU per sample (the whole process tree, and a local server's share);
-  on a shared machine, the cores the probe's one process per core got beside the others' work.
+- ``cpu``: the cores we get / CPU per sample (the whole process tree, and a local server's share):
+  the cores k processes of ours got doing a loader worker's CPU work in the probe (measured at
+  1, cores, 2x and 4x cores processes: more processes than cores pay for the contention, and on a
+  shared machine more processes take a larger share of it).
 - ``storage``: the storage's throughput ceiling, when the probe reached one.
 - ``accelerator``: accelerators x batch size / step compute time.
 - ``prefetch``: workers x prefetch_factor batches buffered; printed, and it is why a data rate
@@ -20,7 +22,7 @@ levels, many more workers than cores) gets a ``beyond`` reason and no prediction
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 MiB = 2**20
 
@@ -71,6 +73,9 @@ class Probe:
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
     wake8_s: float | None = None  # the same with 8 of ours sleeping and waking (None: as wake_s)
     shuffle_buffer: int = 0  # shards: samples a worker holds before its first batch
+    cores_at: list[list[float]] = field(default_factory=list)  # [processes, cores they got] (contention)
+    load_average: float = 0.0  # the 1-minute load average while the probe ran
+    pace: float = 1.0  # a worker's wall time for its CPU work now over the calibration's (see at_load)
     seconds: float = 0.0  # how long the probe took
     notes: list[str] = field(default_factory=list)
 
@@ -79,11 +84,22 @@ class Probe:
         return max(0.05, self.cores - self.busy_cores)
 
     def cores_for(self, processes: int) -> float:
-        """Cores ``processes`` busy processes of ours get: what the probe's one process per core got
-        beside the machine's other work, or what the calibration run used when that was more (a
-        loader that waits now and then is favoured over a spinning process); more workers on a
-        loaded machine were measured not to get more; never more than one core each."""
-        return min(float(processes), max(self.free_cores, self.calibration_cores))
+        """Cores ``processes`` busy processes of ours get: what that many processes doing a loader
+        worker's CPU work got in the probe (linear between the measured counts, flat beyond), or
+        what the calibration run used when that was more (a loader that waits now and then is
+        favoured over a spinning process); never more than one core each."""
+        got = self.contention_cores(processes) if self.cores_at else self.free_cores
+        return min(float(processes), max(got, self.calibration_cores))
+
+    def contention_cores(self, processes: int) -> float:
+        """The cores ``processes`` of ours got in the probe's contention measurement (interpolated)."""
+        pts = sorted((float(k), float(c)) for k, c in self.cores_at)
+        if processes <= pts[0][0]:
+            return pts[0][1] * processes / pts[0][0]
+        for (k0, c0), (k1, c1) in zip(pts, pts[1:]):
+            if processes <= k1:
+                return c0 + (c1 - c0) * (processes - k0) / (k1 - k0)
+        return pts[-1][1]
 
     def service_s(self, concurrency: float) -> float:
         """The storage's own mean latency at ``concurrency`` (linear between probed levels, flat beyond)."""
@@ -162,7 +178,7 @@ def worker_seconds(p: Probe, pt: Point) -> tuple[float, float]:
     transfer = request_bytes / (pt.bandwidth_MBps * 1e6) if pt.bandwidth_MBps else 0.0
     wake = p.wake_at(pt.accelerators * max(1, pt.workers)) if pt.latency_ms > 0 else 0.0
     latency = pt.latency_ms / 1e3 + wake + p.service_s(concurrency) + transfer
-    cpu = p.read_cpu_s / p.samples_per_request + p.decode_cpu_s + p.batch_overhead_s / pt.batch_size
+    cpu = p.pace * (p.read_cpu_s / p.samples_per_request + p.decode_cpu_s + p.batch_overhead_s / pt.batch_size)
     per_sample = latency / (pt.requests_in_flight * p.samples_per_request) + cpu
     return latency + cpu * p.samples_per_request, per_sample
 
@@ -219,7 +235,28 @@ def start_s(p: Probe, pt: Point) -> float:
     (its worker's storage client made at its first request included), then the loader starts its
     workers one after the other (the clients of more workers are made at once: measured, that
     adds little to the forks)."""
-    return p.startup_s + max(1, pt.workers) * p.fork_s
+    return p.pace * (p.startup_s + max(1, pt.workers) * p.fork_s)
+
+
+def one_process_share(free_cores: float, cores: float) -> float:
+    """The share of a core one busy process gets when one process per core got ``free_cores`` of
+    ``cores``: a fair scheduler gave each of them cores / (cores + others) so the others' runnable
+    processes are cores x (cores / free - 1), and one process gets cores / (1 + others), at most 1."""
+    free = min(max(free_cores, 0.05), cores)
+    others = cores * (cores / free - 1.0)
+    return min(1.0, cores / (1.0 + others))
+
+
+def at_load(p: Probe, free_now: float) -> Probe:
+    """The probe moved to another load: the machine now gives one process per core ``free_now``
+    cores where the probe saw ``p.free_cores``. Every measured core count scales by their ratio,
+    and a worker's CPU work (calibrated at the probe's load: read, decode, per-batch overhead, the
+    epoch's start) takes longer or shorter by one process's share of a core then over now."""
+    ratio = max(0.05, free_now) / p.free_cores
+    pace = one_process_share(p.free_cores, p.cores) / one_process_share(free_now, p.cores)
+    return replace(p, busy_cores=max(0.0, p.cores - free_now), pace=p.pace * pace,
+                   cores_at=[[k, min(float(k), p.cores, c * ratio)] for k, c in p.cores_at],
+                   calibration_cores=min(p.cores, p.calibration_cores * ratio), notes=list(p.notes))
 
 
 def fill_samples(p: Probe, pt: Point) -> float:

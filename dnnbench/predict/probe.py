@@ -18,13 +18,14 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 from dnnbench.config.loading import LoadedConfig, load_config
 from dnnbench.errors import BenchError
 from dnnbench.events import Events
+from dnnbench.predict.machine import (available_cores, contention, decode_all, fork_seconds, mp_context,
+                                      wake_seconds)
 from dnnbench.predict.model import Level, Probe
 
 LEVELS = (1, 2, 4, 8)
@@ -49,29 +50,40 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
     levels, read_cpu = measure_levels(storage, keys)
-    decode_cpu = decode_seconds(loaded, storage, keys, facts["access"])
+    blobs = sample_blobs(storage, keys, facts["access"])
+    decode_cpu = decode_seconds(loaded, blobs)
+    events.notice("probe: contention (1 to 4x cores processes doing a worker's CPU work)")
+    cores_at = contention(blobs, loaded.config.dataset.decode, tuple(loaded.config.dataset.image_dimension))
     free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
     probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
     probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
+    probe.cores_at, probe.load_average = cores_at, os.getloadavg()[0]
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
+    crowd = crowd_workers(probe)
+    events.notice(f"probe: a short run with {crowd} loader workers (more than the cores: their start)")
+    apply_crowd(probe, calibrate(loaded, overrides, out_dir, events, crowd), crowd, loaded.config.framework.batch_size)
     probe.seconds = time.perf_counter() - t0
     return probe
 
 
-def calibration_overrides(loaded: LoadedConfig, out_dir: Path) -> list[str]:
-    """The base config, reduced to a short single-worker run without emulated latency."""
+def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1) -> list[str]:
+    """The base config, reduced to a short run without emulated latency (one worker: at most
+    ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and two more)."""
     cfg = loaded.config
-    steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size))
+    steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size)) if workers == 1 else \
+        workers * math.ceil(max(cfg.framework.batch_size, cfg.dataset.shuffle_buffer if cfg.dataset.access == "shards"
+                                else 0) / cfg.framework.batch_size) + 2
     if cfg.training.max_steps is not None:
         steps = min(steps, cfg.training.max_steps)
-    return ["sweep=null", "repeat=1", "storage.emulate=null", "framework.num_workers=1",
+    return ["sweep=null", "repeat=1", "storage.emulate=null", f"framework.num_workers={workers}",
             "training.trainer=read", "training.epochs=1", f"training.max_steps={steps}", "training.warmup_steps=0",
             "dataset.requests_in_flight=1", "execution.phases.inference=false",
             "execution.phases.checkpoint=false", "metrics.requests=off", f"metrics.output_dir={out_dir}"]
 
 
-def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> dict[str, float]:
-    """Run the calibration run; its summary figures as floats.
+def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
+              workers: int = 1) -> dict[str, float]:
+    """Run the calibration run (``workers`` loader workers); its summary figures as floats.
 
     Raises:
         BenchError: it failed (the reason is its own).
@@ -80,9 +92,11 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     from dnnbench.multirun.runs import run_in_process, run_tags
     from dnnbench.results import read_row
 
-    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir)])
-    events.notice("probe: calibration run (1 loader worker, no emulated latency)")
-    rec = run_in_process(cal, NullEvents(), "calibration", run_tags("probe", "calibration", 1), None)
+    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir, workers)])
+    name = "calibration" if workers == 1 else f"calibration-{workers}w"
+    if workers == 1:
+        events.notice("probe: calibration run (1 loader worker, no emulated latency)")
+    rec = run_in_process(cal, NullEvents(), name, run_tags("probe", name, 1), None)
     row = read_row(rec.run_dir) or {}
     if rec.status != "ok":
         raise BenchError(f"the probe's calibration run failed: {rec.reason or rec.status}",
@@ -166,57 +180,6 @@ def open_dataset(loaded: LoadedConfig) -> tuple[Any, list[str], dict[str, Any]]:
     return storage, keys, facts
 
 
-def available_cores(seconds: float) -> float:
-    """Cores this machine gives us now: one spinning process per core for ``seconds``, their CPU
-    time over the wall time (other people's work on a shared machine takes the rest)."""
-    n = len(os.sched_getaffinity(0))
-    with ProcessPoolExecutor(n, mp_context=_context()) as pool:
-        list(pool.map(_spin, [0.0] * n))  # started before the clock
-        t0 = time.perf_counter()
-        cpu = sum(pool.map(_spin, [seconds] * n))
-        wall = time.perf_counter() - t0
-    return min(float(n), cpu / wall)
-
-
-def fork_seconds(times: int = 3) -> float:
-    """What starting one loader worker costs the main process now (fork, start, exit): the DataLoader
-    starts its workers one after the other before the first batch."""
-    ctx = _context()
-    t0 = time.perf_counter()
-    for _ in range(times):
-        proc = ctx.Process(target=_spin, args=(0.0,))
-        proc.start()
-        proc.join()
-    return (time.perf_counter() - t0) / times
-
-
-def wake_seconds(n: int, sleep_s: float = 0.005, times: int = 20) -> float:
-    """The mean overshoot of a short sleep in ``n`` processes at once (a worker waking up after an
-    emulated latency waits for a core first: on a loaded machine this is not small)."""
-    with ProcessPoolExecutor(n, mp_context=_context()) as pool:
-        return sum(pool.map(_oversleep, [sleep_s] * n, [times] * n)) / n
-
-
-def _oversleep(sleep_s: float, times: int) -> float:
-    total = 0.0
-    for _ in range(times):
-        t0 = time.perf_counter()
-        time.sleep(sleep_s)
-        total += time.perf_counter() - t0 - sleep_s
-    return total / times
-
-
-def _spin(seconds: float) -> float:
-    c0, end = time.process_time(), time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-    return time.process_time() - c0
-
-
-def _context() -> Any:
-    return get_context("fork" if "fork" in get_all_start_methods() else None)
-
-
 _STORAGE: Any = None
 
 
@@ -252,7 +215,7 @@ def measure_level(storage: Any, keys: list[str], concurrency: int, seconds: floa
     import numpy as np
 
     chunks = [keys[i::concurrency] for i in range(concurrency)]
-    with ProcessPoolExecutor(concurrency, mp_context=_context(), initializer=_init, initargs=(storage,)) as pool:
+    with ProcessPoolExecutor(concurrency, mp_context=mp_context(), initializer=_init, initargs=(storage,)) as pool:
         first = [r for part in pool.map(_read, [c[:1] for c in chunks]) for r in part]  # clients made
         t0 = time.perf_counter()
         rows = [r for part in pool.map(_read, chunks, [seconds] * concurrency) for r in part]
@@ -282,29 +245,21 @@ def measure_levels(storage: Any, keys: list[str], seconds: float = 0.3) -> tuple
     return levels, read_cpu
 
 
-def decode_seconds(loaded: LoadedConfig, storage: Any, keys: list[str], access: str, n: int = 24) -> float:
-    """CPU per sample to decode and resize as a loader worker does (0 for ``decode: none``)."""
-    from dnnbench.data.decode import DecodeError, decode_image
-
-    cfg = loaded.config.dataset
-    if cfg.decode == "none":
-        return 0.0
+def sample_blobs(storage: Any, keys: list[str], access: str, n: int = 24) -> list[bytes]:
+    """Up to ``n`` samples' bytes as a loader worker gets them (shards: the first shard's members)."""
     if access == "shards":
         from dnnbench.data.shards import iter_shard
 
-        blobs = [data for _, data, _, _ in _first(iter_shard(storage, keys[0]), n)]
-    else:
-        blobs = [storage.get(k)[0] for k in _pick(keys, min(n, len(keys)), 1)]
-    size = tuple(cfg.image_dimension)
-    cpu, done = 0.0, 0
-    for data in blobs:
-        c0 = time.thread_time()
-        try:
-            decode_image(data, cfg.decode, size)
-        except DecodeError:
-            continue
-        cpu += time.thread_time() - c0
-        done += 1
+        return [data for _, data, _, _ in _first(iter_shard(storage, keys[0]), n)]
+    return [storage.get(k)[0] for k in _pick(keys, min(n, len(keys)), 1)]
+
+
+def decode_seconds(loaded: LoadedConfig, blobs: list[bytes]) -> float:
+    """CPU per sample to decode and resize as a loader worker does (0 for ``decode: none``)."""
+    cfg = loaded.config.dataset
+    if cfg.decode == "none":
+        return 0.0
+    done, cpu = decode_all(blobs, cfg.decode, tuple(cfg.image_dimension))
     return cpu / done if done else 0.0
 
 
@@ -345,6 +300,33 @@ def assemble(loaded: LoadedConfig, facts: dict[str, Any], cal: dict[str, float],
     return probe
 
 
+def crowd_workers(p: Probe) -> int:
+    """Loader workers of the second, short calibration run: 4x the cores (at most 16), no more
+    than the requests (a shard per worker)."""
+    return max(2, min(16, 4 * int(p.cores), p.requests))
+
+
+def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> None:
+    """What starting one loader worker costs in a real loader (forks, each worker's set-up and its
+    storage client, while the others start and read), from the run with ``workers`` workers: the
+    model's epoch (the calibrated start, one worker start each, every sample at the modelled
+    rate) solved for the worker start. The bare fork (``fork_s``) is the least it can be."""
+    from dnnbench.predict.model import Point, terms
+
+    wall, samples = cal.get("wall_s", 0.0), cal.get("samples", 0.0)
+    if wall <= 0 or samples <= 0:
+        p.notes.append(f"the run with {workers} workers measured nothing: a worker's start is the bare fork")
+        return
+    t = terms(p, Point(workers=workers, batch_size=batch))
+    rate = min(t["little"], t["cpu"], t["storage"])
+    p.fork_s = max(p.fork_s, (wall - p.startup_s - samples / rate) / workers)
+
+
+def fill_per_worker(p: Probe, batch: int) -> float:
+    """Samples one worker reads before it hands its first batch (shards: its shuffle buffer)."""
+    return max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
+
+
 def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     """Per-batch overhead (or, for a server, how much slower it answers a real loader than the
     probe), worker start-up and CPU per sample from the calibration run: one worker, so after its
@@ -363,7 +345,7 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
         p.service_scale = 1.0 + residual / service  # slower than the probe's bare GETs
     else:  # page cache, or one request per shard: what is left is the loader's own work per sample
         p.batch_overhead_s = residual * batch
-    fill = max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
+    fill = fill_per_worker(p, batch)
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
     p.calibration_cores = cal.get("cpu_percent", 0.0) / 100.0
     tree = p.calibration_cores * wall / samples

@@ -20,7 +20,8 @@ COLUMNS = ["point", "workers", "latency_ms", "requests_in_flight", "compute_time
            "batch_size", "predicted_samples_per_s", "predicted_MiB_per_s", "predicted_au_percent",
            "predicted_wall_s", "bound", *(f"{t}_samples_per_s" for t in TERMS), "hold_ms", "in_flight",
            "prefetch_batches", "beyond_model", "measured_samples_per_s", "measured_MiB_per_s",
-           "measured_au_percent", "error_percent", "run_dir"]
+           "measured_au_percent", "error_percent", "check_free_cores", "check_load_average_1m",
+           "predicted_at_load_samples_per_s", "error_at_load_percent", "run_dir"]
 
 
 def _num(x: float | None, digits: int = 1) -> str:
@@ -35,7 +36,9 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
     """The probe's measurements, one short line each."""
     out = [f"probe: {p.seconds:.1f} s" + (f" = {100 * p.seconds / full_run_s:.0f} % of a full run "
                                          f"(predicted {full_run_s:.1f} s)" if full_run_s else ""),
-           f"  cores {p.cores:g}, {p.free_cores:.2f} of them ours (one process per core)",
+           f"  cores {p.cores:g}, {p.free_cores:.2f} of them ours (one process per core; load average "
+           f"{p.load_average:.1f})",
+           "  contention (processes: cores they got): " + ", ".join(f"{k:g}: {c:.2f}" for k, c in p.cores_at),
            f"  dataset {p.samples:,} samples in {p.requests:,} requests, {p.sample_bytes / 1024:.1f} KiB/sample"]
     for lv in p.levels:
         out.append(f"  storage x{lv.concurrency}: p50 {lv.p50_ms:.2f} ms, mean {lv.mean_ms:.2f}, "
@@ -81,7 +84,8 @@ def grid_columns(points: list[Any]) -> list[tuple[str, str]]:
 
 def table(rows: list[dict[str, Any]], knobs: list[tuple[str, str]], checked: bool) -> str:
     """The grid as text, at most 80 columns: knobs, predicted figures, bound (and measured, error)."""
-    heads = [h for _, h in knobs] + ["pred/s", "MiB/s", "AU%", "bound"] + (["meas/s", "err%"] if checked else [])
+    heads = [h for _, h in knobs] + ["pred/s", "MiB/s", "AU%", "bound"] + \
+        (["meas/s", "err%", "cores", "ld_err%"] if checked else [])
     lines = []
     for r in rows:
         cells = [_knob(r[f]) for f, _ in knobs]
@@ -91,12 +95,16 @@ def table(rows: list[dict[str, Any]], knobs: list[tuple[str, str]], checked: boo
             cells += [_num(r["predicted_samples_per_s"]), _num(r["predicted_MiB_per_s"], 2),
                       _num(r["predicted_au_percent"]), r["bound"]]
         if checked:
-            cells += [_num(r.get("measured_samples_per_s")),
-                      "—" if r.get("error_percent") is None else f"{r['error_percent']:+.1f}"]
+            cells += [_num(r.get("measured_samples_per_s")), _signed(r.get("error_percent")),
+                      _num(r.get("check_free_cores"), 2), _signed(r.get("error_at_load_percent"))]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(heads)]
     fmt = "  ".join(f"{{:>{w}}}" for w in widths)
     return "\n".join([fmt.format(*heads)] + [fmt.format(*c) for c in lines])
+
+
+def _signed(v: float | None) -> str:
+    return "—" if v is None else f"{v:+.1f}"
 
 
 def _knob(v: Any) -> str:

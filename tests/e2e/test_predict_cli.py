@@ -39,6 +39,9 @@ def test_predict_writes_one_row_per_grid_point_with_every_term(tiny_root, write_
     probe = json.loads((d / "probe.json").read_text())
     assert probe["samples"] == 36 and probe["levels"][0]["concurrency"] == 1
     assert (d / "calibration" / "summary.csv").is_file()
+    crowd = max(2, min(16, 4 * int(probe["cores"]), 36))  # the run with more workers than cores
+    assert (d / f"calibration-{crowd}w" / "summary.csv").is_file() and probe["fork_s"] > 0
+    assert [k for k, _ in probe["cores_at"]][0] == 1 and (d / "predict.png").is_file()
     text = capsys.readouterr().out
     assert "% of a full run" in text and "little" in text and "predicted" in text
     assert max(len(line) for line in text.split("\n") if "pred/s" in line) <= 80
@@ -57,6 +60,7 @@ def test_the_table_and_csv_from_a_fabricated_probe(tiny_root, write_config, tmp_
     assert code == EXIT_OK
     got = rows(predict_dir(tmp_path / "results"))
     assert len(got) == 6 and list(got[0]) == COLUMNS
+    assert (predict_dir(tmp_path / "results") / "predict.png").is_file()
     assert [r["accelerators"] for r in got] == ["1", "2"] * 3
     assert [r["bound"] for r in got[:4]] == ["little", "little", "accelerator", "accelerator"]
     assert [r["predicted_samples_per_s"] for r in got[4:]] == ["", ""]
@@ -92,4 +96,8 @@ def test_check_runs_the_points_for_real_and_compares(tiny_root, write_config, tm
         err = 100 * (float(r["predicted_samples_per_s"]) - float(r["measured_samples_per_s"])) \
             / float(r["measured_samples_per_s"])
         assert float(r["error_percent"]) == pytest.approx(err)
-    assert "check: median |error|" in capsys.readouterr().out
+        assert float(r["check_free_cores"]) > 0 and float(r["check_load_average_1m"]) >= 0
+        assert float(r["predicted_at_load_samples_per_s"]) > 0 and r["error_at_load_percent"] != ""
+    text = capsys.readouterr().out
+    assert "check: median |error|" in text and "at the load seen: median |error|" in text
+    assert "load: the probe got" in text and (d / "predict.png").is_file()

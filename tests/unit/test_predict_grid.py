@@ -9,7 +9,7 @@ from dnnbench.config.loading import load_config
 from dnnbench.errors import ConfigError
 from dnnbench.predict import check
 from dnnbench.predict.grid import parse_grid, plan_points, split_values
-from dnnbench.predict.model import Point
+from dnnbench.predict.model import Point, at_load, predict
 
 
 def test_values_split_on_commas_outside_brackets_and_read_as_yaml():
@@ -79,3 +79,45 @@ def test_errors_are_computed_from_measured_rows_and_summarised():
     assert rows[2]["error_percent"] is None and "error_percent" not in rows[3]
     assert check.summary(rows) == "check: median |error| 15.0 %, max 20.0 % over 2 points (1 within 15 %)"
     assert check.summary([{"point": "x"}]) is None
+
+
+def test_the_load_watch_measures_before_and_after_each_point_and_forwards_the_events(monkeypatch):
+    calls = []
+
+    class Inner:
+        def variant_start(self, *args):
+            calls.append(args)
+
+        def notice(self, text):
+            calls.append(text)
+
+    cores = iter([1.0, 1.5])
+    monkeypatch.setattr(check, "available_cores", lambda seconds: next(cores))
+    monkeypatch.setattr(check.os, "getloadavg", lambda: (3.5, 0.0, 0.0))
+    watch = check.LoadWatch(Inner())
+    watch.variant_start(1, 2, "num_workers=1", 1, 1)
+    watch.notice("hi")
+    assert watch.seen == {"num_workers=1": {"check_free_cores": 1.0, "check_load_average_1m": 3.5}}
+    watch.variant_end(1, 2, "num_workers=1", 1, 1, "ok")  # the inner sink has no variant_end
+    assert watch.seen == {"num_workers=1": {"check_free_cores": 1.25, "check_load_average_1m": 3.5}}
+    assert calls == [(1, 2, "num_workers=1", 1, 1), "hi"]
+
+
+def test_a_checked_point_is_also_predicted_at_the_load_seen_before_it_ran(tmp_path):
+    from tests.unit.test_predict_model import probe
+
+    pts = plan_points(config(tmp_path), [], parse_grid(["framework.num_workers=1,2"]))
+    p = probe(busy_cores=1.0, decode_cpu_s=0.010)
+    rows = [{"point": g.label, "predicted_samples_per_s": predict(p, g.point).samples_per_s} for g in pts]
+    seen = {"check_free_cores": 1.0, "check_load_average_1m": 2.0}
+    check.merge(rows, {pts[0].label: {"samples_per_s": "40", **seen},
+                       pts[1].label: {"samples_per_s": "40", **seen, "check_free_cores": 2.0}}, p, pts)
+    assert rows[0]["predicted_at_load_samples_per_s"] == pytest.approx(rows[0]["predicted_samples_per_s"])
+    assert rows[0]["error_at_load_percent"] == pytest.approx(rows[0]["error_percent"])
+    quiet = predict(at_load(p, 2.0), pts[1].point).samples_per_s
+    assert rows[1]["predicted_at_load_samples_per_s"] == pytest.approx(quiet)
+    assert quiet > rows[1]["predicted_samples_per_s"]
+    assert rows[1]["error_at_load_percent"] == pytest.approx(100 * (quiet - 40) / 40)
+    assert check.load_line(p, rows) == ("load: the probe got 1.00 of 2 cores (load average 0.0); the checked "
+                                        "points 1.00-2.00 (load average 2.0-2.0)")
+    assert check.summary(rows, "error_at_load_percent", "at the load seen").startswith("at the load seen: median")

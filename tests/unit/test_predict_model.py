@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from dnnbench.predict.model import MiB, Level, Point, Probe, predict, terms
+from dnnbench.predict.model import MiB, Level, Point, Probe, at_load, one_process_share, predict, terms
 
 
 def probe(**kw) -> Probe:
@@ -114,3 +114,31 @@ def test_the_wake_up_delay_grows_with_the_workers_that_wait_together():
     assert p.wake_at(64) == pytest.approx(0.008)
     assert terms(p, Point(workers=4, latency_ms=20.0))["little"] == pytest.approx(4 / 0.034)
     assert terms(p, Point(workers=4))["little"] == pytest.approx(4 / 0.010)  # no emulated wait: no wake-up
+
+
+def test_the_cpu_term_has_the_cores_the_contention_measurement_got_for_that_many_processes():
+    quiet = probe(cpu_per_sample_s=0.001, cores_at=[[1, 1.0], [2, 2.0], [4, 1.9], [8, 1.6]])
+    assert quiet.cores_for(6) == pytest.approx(1.75) and quiet.cores_for(64) == pytest.approx(1.6)
+    assert terms(quiet, Point(workers=8))["cpu"] == pytest.approx(1600.0)  # 9 processes on 2 cores pay
+    shared = probe(busy_cores=1.7, cpu_per_sample_s=0.001, cores_at=[[1, 0.2], [2, 0.3], [8, 0.9]])
+    assert terms(shared, Point(workers=8))["cpu"] == pytest.approx(900.0)  # more processes, larger share
+    assert shared.cores_for(1) == pytest.approx(0.2) and probe(cores_at=[[2, 1.0]]).cores_for(1) == 0.5
+
+
+def test_one_process_gets_its_fair_share_of_what_one_process_per_core_left():
+    assert one_process_share(2.0, 2.0) == 1.0 and one_process_share(1.0, 2.0) == pytest.approx(2 / 3)
+    assert one_process_share(0.5, 2.0) == pytest.approx(2 / 7)  # 6 others runnable
+
+
+def test_moving_the_probe_to_another_load_scales_its_cores_and_its_workers_pace():
+    p = probe(busy_cores=1.0, calibration_cores=0.5, cores_at=[[1, 0.5], [2, 1.0], [8, 1.2]],
+              decode_cpu_s=0.004, startup_s=0.3)
+    same = at_load(p, 1.0)
+    assert same.pace == 1.0 and same.cores_at == p.cores_at
+    assert predict(same, Point(workers=2)) == predict(p, Point(workers=2))
+    quiet = at_load(p, 2.0)
+    assert quiet.free_cores == 2.0 and quiet.cores_at == [[1, 1.0], [2, 2.0], [8, 2.0]]
+    assert quiet.calibration_cores == 1.0 and quiet.pace == pytest.approx(2 / 3)
+    assert terms(quiet, Point(workers=1))["little"] == pytest.approx(1 / (0.010 + 0.004 * 2 / 3))
+    assert predict(quiet, Point(workers=1, batch_size=10)).wall_s == pytest.approx(0.2 + 1000 * (0.010 + 0.004 * 2 / 3))
+    assert p.pace == 1.0 and p.cores_at[2] == [8, 1.2]  # the probe itself is left as it was

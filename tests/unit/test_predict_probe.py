@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from dnnbench.predict import machine
+from dnnbench.predict.machine import contention_levels
 from dnnbench.predict.model import Level
-from dnnbench.predict.probe import apply_calibration, ceiling, steady_cores, trimmed_step_wait
+from dnnbench.predict.probe import (apply_calibration, apply_crowd, ceiling, crowd_workers, steady_cores,
+                                    trimmed_step_wait)
 from tests.unit.test_predict_model import probe
 
 
@@ -49,3 +52,29 @@ def test_steady_cores_leave_out_the_start_before_the_first_batch(tmp_path):
     assert steady_cores(tmp_path) == pytest.approx(0.5)
     (tmp_path / "system.csv").write_text("t_s,cpu_percent\n0.0,0\n")
     assert steady_cores(tmp_path) is None
+
+
+def test_contention_is_measured_at_one_the_cores_and_two_and_four_times_the_cores():
+    assert contention_levels(2) == [1, 2, 4, 8] and contention_levels(1) == [1, 2, 4]
+    assert contention_levels(32) == [1, 32, 64]
+
+
+def test_contention_reports_the_cores_each_process_count_got_never_more_than_one_each(monkeypatch):
+    monkeypatch.setattr(machine.os, "sched_getaffinity", lambda pid: {0})  # 1 core: 1, 2, 4 processes
+    got = machine.contention([], "none", (8, 8), seconds=0.05)
+    assert [k for k, _ in got] == [1, 2, 4] and all(0 < c <= k for k, c in got)
+
+
+def test_a_workers_start_is_solved_from_the_run_with_more_workers_than_cores():
+    p = probe(fs=True, decode_cpu_s=0.001, cpu_per_sample_s=0.001, startup_s=0.1, fork_s=0.01,
+              levels=[Level(1, 1, 0, 0.0, 0, 0, 0)],
+              cores_at=[[1, 1.0], [2, 2.0], [8, 1.6]])
+    # 8 workers: 9 processes got 1.6 cores -> 1600 samples/s; 320 samples take 0.2 s of a 1.1 s run
+    apply_crowd(p, {"wall_s": 1.1, "samples": 320}, workers=8, batch=32)
+    assert p.fork_s == pytest.approx((1.1 - 0.1 - 0.2) / 8)
+    apply_crowd(p, {"wall_s": 0.25, "samples": 320}, workers=8, batch=32)  # faster than the model: kept
+    assert p.fork_s == pytest.approx(0.1)
+    apply_crowd(p, {}, workers=8, batch=32)
+    assert p.fork_s == pytest.approx(0.1) and "the run with 8 workers measured nothing" in p.notes[-1]
+    assert crowd_workers(probe(requests=1000)) == 8 and crowd_workers(probe(requests=3)) == 3
+    assert crowd_workers(probe(cores=64.0, requests=1000)) == 16
