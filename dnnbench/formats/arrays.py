@@ -8,14 +8,13 @@ read each; otherwise every sample's range is the whole file.
 from __future__ import annotations
 
 import functools
-import io
 import math
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from dnnbench.formats.base import FileIndex
+from dnnbench.formats.base import DecodeSpec, FileIndex, Sample, SeekableFile, read_all
 
 
 @dataclass(frozen=True)
@@ -140,26 +139,13 @@ def in_place(fmt: Any, data: bytes | bytearray) -> list[tuple[np.ndarray, None]]
     return [(sample, None) for sample in samples]
 
 
-class ViewFile(io.RawIOBase):
+class ViewFile(SeekableFile):
     """A seekable read-only file over a memoryview: locating samples in a file held in memory
     without copying it (``io.BytesIO`` copies a bytearray)."""
 
     def __init__(self, view: memoryview):
         super().__init__()
-        self.view, self.pos = view, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self.pos = max(0, {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence] + offset)
-        return self.pos
+        self.view, self.pos, self.size = view, 0, len(view)
 
     def readinto(self, buffer: Any) -> int:
         out = memoryview(buffer).cast("B")
@@ -167,3 +153,22 @@ class ViewFile(io.RawIOBase):
         out[:n] = self.view[self.pos:self.pos + n]
         self.pos += n
         return n
+
+
+class ArrayReads:
+    """``read_file`` and ``read_sample`` of the numpy formats (npy, npz): the samples along
+    ``options.sample_axis`` of the array ``self._array(data)`` decodes, cut in place where ranged."""
+
+    options: Any
+
+    def _array(self, data: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
+        data = read_all(stream)
+        yield from in_place(self, data) or samples_of(self._array(data), self.options.sample_axis)
+
+    def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
+        if meta is not None and meta.ranged:
+            return sample_from_range(data, meta), None
+        return take(self._array(data), item, self.options.sample_axis), None

@@ -200,3 +200,26 @@ def as_file(data: bytes | memoryview) -> BinaryIO:
     """A seekable file object over bytes in memory."""
     return io.BytesIO(data)
 
+
+class SeekableFile(io.RawIOBase):
+    """A read-only, seekable binary file of ``self.size`` bytes at position ``self.pos``:
+    subclasses set both and implement ``readinto``."""
+
+    size: int = 0
+    pos: int = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self.pos = base + offset
+        return self.pos

@@ -9,16 +9,16 @@ whole file (:mod:`dnnbench.formats.arrays`).
 from __future__ import annotations
 
 import io
-from typing import Any, BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
-from dnnbench.formats.arrays import array_index, in_place, read_npy_header, sample_from_range, samples_of, stacked, take
-from dnnbench.formats.base import DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, random_array, read_all
+from dnnbench.formats.arrays import ArrayReads, array_index, read_npy_header, stacked
+from dnnbench.formats.base import FileFormat, FileIndex, FileSpec, random_array
 from dnnbench.formats.spec import ArrayOptions
 
 
-class NpyFormat(FileFormat):
+class NpyFormat(ArrayReads, FileFormat):
     """Samples along one axis of a ``.npy`` array."""
 
     def __init__(self, options: ArrayOptions | None = None):
@@ -28,15 +28,6 @@ class NpyFormat(FileFormat):
         file.seek(0)
         header, shape, fortran, dtype = read_npy_header(file)
         return array_index(header, shape, fortran, dtype, self.options.sample_axis, size)
-
-    def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
-        data = read_all(stream)
-        yield from in_place(self, data) or samples_of(self._array(data), self.options.sample_axis)
-
-    def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
-        if meta is not None and meta.ranged:
-            return sample_from_range(data, meta), None
-        return take(self._array(data), item, self.options.sample_axis), None
 
     @staticmethod
     def _array(data: bytes) -> np.ndarray:

@@ -13,20 +13,19 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
-from typing import Any, BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
-from dnnbench.formats.arrays import ArrayMeta, array_index, in_place, read_npy_header, sample_from_range, samples_of, \
-    stacked, take
-from dnnbench.formats.base import DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, random_array, read_all
+from dnnbench.formats.arrays import ArrayReads, ArrayMeta, array_index, read_npy_header, stacked
+from dnnbench.formats.base import FileFormat, FileIndex, FileSpec, random_array
 from dnnbench.formats.spec import NpzOptions
 
 #: the fixed part of a zip local file header; the name and extra field lengths sit at bytes 26-29
 _LOCAL_HEADER = 30
 
 
-class NpzFormat(FileFormat):
+class NpzFormat(ArrayReads, FileFormat):
     """Samples along one axis of one member of an ``.npz``."""
 
     def __init__(self, options: NpzOptions | None = None):
@@ -51,15 +50,6 @@ class NpzFormat(FileFormat):
         file.seek(start)
         header, shape, fortran, dtype = read_npy_header(file)
         return array_index(start + header, shape, fortran, dtype, self.options.sample_axis, size)
-
-    def read_file(self, stream: BinaryIO, decode: DecodeSpec) -> Iterator[Sample]:
-        data = read_all(stream)
-        yield from in_place(self, data) or samples_of(self._array(data), self.options.sample_axis)
-
-    def read_sample(self, data: bytes, meta: Any, item: int, decode: DecodeSpec) -> Sample:
-        if meta is not None and meta.ranged:
-            return sample_from_range(data, meta), None
-        return take(self._array(data), item, self.options.sample_axis), None
 
     def _array(self, data: bytes) -> np.ndarray:
         try:

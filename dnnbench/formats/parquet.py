@@ -23,7 +23,8 @@ from typing import Any, BinaryIO, Callable, Iterator, Sequence
 import numpy as np
 
 from dnnbench.errors import DataError
-from dnnbench.formats.base import DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, random_array, read_all
+from dnnbench.formats.base import (DecodeSpec, FileFormat, FileIndex, FileSpec, Sample, SeekableFile, random_array,
+                                   read_all)
 from dnnbench.formats.spec import ParquetOptions
 
 #: bytes of a file's tail read to find its footer (pyarrow's own default footer read)
@@ -111,27 +112,13 @@ def row_counts(meta: Any) -> list[int]:
     return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
 
 
-class _Held(io.RawIOBase):
+class _Held(SeekableFile):
     """A read-only file of ``size`` bytes of which only ``chunk`` at ``start`` is held: what
     pyarrow reads outside it is a bug, never a silent extra request."""
 
     def __init__(self, size: int, start: int, chunk: bytes):
         super().__init__()
         self.size, self.start, self.chunk, self.pos = size, start, chunk, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = base + offset
-        return self.pos
 
     def readinto(self, b: Any) -> int:
         n = min(len(b), self.size - self.pos)

@@ -10,14 +10,15 @@ handful of GETs locate the samples of a file.
 
 from __future__ import annotations
 
-import io
 from typing import Any
+
+from dnnbench.formats.base import SeekableFile
 
 #: the least a miss fetches: one GET covers a header, a footer or a zip's central directory
 BLOCK = 64 * 1024
 
 
-class RangeFile(io.RawIOBase):
+class RangeFile(SeekableFile):
     """``storage`` object ``key`` of ``size`` bytes (as listed) as a read-only binary file."""
 
     def __init__(self, storage: Any, key: str, size: int, block: int = BLOCK):
@@ -29,22 +30,6 @@ class RangeFile(io.RawIOBase):
         #: ranged GETs sent and the bytes they returned
         self.requests = 0
         self.nbytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self.pos = base + offset
-        return self.pos
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")

@@ -22,7 +22,7 @@ import re
 from typing import Any, Callable
 
 from dnnbench.errors import RELAYED
-from dnnbench.reporting.columns import CATALOGUE, PER_RANK, RANK_COLUMNS, Column, meets_target
+from dnnbench.reporting.columns import CATALOGUE, PER_RANK, RANK_COLUMNS, Column, as_number, meets_target
 
 Rows = list[dict[str, Any]]
 #: the end of an error message raised on a rank for another rank's failure
@@ -65,14 +65,7 @@ def by_node(rows: Rows) -> Rows:
 
 def _value(row: dict[str, Any], col: str) -> float | None:
     """``row[col]`` as a number; None when empty, NaN or not a number."""
-    v = row.get(col)
-    if v is None or v == "" or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f else None  # NaN: a CSV's empty cell read back
+    return as_number(row.get(col))
 
 
 def _values(rows: Rows, col: Column) -> list[float]:

@@ -343,6 +343,17 @@ CHECKPOINT_COLUMNS = ["op", "index", "rank", "payload_bytes", "bytes", "duration
                       "slowest_rank_GB_per_s", "read_cache", "verified"]
 
 
+def as_number(v: Any) -> float | None:
+    """A cell as a number: None when empty, a boolean, NaN (a CSV's empty cell read back) or not a number."""
+    if v is None or v == "" or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f else None
+
+
 def meets_target(value: Any, target: Any) -> str | None:
     """``"true"`` when ``value`` >= ``target``, ``"false"`` when below, None when either is
     missing (the ``au_meets_target`` column)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from dnnbench.errors import RuleViolation
+from dnnbench.reporting.columns import as_number
 
 PASS, FAIL, NA = "pass", "fail", "not_applicable"
 #: MLPerf Storage: the dataset is at least 5x the client machines' memory
@@ -37,14 +38,6 @@ MAX_SPREAD_PERCENT = 5.0
 REPEAT_METRIC = "samples_per_s"
 
 
-def _number(v: Any) -> float | None:
-    if v is None or v == "" or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f else None
 
 
 def check_rules(row: dict[str, Any], config: Any) -> dict[str, str]:
@@ -54,7 +47,7 @@ def check_rules(row: dict[str, Any], config: Any) -> dict[str, str]:
     memory = config.rules.client_memory_GiB
     if memory is not None:
         row["client_memory_bytes"] = int(memory * 2**30)
-    trained = config.execution.phases.train and _number(row.get("steps"))
+    trained = config.execution.phases.train and as_number(row.get("steps"))
     row["rule_dataset_size"] = _dataset_size(row, config.execution.drop_caches, why) if trained else NA
     row["rule_steps_per_epoch"] = _steps(row, why) if trained else NA
     row["rule_repeats"] = NA
@@ -62,7 +55,7 @@ def check_rules(row: dict[str, Any], config: Any) -> dict[str, str]:
 
 
 def _dataset_size(row: dict[str, Any], dropped: bool, why: dict[str, str]) -> str:
-    data, memory = _number(row.get("bytes_listed")), _number(row.get("client_memory_bytes"))
+    data, memory = as_number(row.get("bytes_listed")), as_number(row.get("client_memory_bytes"))
     if data is None or not memory:
         why["dataset_memory_ratio"] = "the dataset's bytes or the client machines' memory are unknown " \
                                       "(set rules.client_memory_GiB)"
@@ -75,7 +68,7 @@ def _dataset_size(row: dict[str, Any], dropped: bool, why: dict[str, str]) -> st
 
 
 def _steps(row: dict[str, Any], why: dict[str, str]) -> str:
-    steps = _number(row.get("epoch_steps_min"))
+    steps = as_number(row.get("epoch_steps_min"))
     if steps is None:
         why["epoch_steps_min"] = "no complete epoch"
         return NA
@@ -87,7 +80,7 @@ def repeats_verdict(values: list[float], repeat: int) -> tuple[str, float | None
     throughputs; ``repeat`` 1 (no repeats asked for) is not applicable."""
     if repeat <= 1:
         return NA, None
-    known = [v for v in (_number(x) for x in values) if v is not None]
+    known = [v for v in (as_number(x) for x in values) if v is not None]
     mean = sum(known) / len(known) if known else 0.0
     spread = 100.0 * (max(known) - min(known)) / mean if mean > 0 else None
     ok = len(known) >= MIN_REPEATS and spread is not None and spread <= MAX_SPREAD_PERCENT
