@@ -1,10 +1,13 @@
-"""The probe's arithmetic on a calibration run's figures (no run, no timing)."""
+"""The probe: its arithmetic on a calibration run's figures, and its measurements of a known latency and CPU cost."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from dnnbench.predict import machine
+from dnnbench.predict import probe as probe_mod
 from dnnbench.predict.machine import contention_levels
 from dnnbench.predict.model import Level
 from dnnbench.predict.probe import (apply_calibration, apply_crowd, ceiling, crowd_workers, steady_cores,
@@ -78,3 +81,38 @@ def test_a_workers_start_is_solved_from_the_run_with_more_workers_than_cores():
     assert p.fork_s == pytest.approx(0.1) and "the run with 8 workers measured nothing" in p.notes[-1]
     assert crowd_workers(probe(requests=1000)) == 8 and crowd_workers(probe(requests=3)) == 3
     assert crowd_workers(probe(cores=64.0, requests=1000)) == 16
+
+
+class _SpinningStore:
+    """A store whose every GET burns a known CPU time and returns 1 KiB."""
+
+    def __init__(self, cpu_s: float):
+        self.cpu_s = cpu_s
+
+    def get(self, key: str) -> tuple[bytes, None]:
+        end = time.process_time() + self.cpu_s
+        while time.process_time() < end:
+            pass
+        return b"x" * 1024, None
+
+
+def test_the_probe_recovers_a_known_emulated_latency(tmp_path):
+    """A level measured on emulated storage of 20 ms a request reads at least those 20 ms (the
+    store adds no more than scheduling), and its rate is bounded by concurrency / latency."""
+    from dnnbench.config.schema import StorageConfig
+    from dnnbench.storage.factory import create_storage
+
+    for i in range(8):
+        (tmp_path / f"k{i}").write_bytes(b"y" * 2048)
+    storage = create_storage(StorageConfig(client="fs", root=str(tmp_path), prefixes=["."],
+                                           emulate={"latency_ms": 20}))
+    level, _ = probe_mod.measure_level(storage, [f"k{i}" for i in range(8)], 2, 0.3)
+    assert 20.0 <= level.p50_ms < 20.0 * 3  # within tolerance of the known latency
+    assert level.requests_per_s <= 2 / 0.020 * 1.01  # Little's law: 2 in flight, 20 ms each
+    assert level.MiB_per_s == pytest.approx(level.requests_per_s * 2048 / 2**20, rel=1e-6)
+
+
+def test_the_probe_recovers_a_known_cpu_cost_per_request():
+    level, cpu = probe_mod.measure_level(_SpinningStore(0.004), [f"k{i}" for i in range(4)], 1, 0.2)
+    assert 0.004 <= cpu < 0.004 * 2  # the client CPU per request, as burned
+    assert level.requests >= 4
