@@ -77,6 +77,7 @@ class Probe:
     load_average: float = 0.0  # the 1-minute load average while the probe ran
     pace: float = 1.0  # a worker's wall time for its CPU work now over the calibration's (see at_load)
     seconds: float = 0.0  # how long the probe took
+    calibration_runs: int = 1  # one-worker calibration runs (short ones are repeated; the median is kept)
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -116,3 +116,39 @@ def test_the_probe_recovers_a_known_cpu_cost_per_request():
     level, cpu = probe_mod.measure_level(_SpinningStore(0.004), [f"k{i}" for i in range(4)], 1, 0.2)
     assert 0.004 <= cpu < 0.004 * 2  # the client CPU per request, as burned
     assert level.requests >= 4
+
+
+def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch, tmp_path):
+    waits = iter([0.30, 0.10, 0.20])
+    names = []
+
+    def fake(loaded, overrides, out_dir, events, workers=1, name=None):
+        names.append(name)
+        return {"wall_s": 0.2, "step_wait_s": next(waits)}
+
+    monkeypatch.setattr(probe_mod, "calibrate", fake)
+    cal = probe_mod.calibrate_steady(None, [], tmp_path, None)
+    assert names == [None, "calibration-2", "calibration-3"]  # each run in its own folder
+    assert cal["step_wait_s"] == 0.20 and cal["calibration_runs"] == 3.0
+
+    long_runs = iter([{"wall_s": 5.0, "step_wait_s": 0.4}])
+    monkeypatch.setattr(probe_mod, "calibrate", lambda *a, **k: next(long_runs))
+    assert probe_mod.calibrate_steady(None, [], tmp_path, None) == {"wall_s": 5.0, "step_wait_s": 0.4,
+                                                                     "calibration_runs": 1.0}
+
+
+def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
+    """More workers: fewer samples, not fewer steps, so every worker runs out and exits as in the
+    predicted runs (a run stopped at max_steps stops its workers in the middle of their batches)."""
+    from dnnbench.config.loading import load_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("storage: {client: fs, root: /tmp, prefixes: [train]}\nframework: {batch_size: 32}\n")
+    loaded = load_config(cfg, [])
+    crowd = probe_mod.calibration_overrides(loaded, tmp_path, workers=8)
+    assert "training.max_steps=null" in crowd and "dataset.max_samples=320" in crowd  # 8 first batches + 2
+    assert "training.max_steps=10" in probe_mod.calibration_overrides(loaded, tmp_path, workers=1)
+    capped = load_config(cfg, ["training.max_steps=4"])
+    assert "training.max_steps=4" in probe_mod.calibration_overrides(capped, tmp_path, workers=8)
+    shards = load_config(cfg, ["dataset.access=shards"])
+    assert not any(o.startswith("dataset.max_samples") for o in probe_mod.calibration_overrides(shards, tmp_path, 8))
