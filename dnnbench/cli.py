@@ -129,6 +129,8 @@ def _predict_parser(sub) -> None:
     pr.add_argument("--check", action="store_true",
                     help="also run a sample of the grid for real and report predicted vs measured")
     pr.add_argument("--check-points", type=int, default=6, metavar="N", help="points --check runs (default 6)")
+    pr.add_argument("--check-repeat", type=int, default=3, metavar="N",
+                    help="runs of each checked point; the median is compared (default 3)")
     pr.add_argument("--run-id", metavar="NAME", help="the predict folder's id (default <time>-<config name>)")
 
 
@@ -468,8 +470,10 @@ def _predict(args: argparse.Namespace, loaded, events) -> int:
 
     if args.check_points < 1:
         raise ConfigError("--check-points must be at least 1", reference="--check-points", hint="e.g. --check-points 6")
+    if args.check_repeat < 1:
+        raise ConfigError("--check-repeat must be at least 1", reference="--check-repeat", hint="e.g. --check-repeat 3")
     result = command.run(loaded, args.overrides, args.grid, events, check=args.check,
-                         check_points=args.check_points, run_id=args.run_id)
+                         check_points=args.check_points, check_repeat=args.check_repeat, run_id=args.run_id)
     for line in result.text:
         events.console.print(line, markup=False, highlight=False, soft_wrap=True)
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK

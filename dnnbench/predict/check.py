@@ -71,9 +71,10 @@ def sample(points: list[GridPoint], n: int) -> list[GridPoint]:
 
 
 def run_check(loaded: LoadedConfig, overrides: list[str], chosen: list[GridPoint], out_dir: Path,
-              events: Events) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Run every chosen point once (a sweep in ``out_dir``): label -> its summary row (empty: no
-    row), and whether the sweep was interrupted (the points run so far are kept).
+              events: Events, repeat: int = 1) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Run every chosen point ``repeat`` times (a sweep in ``out_dir``): label -> its measured row
+    (:func:`median_row`; empty: no row), and whether the sweep was interrupted (the points run so
+    far are kept).
 
     Raises:
         ConfigError: a point's config is invalid (nothing has run).
@@ -84,14 +85,29 @@ def run_check(loaded: LoadedConfig, overrides: list[str], chosen: list[GridPoint
 
     variants = [{"label": g.label, "set": {k: v for k, v in g.overrides.items() if k != "accelerators"}}
                 for g in chosen]
-    extra = [f"sweep={json.dumps({'variants': variants})}", "repeat=1", f"metrics.output_dir={out_dir}"]
+    extra = [f"sweep={json.dumps({'variants': variants})}", f"repeat={repeat}", f"metrics.output_dir={out_dir}"]
     with_sweep = load_config(loaded.path, [*overrides, *extra])
     watch = LoadWatch(events)
     result = run_sweep(sweep_plan.plan(with_sweep, [*overrides, *extra]), watch,  # type: ignore[arg-type]
                        sweep_id="check")
-    rows = {r.variant: {**(read_row(r.run_dir) or {}), "run_dir": str(r.run_dir or ""),
-                        **watch.seen.get(r.variant, {})} for r in result.runs}
-    return rows, result.interrupted
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in result.runs:
+        runs.setdefault(r.variant, []).append({**(read_row(r.run_dir) or {}), "run_dir": str(r.run_dir or "")})
+    return {label: {**median_row(rows), **watch.seen.get(label, {})} for label, rows in runs.items()}, \
+        result.interrupted
+
+
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A point's runs as one row: the run with the median samples/s (its figures and folder), and
+    ``check_runs``, ``measured_min_samples_per_s`` and ``measured_max_samples_per_s`` over the runs
+    that measured (one run of a few tenths of a second moves by a third from one run to the next)."""
+    measured = sorted((r for r in rows if _float(r.get("samples_per_s")) is not None),
+                      key=lambda r: _float(r.get("samples_per_s")) or 0.0)
+    if not measured:
+        return {**(rows[0] if rows else {}), "check_runs": 0}
+    rates = [_float(r["samples_per_s"]) for r in measured]
+    return {**measured[(len(measured) - 1) // 2], "check_runs": len(measured),
+            "measured_min_samples_per_s": rates[0], "measured_max_samples_per_s": rates[-1]}
 
 
 def error_percent(predicted: float | None, measured: float | None) -> float | None:
@@ -113,6 +129,8 @@ def merge(rows: list[dict[str, Any]], measured: dict[str, dict[str, Any]], probe
         for col in ("samples_per_s", "MiB_per_s", "au_percent"):
             row[f"measured_{col}"] = _float(m.get(col))
         row["run_dir"] = m.get("run_dir")
+        for col in ("check_runs", "measured_min_samples_per_s", "measured_max_samples_per_s"):
+            row[col] = m.get(col)
         row["error_percent"] = error_percent(row["predicted_samples_per_s"], row["measured_samples_per_s"])
         row["check_free_cores"] = m.get("check_free_cores")
         row["check_load_average_1m"] = m.get("check_load_average_1m")
@@ -138,6 +156,18 @@ def summary(rows: list[dict[str, Any]], key: str = "error_percent", what: str = 
     within = sum(e <= 15 for e in errors)
     return (f"{what}: median |error| {statistics.median(errors):.1f} %, max {max(errors):.1f} % over "
             f"{len(errors)} points ({within} within 15 %)")
+
+
+def spread_line(rows: list[dict[str, Any]]) -> str | None:
+    """How far a checked point's own runs were apart: median and max of (max - min) / median, %
+    (None: no point ran more than once)."""
+    spreads = [100.0 * (r["measured_max_samples_per_s"] - r["measured_min_samples_per_s"]) / r["measured_samples_per_s"]
+               for r in rows if (r.get("check_runs") or 0) > 1 and r.get("measured_samples_per_s")]
+    if not spreads:
+        return None
+    runs = max(r.get("check_runs") or 0 for r in rows)
+    return (f"measured: the median of {runs} runs a point; the runs of a point were {statistics.median(spreads):.1f} % "
+            f"apart (median; max {max(spreads):.1f} %)")
 
 
 def load_line(probe: Probe, rows: list[dict[str, Any]]) -> str | None:

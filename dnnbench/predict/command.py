@@ -25,7 +25,8 @@ class PredictResult:
 
 
 def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events: Events, *,
-        check: bool = False, check_points: int = 6, run_id: str | None = None) -> PredictResult:
+        check: bool = False, check_points: int = 6, check_repeat: int = 3,
+        run_id: str | None = None) -> PredictResult:
     """The whole predict command; the lines to print and what was written.
 
     Raises:
@@ -44,7 +45,7 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     interrupted = False
     if check:
         measured, interrupted = checking.run_check(loaded, overrides, checking.sample(points, check_points),
-                                                   out_dir, events)
+                                                   out_dir, events, check_repeat)
         checking.merge(rows, measured, probe, points)
         report.write_outputs(out_dir, rows, probe)
     text = [*report.probe_lines(probe, full.wall_s), "model terms for the config as it is "
@@ -55,7 +56,7 @@ def run(loaded: LoadedConfig, overrides: list[str], grid_args: list[str], events
     if check:
         text.append(checking.summary(rows) or "check: no point could be compared")
         text += [line for line in (checking.summary(rows, "error_at_load_percent", "at the load seen"),
-                                   checking.load_line(probe, rows)) if line]
+                                   checking.spread_line(rows), checking.load_line(probe, rows)) if line]
     if interrupted:
         text.append("check interrupted: the points measured so far are compared")
     picture = plot.write_plot(rows, out_dir / "predict.png", f"{loaded.stem}: predicted samples/s"

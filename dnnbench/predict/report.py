@@ -20,7 +20,8 @@ COLUMNS = ["point", "workers", "latency_ms", "requests_in_flight", "compute_time
            "batch_size", "predicted_samples_per_s", "predicted_MiB_per_s", "predicted_au_percent",
            "predicted_wall_s", "bound", *(f"{t}_samples_per_s" for t in TERMS), "hold_ms", "in_flight",
            "prefetch_batches", "beyond_model", "measured_samples_per_s", "measured_MiB_per_s",
-           "measured_au_percent", "error_percent", "check_free_cores", "check_load_average_1m",
+           "measured_au_percent", "check_runs", "measured_min_samples_per_s", "measured_max_samples_per_s",
+           "error_percent", "check_free_cores", "check_load_average_1m",
            "predicted_at_load_samples_per_s", "error_at_load_percent", "run_dir"]
 
 
@@ -50,7 +51,8 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
     out.append(f"  CPU/sample: read {p.read_cpu_s * 1e3:.3f} ms, decode {p.decode_cpu_s * 1e3:.3f} ms, "
                f"process tree {p.cpu_per_sample_s * 1e3:.3f} ms")
     out.append(f"  per batch: overhead {p.batch_overhead_s * 1e3:.2f} ms; epoch start {p.startup_s * 1e3:.0f} ms "
-               f"+ {p.fork_s * 1e3:.0f} ms per worker")
+               f"+ {p.fork_s * 1e3:.0f} ms per worker" + (f" (calibration: the median of {p.calibration_runs} "
+                                                         "short runs)" if p.calibration_runs > 1 else ""))
     out.append(f"  a client's first request +{max((lv.first_cpu_ms for lv in p.levels), default=0.0):.0f} ms CPU; "
                f"wake-up {p.wake_s * 1e3:.2f} ms (8 at once: {p.wake_at(8) * 1e3:.2f} ms)")
     return out + [f"  note: {n}" for n in p.notes]

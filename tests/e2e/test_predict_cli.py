@@ -85,7 +85,7 @@ def test_a_grid_key_the_model_does_not_know_is_exit_2_and_nothing_runs(tiny_root
 def test_check_runs_the_points_for_real_and_compares(tiny_root, write_config, tmp_path, capsys):
     cfg = write_config(tiny_root)
     code = main(["-q", "predict", "--config", str(cfg), "--run-id", "c", "--grid", "framework.num_workers=0,1",
-                 "--check", "--check-points", "2"])
+                 "--check", "--check-points", "2", "--check-repeat", "2"])
     assert code == EXIT_OK
     d = predict_dir(tmp_path / "results")
     got = rows(d)
@@ -93,6 +93,10 @@ def test_check_runs_the_points_for_real_and_compares(tiny_root, write_config, tm
     for r in got:
         run_row = next(csv.DictReader(open(Path(r["run_dir"]) / "summary.csv")))
         assert float(r["measured_samples_per_s"]) == pytest.approx(float(run_row["samples_per_s"]))
+        assert r["check_runs"] == "2"  # each point ran twice: the runs' own rows, the lower middle one kept
+        both = sorted(float(next(csv.DictReader(open(f)))["samples_per_s"])
+                      for f in Path(r["run_dir"]).parent.glob(Path(r["run_dir"]).name.rsplit("-r", 1)[0] + "*/summary.csv"))
+        assert both == pytest.approx([float(r["measured_min_samples_per_s"]), float(r["measured_max_samples_per_s"])])
         err = 100 * (float(r["predicted_samples_per_s"]) - float(r["measured_samples_per_s"])) \
             / float(r["measured_samples_per_s"])
         assert float(r["error_percent"]) == pytest.approx(err)
@@ -101,3 +105,4 @@ def test_check_runs_the_points_for_real_and_compares(tiny_root, write_config, tm
     text = capsys.readouterr().out
     assert "check: median |error|" in text and "at the load seen: median |error|" in text
     assert "load: the probe got" in text and (d / "predict.png").is_file()
+    assert "measured: the median of 2 runs a point" in text

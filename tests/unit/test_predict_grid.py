@@ -121,3 +121,21 @@ def test_a_checked_point_is_also_predicted_at_the_load_seen_before_it_ran(tmp_pa
     assert check.load_line(p, rows) == ("load: the probe got 1.00 of 2 cores (load average 0.0); the checked "
                                         "points 1.00-2.00 (load average 2.0-2.0)")
     assert check.summary(rows, "error_at_load_percent", "at the load seen").startswith("at the load seen: median")
+
+
+def test_a_points_runs_become_one_row_the_median_run_with_the_spread():
+    from dnnbench.predict.check import median_row, spread_line
+
+    runs = [{"samples_per_s": "90", "run_dir": "a"}, {"samples_per_s": "110", "run_dir": "b"},
+            {"samples_per_s": "100", "run_dir": "c"}, {"samples_per_s": "", "run_dir": "d"}]
+    m = median_row(runs)
+    assert m["run_dir"] == "c" and m["check_runs"] == 3
+    assert (m["measured_min_samples_per_s"], m["measured_max_samples_per_s"]) == (90.0, 110.0)
+    assert median_row([{"samples_per_s": "", "run_dir": "x"}])["check_runs"] == 0
+    rows = [{"check_runs": 3, "measured_samples_per_s": 100.0, "measured_min_samples_per_s": 90.0,
+             "measured_max_samples_per_s": 110.0},
+            {"check_runs": 3, "measured_samples_per_s": 50.0, "measured_min_samples_per_s": 45.0,
+             "measured_max_samples_per_s": 50.0}]
+    assert spread_line(rows) == "measured: the median of 3 runs a point; the runs of a point were 15.0 % apart " \
+                                "(median; max 20.0 %)"
+    assert spread_line([{"check_runs": 1, "measured_samples_per_s": 1.0}]) is None
