@@ -30,6 +30,7 @@ from dnnbench.predict.model import Level, Probe
 
 LEVELS = (1, 2, 4, 8)
 CALIBRATION_SAMPLES = 320  # at most, in the calibration run
+CALIBRATION_SAMPLING_S = 0.05  # the process tree's CPU sampled this often (a run of tenths of a second)
 
 
 def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> Probe:
@@ -84,7 +85,8 @@ def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1)
     return ["sweep=null", "repeat=1", "storage.emulate=null", f"framework.num_workers={workers}",
             "training.trainer=read", "training.epochs=1", *limit, "training.warmup_steps=0",
             "dataset.requests_in_flight=1", "execution.phases.inference=false",
-            "execution.phases.checkpoint=false", "metrics.requests=off", f"metrics.output_dir={out_dir}"]
+            "execution.phases.checkpoint=false", "metrics.requests=off", f"metrics.output_dir={out_dir}",
+            f"metrics.system_interval_s={CALIBRATION_SAMPLING_S}"]
 
 
 #: a one-worker calibration run shorter than this (s) is run again, up to CALIBRATION_RUNS in all

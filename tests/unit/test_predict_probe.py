@@ -148,6 +148,7 @@ def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
     crowd = probe_mod.calibration_overrides(loaded, tmp_path, workers=8)
     assert "training.max_steps=null" in crowd and "dataset.max_samples=320" in crowd  # 8 first batches + 2
     assert "training.max_steps=10" in probe_mod.calibration_overrides(loaded, tmp_path, workers=1)
+    assert "metrics.system_interval_s=0.05" in crowd  # the CPU of a run of tenths of a second, sampled
     capped = load_config(cfg, ["training.max_steps=4"])
     assert "training.max_steps=4" in probe_mod.calibration_overrides(capped, tmp_path, workers=8)
     shards = load_config(cfg, ["dataset.access=shards"])
