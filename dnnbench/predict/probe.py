@@ -29,6 +29,7 @@ from dnnbench.predict.machine import (available_cores, contention, decode_all, f
 from dnnbench.predict.model import Level, Probe
 
 LEVELS = (1, 2, 4, 8)
+LEVEL_SECONDS = 0.6  # each concurrency level (at 100 requests/s, 0.3 s was 30 requests: one slow one moved the mean)
 CALIBRATION_SAMPLES = 320  # at most, in the calibration run
 CALIBRATION_SAMPLING_S = 0.05  # the process tree's CPU sampled this often (a run of tenths of a second)
 
@@ -62,7 +63,8 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
     crowd = crowd_workers(probe)
     events.notice(f"probe: a short run with {crowd} loader workers (more than the cores: their start)")
-    apply_crowd(probe, calibrate(loaded, overrides, out_dir, events, crowd), crowd, loaded.config.framework.batch_size)
+    apply_crowd(probe, calibrate_steady(loaded, overrides, out_dir, events, crowd), crowd,
+                loaded.config.framework.batch_size)
     probe.seconds = time.perf_counter() - t0
     return probe
 
@@ -85,7 +87,7 @@ def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1)
     return ["sweep=null", "repeat=1", "storage.emulate=null", f"framework.num_workers={workers}",
             "training.trainer=read", "training.epochs=1", *limit, "training.warmup_steps=0",
             "dataset.requests_in_flight=1", "execution.phases.inference=false",
-            "execution.phases.checkpoint=false", "metrics.requests=off", f"metrics.output_dir={out_dir}",
+            "execution.phases.checkpoint=false", "metrics.requests=all", f"metrics.output_dir={out_dir}",
             f"metrics.system_interval_s={CALIBRATION_SAMPLING_S}"]
 
 
@@ -94,15 +96,20 @@ STEADY_WALL_S = 1.0
 CALIBRATION_RUNS = 3
 
 
-def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> dict[str, float]:
-    """The one-worker calibration run; while the runs so far took less than ``STEADY_WALL_S`` in
-    all, once more (at most ``CALIBRATION_RUNS``): a run of a few tenths of a second moves by a
-    third from one run to the next, and every prediction moves with it. The run with the median
-    time per batch is kept (``calibration_runs``: how many ran)."""
-    runs = [calibrate(loaded, overrides, out_dir, events)]
+def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
+                     workers: int = 1) -> dict[str, float]:
+    """A calibration run; while the runs so far took less than ``STEADY_WALL_S`` in all, once more
+    (at most ``CALIBRATION_RUNS``): a run of a few tenths of a second moves by a third from one
+    run to the next, and every prediction moves with it. The run with the median time per batch
+    (one worker) or the median wall (more: their start is solved from it) is kept
+    (``calibration_runs``: how many ran)."""
+    first = None if workers == 1 else f"calibration-{workers}w"
+    runs = [calibrate(loaded, overrides, out_dir, events, workers, name=first)]
     while len(runs) < CALIBRATION_RUNS and sum(r.get("wall_s", 0.0) for r in runs) < STEADY_WALL_S:
-        runs.append(calibrate(loaded, overrides, out_dir, events, name=f"calibration-{len(runs) + 1}"))
-    runs.sort(key=lambda r: r.get("step_wait_s", r.get("wall_s", 0.0)))
+        name = f"calibration-{len(runs) + 1}" if workers == 1 else f"calibration-{workers}w-{len(runs) + 1}"
+        runs.append(calibrate(loaded, overrides, out_dir, events, workers, name=name))
+    key = "step_wait_s" if workers == 1 else "wall_s"
+    runs.sort(key=lambda r: r.get(key, r.get("wall_s", 0.0)))
     return {**runs[(len(runs) - 1) // 2], "calibration_runs": float(len(runs))}
 
 
@@ -134,7 +141,17 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     steady = steady_cores(Path(rec.run_dir)) if rec.run_dir else None
     if steady is not None:
         out["steady_cores"] = steady
+    get_ms = loader_get_ms(Path(rec.run_dir) / "requests.csv") if rec.run_dir else None
+    if get_ms is not None:
+        out["get_ms"] = get_ms
     return out
+
+
+def loader_get_ms(requests_csv: Path) -> float | None:
+    """The mean latency of the loader's GETs in a calibration run (``requests.csv``), its first
+    GET left out (it makes the worker's storage client). None: fewer than two GETs recorded."""
+    lat = [float(r["latency_ms"]) for r in _rows(requests_csv) if r.get("op") == "get" and r.get("latency_ms")]
+    return sum(lat[1:]) / len(lat[1:]) if len(lat) > 1 else None
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -254,7 +271,7 @@ def measure_level(storage: Any, keys: list[str], concurrency: int, seconds: floa
     return level, cpu
 
 
-def measure_levels(storage: Any, keys: list[str], seconds: float = 0.3) -> tuple[list[Level], float]:
+def measure_levels(storage: Any, keys: list[str], seconds: float = LEVEL_SECONDS) -> tuple[list[Level], float]:
     """Every concurrency level (no more processes than keys); the client CPU per request at concurrency 1."""
     levels: list[Level] = []
     read_cpu = 0.0
@@ -363,12 +380,16 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     per_sample = (wall - first) / (samples - batch) if samples > 2 * batch else wall / samples
     if cal.get("step_wait_s"):
         per_sample = cal["step_wait_s"] / batch
+    service = p.service_s(1) / p.samples_per_request
+    if not p.fs and p.access != "shards" and service > 0 and cal.get("get_ms"):
+        # a server on these cores may answer a real loader more slowly than the probe's bare GETs:
+        # the calibration run recorded its GETs, so the factor is measured (the client's CPU left out)
+        p.service_scale = max(0.0, cal["get_ms"] / 1e3 - p.read_cpu_s) / p.service_s(1)
     known = (p.service_s(1) + p.read_cpu_s) / p.samples_per_request + p.decode_cpu_s
     residual = max(0.0, per_sample - known)
-    service = p.service_s(1) / p.samples_per_request
-    if not p.fs and p.access != "shards" and service > 0:  # a server on these cores answers a loader
-        p.service_scale = 1.0 + residual / service  # slower than the probe's bare GETs
-    else:  # page cache, or one request per shard: what is left is the loader's own work per sample
+    if not p.fs and p.access != "shards" and service > 0 and not cal.get("get_ms"):
+        p.service_scale = 1.0 + residual / service  # no GETs recorded: all of what is left is the server's
+    else:  # what is left is the loader's own work per sample (collate, handoff; shards: tar, shuffle)
         p.batch_overhead_s = residual * batch
     fill = fill_per_worker(p, batch)
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)

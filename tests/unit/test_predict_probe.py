@@ -33,6 +33,19 @@ def test_a_servers_calibration_stretches_its_latency_instead():
     assert p.service_scale == pytest.approx(2.0) and p.batch_overhead_s == 0.0
 
 
+def test_a_servers_calibration_measures_its_latency_from_the_loaders_own_gets(tmp_path):
+    p = probe(levels=[Level(1, 1, 0, 10.0, 0, 0, 0)], read_cpu_s=0.002)
+    apply_calibration(p, {"samples": 320, "wall_s": 8.0, "time_to_first_batch_s": 1.0, "step_wait_s": 0.64,
+                          "get_ms": 17.0}, 32)
+    assert p.service_scale == pytest.approx((0.017 - 0.002) / 0.010)  # the loader's GETs, less the client CPU
+    assert p.batch_overhead_s == pytest.approx((0.020 - 0.017) * 32)  # the rest of a sample's 20 ms
+    (tmp_path / "requests.csv").write_text("op,latency_ms\nlist,100\nget,90\nget,10\nget,20\n")
+    assert probe_mod.loader_get_ms(tmp_path / "requests.csv") == pytest.approx(15.0)  # the first GET left out
+    (tmp_path / "requests.csv").write_text("op,latency_ms\nget,90\n")
+    assert probe_mod.loader_get_ms(tmp_path / "requests.csv") is None
+    assert probe_mod.loader_get_ms(tmp_path / "missing.csv") is None
+
+
 def test_the_ceiling_is_taken_only_where_the_curve_flattened():
     lv = [Level(c, 1, 0, 0, 0, 0, mib) for c, mib in ((1, 10.0), (2, 19.0), (4, 30.0), (8, 32.0))]
     assert ceiling(lv) == 32.0
@@ -124,12 +137,24 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
 
     def fake(loaded, overrides, out_dir, events, workers=1, name=None):
         names.append(name)
+        assert workers == 1
         return {"wall_s": 0.2, "step_wait_s": next(waits)}
 
     monkeypatch.setattr(probe_mod, "calibrate", fake)
     cal = probe_mod.calibrate_steady(None, [], tmp_path, None)
     assert names == [None, "calibration-2", "calibration-3"]  # each run in its own folder
     assert cal["step_wait_s"] == 0.20 and cal["calibration_runs"] == 3.0
+
+    walls = iter([0.4, 0.3, 0.5])
+    names.clear()
+
+    def crowd(loaded, overrides, out_dir, events, workers=1, name=None):
+        names.append((workers, name))
+        return {"wall_s": next(walls), "step_wait_s": 1.0}
+
+    monkeypatch.setattr(probe_mod, "calibrate", crowd)
+    assert probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8)["wall_s"] == 0.4  # the median wall
+    assert names == [(8, "calibration-8w"), (8, "calibration-8w-2"), (8, "calibration-8w-3")]
 
     long_runs = iter([{"wall_s": 5.0, "step_wait_s": 0.4}])
     monkeypatch.setattr(probe_mod, "calibrate", lambda *a, **k: next(long_runs))
