@@ -92,8 +92,8 @@ def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1)
 
 
 #: a one-worker calibration run shorter than this (s) is run again, up to CALIBRATION_RUNS in all
-STEADY_WALL_S = 1.0
-CALIBRATION_RUNS = 3
+STEADY_WALL_S = 1.5
+CALIBRATION_RUNS = 5
 
 
 def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,

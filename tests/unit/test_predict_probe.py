@@ -132,7 +132,7 @@ def test_the_probe_recovers_a_known_cpu_cost_per_request():
 
 
 def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch, tmp_path):
-    waits = iter([0.30, 0.10, 0.20])
+    waits = iter([0.30, 0.10, 0.20, 0.25, 0.05])
     names = []
 
     def fake(loaded, overrides, out_dir, events, workers=1, name=None):
@@ -142,10 +142,10 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
 
     monkeypatch.setattr(probe_mod, "calibrate", fake)
     cal = probe_mod.calibrate_steady(None, [], tmp_path, None)
-    assert names == [None, "calibration-2", "calibration-3"]  # each run in its own folder
-    assert cal["step_wait_s"] == 0.20 and cal["calibration_runs"] == 3.0
+    assert names == [None, "calibration-2", "calibration-3", "calibration-4", "calibration-5"]  # own folders
+    assert cal["step_wait_s"] == 0.20 and cal["calibration_runs"] == 5.0
 
-    walls = iter([0.4, 0.3, 0.5])
+    walls = iter([0.3, 0.2, 0.35, 0.25, 0.28])
     names.clear()
 
     def crowd(loaded, overrides, out_dir, events, workers=1, name=None):
@@ -153,8 +153,8 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
         return {"wall_s": next(walls), "step_wait_s": 1.0}
 
     monkeypatch.setattr(probe_mod, "calibrate", crowd)
-    assert probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8)["wall_s"] == 0.4  # the median wall
-    assert names == [(8, "calibration-8w"), (8, "calibration-8w-2"), (8, "calibration-8w-3")]
+    assert probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8)["wall_s"] == 0.28  # the median wall
+    assert names == [(8, "calibration-8w"), *((8, f"calibration-8w-{i}") for i in range(2, 6))]
 
     long_runs = iter([{"wall_s": 5.0, "step_wait_s": 0.4}])
     monkeypatch.setattr(probe_mod, "calibrate", lambda *a, **k: next(long_runs))
