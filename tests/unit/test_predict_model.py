@@ -142,3 +142,14 @@ def test_moving_the_probe_to_another_load_scales_its_cores_and_its_workers_pace(
     assert terms(quiet, Point(workers=1))["little"] == pytest.approx(1 / (0.010 + 0.004 * 2 / 3))
     assert predict(quiet, Point(workers=1, batch_size=10)).wall_s == pytest.approx(0.2 + 1000 * (0.010 + 0.004 * 2 / 3))
     assert p.pace == 1.0 and p.cores_at[2] == [8, 1.2]  # the probe itself is left as it was
+
+
+def test_requests_that_wait_a_fixed_emulated_latency_reach_the_storage_as_a_burst():
+    from dnnbench.predict.model import at_storage
+
+    assert at_storage(8, 0.0) == 8.0  # back to back: all of them at once, as the probe measured
+    assert at_storage(8, 50.0) == 4.5 and at_storage(1, 50.0) == 1.0  # a burst answered in turn
+    p = probe(levels=[Level(1, 1, 0, 10.0, 0, 0, 0), Level(8, 1, 0, 80.0, 0, 0, 0)])
+    assert terms(p, Point(workers=8))["little"] == pytest.approx(8 / 0.080)
+    assert terms(p, Point(workers=8, latency_ms=50.0))["little"] == pytest.approx(8 / (0.050 + p.service_s(4.5)))
+    assert p.service_s(4.5) == pytest.approx(0.045)
