@@ -69,6 +69,7 @@ class Probe:
     page_cache_bytes: int  # memory free for the page cache
     ceiling_MiB_per_s: float | None = None  # noqa: N815 - None: not reached by the probe
     fork_s: float = 0.0  # starting one loader worker
+    end_s: float = 0.0  # an epoch's end after its last batch: the loader's workers stopped (calibrated)
     calibration_cores: float = 0.0  # cores the calibration run's process tree used (it got at least these)
     service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
@@ -282,6 +283,6 @@ def fill_samples(p: Probe, pt: Point) -> float:
 def epoch_wall(p: Probe, pt: Point, rate: float, per_sample: float) -> float:
     """One epoch's wall time: the workers' start, then every sample at the bounding rate (all the
     workers fill their first batches together, so the first batch is no extra time unless one
-    worker's fill outlasts the whole epoch's reading)."""
+    worker's fill outlasts the whole epoch's reading), then its end (the workers stopped)."""
     n = samples_per_epoch(p, pt) * pt.accelerators
-    return start_s(p, pt) + max(fill_samples(p, pt) * per_sample, n / rate)
+    return start_s(p, pt) + max(fill_samples(p, pt) * per_sample, n / rate) + p.pace * p.end_s

@@ -79,7 +79,7 @@ def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1)
     if cfg.training.max_steps is not None:
         steps = min(steps, cfg.training.max_steps)
     limit = [f"training.max_steps={steps}"]
-    if workers > 1 and cfg.training.max_steps is None and cfg.dataset.access != "shards":
+    if cfg.training.max_steps is None and cfg.dataset.access != "shards":
         # fewer samples, not fewer steps: the epoch ends as the predicted runs' epochs end (every
         # worker runs out and exits), not with workers stopped in the middle of their next batches
         samples = steps * cfg.framework.batch_size
@@ -141,10 +141,25 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     steady = steady_cores(Path(rec.run_dir)) if rec.run_dir else None
     if steady is not None:
         out["steady_cores"] = steady
+    end = epoch_end_s(Path(rec.run_dir), out.get("wall_s")) if rec.run_dir else None
+    if end is not None:
+        out["end_s"] = end
     get_ms = loader_get_ms(Path(rec.run_dir) / "requests.csv") if rec.run_dir else None
     if get_ms is not None:
         out["get_ms"] = get_ms
     return out
+
+
+def epoch_end_s(run_dir: Path, wall: float | None) -> float | None:
+    """How long the epoch went on after its last batch had been used (the loader's workers
+    stopped and joined): the epoch's wall less the time from its start to the last step's end
+    (``steps.csv``). None: no steps or no wall."""
+    steps = _rows(run_dir / "steps.csv")
+    if not steps or not wall:
+        return None
+    last = steps[-1]
+    used = float(last["t_s"]) + float(last["wait_s"] or 0) + float(last["compute_s"] or 0) - float(steps[0]["t_s"])
+    return max(0.0, wall - used)
 
 
 def loader_get_ms(requests_csv: Path) -> float | None:
@@ -361,7 +376,7 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
         return
     t = terms(p, Point(workers=workers, batch_size=batch))
     rate = min(t["little"], t["cpu"], t["storage"])
-    p.fork_s = max(p.fork_s, (wall - p.startup_s - samples / rate) / workers)
+    p.fork_s = max(p.fork_s, (wall - p.startup_s - p.end_s - samples / rate) / workers)
 
 
 def fill_per_worker(p: Probe, batch: int) -> float:
@@ -393,6 +408,7 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
         p.batch_overhead_s = residual * batch
     fill = fill_per_worker(p, batch)
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
+    p.end_s = cal.get("end_s", 0.0)
     p.calibration_runs = int(cal.get("calibration_runs", 1))
     p.calibration_cores = cal.get("cpu_percent", 0.0) / 100.0
     tree = p.calibration_cores * wall / samples

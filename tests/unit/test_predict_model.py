@@ -153,3 +153,8 @@ def test_requests_that_wait_a_fixed_emulated_latency_reach_the_storage_as_a_burs
     assert terms(p, Point(workers=8))["little"] == pytest.approx(8 / 0.080)
     assert terms(p, Point(workers=8, latency_ms=50.0))["little"] == pytest.approx(8 / (0.050 + p.service_s(4.5)))
     assert p.service_s(4.5) == pytest.approx(0.045)
+
+
+def test_an_epoch_ends_with_its_workers_stopped():
+    p = probe(fork_s=0.01, startup_s=0.5, end_s=0.2)
+    assert predict(p, Point(workers=4, batch_size=10)).wall_s == pytest.approx(0.5 + 4 * 0.01 + 1000 / 400.0 + 0.2)

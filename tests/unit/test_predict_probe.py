@@ -172,9 +172,24 @@ def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
     loaded = load_config(cfg, [])
     crowd = probe_mod.calibration_overrides(loaded, tmp_path, workers=8)
     assert "training.max_steps=null" in crowd and "dataset.max_samples=320" in crowd  # 8 first batches + 2
-    assert "training.max_steps=10" in probe_mod.calibration_overrides(loaded, tmp_path, workers=1)
+    one = probe_mod.calibration_overrides(loaded, tmp_path, workers=1)
+    assert "training.max_steps=null" in one and "dataset.max_samples=320" in one  # 320 samples, then the end
     assert "metrics.system_interval_s=0.05" in crowd  # the CPU of a run of tenths of a second, sampled
+    assert "training.max_steps=10" in probe_mod.calibration_overrides(load_config(cfg, ["dataset.access=shards"]),
+                                                                      tmp_path, workers=1)
     capped = load_config(cfg, ["training.max_steps=4"])
     assert "training.max_steps=4" in probe_mod.calibration_overrides(capped, tmp_path, workers=8)
     shards = load_config(cfg, ["dataset.access=shards"])
     assert not any(o.startswith("dataset.max_samples") for o in probe_mod.calibration_overrides(shards, tmp_path, 8))
+
+
+def test_the_epochs_end_is_what_its_wall_took_after_the_last_step(tmp_path):
+    steps = ["epoch,step,t_s,wait_s,compute_s", "0,0,10.0,0.5,0.0", "0,1,10.5,0.2,0.1", "0,2,10.8,0.1,0.1"]
+    (tmp_path / "steps.csv").write_text("\n".join(steps) + "\n")
+    assert probe_mod.epoch_end_s(tmp_path, 1.3) == pytest.approx(1.3 - 1.0)  # the last step ended 1.0 s in
+    assert probe_mod.epoch_end_s(tmp_path, None) is None
+    assert probe_mod.epoch_end_s(tmp_path / "none", 1.0) is None
+    p = probe(fs=True, levels=[Level(1, 1, 0, 1.0, 0, 0, 0, wait_ms=1.0)])
+    apply_calibration(p, {"samples": 320, "wall_s": 2.0, "time_to_first_batch_s": 0.5, "step_wait_s": 0.16,
+                          "end_s": 0.05}, batch=32)
+    assert p.end_s == 0.05
