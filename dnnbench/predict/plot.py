@@ -40,7 +40,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | Non
     if not curves:
         return None
     x, _ = axes_of(rows)
-    fig = Figure(figsize=(8, 5), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     cmap = colormaps["tab10" if len(curves) <= 10 else "tab20"]
     for i, (name, pts) in enumerate(curves.items()):
@@ -54,19 +54,23 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | Non
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # off the curves
     fig.savefig(path)
     return path
 
 
 def _curve(ax: Any, x: str, name: str, pts: list[dict[str, Any]], colour: Any) -> None:
-    """One predicted curve (line), its measured points (dots) and predictions at the load seen (x)."""
+    """One predicted curve (line), its measured points (dots, with the range of the point's runs)
+    and predictions at the load seen (x)."""
     ax.plot([r[x] for r in pts], [r["predicted_samples_per_s"] for r in pts], "-", color=colour,
             label=f"predicted: {name}")
     measured = [r for r in pts if r.get("measured_samples_per_s") is not None]
-    if measured:
-        ax.plot([r[x] for r in measured], [r["measured_samples_per_s"] for r in measured], "o", color=colour,
-                label=f"measured: {name}")
+    if measured:  # the median run, and a bar over the range of the point's runs (--check-repeat)
+        ys = [r["measured_samples_per_s"] for r in measured]
+        below = [y - (r.get("measured_min_samples_per_s") or y) for r, y in zip(measured, ys)]
+        above = [(r.get("measured_max_samples_per_s") or y) - y for r, y in zip(measured, ys)]
+        ax.errorbar([r[x] for r in measured], ys, yerr=[below, above], fmt="o", color=colour, capsize=3,
+                    label=f"measured (median, range of runs): {name}")
     at_load = [r for r in measured if r.get("predicted_at_load_samples_per_s") is not None]
     if at_load:
         ax.plot([r[x] for r in at_load], [r["predicted_at_load_samples_per_s"] for r in at_load], "x",

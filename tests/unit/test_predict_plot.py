@@ -11,7 +11,9 @@ def rows() -> list[dict]:
         for w in (4, 1, 2):
             out.append({"workers": w, "latency_ms": lat, "requests_in_flight": 1, "compute_time_s": 0.0,
                         "accelerators": 1, "batch_size": 32, "predicted_samples_per_s": 100.0 * w / (1 + lat)})
-    out[0].update(measured_samples_per_s=90.0, predicted_at_load_samples_per_s=95.0)
+    out[0].update(measured_samples_per_s=90.0, predicted_at_load_samples_per_s=95.0,
+                  measured_min_samples_per_s=80.0, measured_max_samples_per_s=99.0)
+    out[1].update(measured_samples_per_s=20.0)  # one run: no range
     out.append({**out[1], "workers": 8, "predicted_samples_per_s": None})  # beyond the model
     return out
 
