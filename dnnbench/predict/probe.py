@@ -31,9 +31,7 @@ from dnnbench.predict.model import Level, Probe
 LEVELS = (1, 2, 4, 8)
 LEVEL_SECONDS = 0.6  # each concurrency level (at 100 requests/s, 0.3 s was 30 requests: one slow one moved the mean)
 CALIBRATION_SAMPLES = 320  # at most, in the calibration run
-#: the one-worker run's process tree sampled this often (a run of tenths of a second); not the run
-#: with many workers: sampling 9 processes every 50 ms in the main process slowed its start by a sixth
-CALIBRATION_SAMPLING_S = 0.05
+CALIBRATION_SAMPLING_S = 0.05  # the process tree's CPU sampled this often (a run of tenths of a second)
 
 
 def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> Probe:
@@ -90,7 +88,7 @@ def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1)
             "training.trainer=read", "training.epochs=1", *limit, "training.warmup_steps=0",
             "dataset.requests_in_flight=1", "execution.phases.inference=false",
             "execution.phases.checkpoint=false", "metrics.requests=all", f"metrics.output_dir={out_dir}",
-            *([f"metrics.system_interval_s={CALIBRATION_SAMPLING_S}"] if workers == 1 else [])]
+            f"metrics.system_interval_s={CALIBRATION_SAMPLING_S}"]
 
 
 #: a one-worker calibration run shorter than this (s) is run again, up to CALIBRATION_RUNS in all

@@ -175,7 +175,6 @@ def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
     one = probe_mod.calibration_overrides(loaded, tmp_path, workers=1)
     assert "training.max_steps=null" in one and "dataset.max_samples=320" in one  # 320 samples, then the end
     assert "metrics.system_interval_s=0.05" in one  # the CPU of a run of tenths of a second, sampled
-    assert not any(o.startswith("metrics.system_interval_s") for o in crowd)  # 9 processes: it would slow them
     assert "training.max_steps=10" in probe_mod.calibration_overrides(load_config(cfg, ["dataset.access=shards"]),
                                                                       tmp_path, workers=1)
     capped = load_config(cfg, ["training.max_steps=4"])
