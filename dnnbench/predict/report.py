@@ -51,8 +51,9 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
     out.append(f"  CPU/sample: read {p.read_cpu_s * 1e3:.3f} ms, decode {p.decode_cpu_s * 1e3:.3f} ms, "
                f"process tree {p.cpu_per_sample_s * 1e3:.3f} ms")
     out.append(f"  per batch: overhead {p.batch_overhead_s * 1e3:.2f} ms; epoch start {p.startup_s * 1e3:.0f} ms "
-               f"+ {p.fork_s * 1e3:.0f} ms per worker, end {p.end_s * 1e3:.0f} ms" + (f" (calibration: the median of {p.calibration_runs} "
-                                                         "short runs)" if p.calibration_runs > 1 else ""))
+               f"+ {p.fork_s * 1e3:.0f} ms per worker, end {p.end_s * 1e3:.0f} ms")
+    if p.calibration_runs > 1:
+        out.append(f"  calibration: the median of {p.calibration_runs} short runs")
     out.append(f"  a client's first request +{max((lv.first_cpu_ms for lv in p.levels), default=0.0):.0f} ms CPU; "
                f"wake-up {p.wake_s * 1e3:.2f} ms (8 at once: {p.wake_at(8) * 1e3:.2f} ms)")
     return out + [f"  note: {n}" for n in p.notes]
