@@ -101,6 +101,7 @@ def plan_points(loaded: LoadedConfig, overrides: list[str], grid: dict[str, list
     """
     from dnnbench.multirun import plan as sweep_plan
 
+    refuse_unmodelled(loaded)
     accel = grid.get(ACCELERATORS, [1])
     if any(not isinstance(a, int) or isinstance(a, bool) or a < 1 for a in accel):
         raise ConfigError("--grid accelerators: give whole numbers >= 1", reference="--grid")
@@ -113,6 +114,26 @@ def plan_points(loaded: LoadedConfig, overrides: list[str], grid: dict[str, list
     p = sweep_plan.plan(with_sweep, [*overrides, sweep, "repeat=1"])
     return [GridPoint(v.label, o, v.loaded, point_of(v.loaded, int(o.get(ACCELERATORS, 1))))
             for v, (_, o) in zip(p.variants, combos)]
+
+
+def refuse_unmodelled(loaded: LoadedConfig) -> None:
+    """The workloads the probe measures and the model reads: loaders of one object per sample
+    (image folders, random or sequential access) and tar shards.
+
+    Raises:
+        ConfigError: a checkpoint workload, or a ``dataset.format`` (many samples per file, read
+            by ranged requests from each file's index: not probed yet).
+    """
+    cfg = loaded.config
+    if cfg.training.trainer == "checkpoint":
+        raise ConfigError("predict models a loader reading a dataset; training.trainer: checkpoint writes and "
+                          "reads checkpoints instead", reference="training.trainer",
+                          hint="run the checkpoint workload itself (benchmark.py run) to measure it")
+    if cfg.dataset.format is not None:
+        raise ConfigError(f"predict does not model dataset.format: {cfg.dataset.format} yet (many samples per "
+                          "file, read by ranged requests from each file's index; the probe measures one object "
+                          "per sample, or tar shards)", reference="dataset.format",
+                          hint="measure it with a run or a sweep (sweep.grid with the same keys as --grid)")
 
 
 def point_of(loaded: LoadedConfig, accelerators: int = 1) -> Point:
