@@ -117,23 +117,17 @@ def plan_points(loaded: LoadedConfig, overrides: list[str], grid: dict[str, list
 
 
 def refuse_unmodelled(loaded: LoadedConfig) -> None:
-    """The workloads the probe measures and the model reads: loaders of one object per sample
-    (image folders, random or sequential access) and tar shards.
+    """The workloads the probe measures and the model reads are loaders reading a dataset: image
+    folders (random or sequential access), tar shards, and files of many samples
+    (``dataset.format``, random or sequential). A checkpoint workload writes instead.
 
     Raises:
-        ConfigError: a checkpoint workload, or a ``dataset.format`` (many samples per file, read
-            by ranged requests from each file's index: not probed yet).
+        ConfigError: a checkpoint workload.
     """
-    cfg = loaded.config
-    if cfg.training.trainer == "checkpoint":
+    if loaded.config.training.trainer == "checkpoint":
         raise ConfigError("predict models a loader reading a dataset; training.trainer: checkpoint writes and "
                           "reads checkpoints instead", reference="training.trainer",
                           hint="run the checkpoint workload itself (benchmark.py run) to measure it")
-    if cfg.dataset.format is not None:
-        raise ConfigError(f"predict does not model dataset.format: {cfg.dataset.format} yet (many samples per "
-                          "file, read by ranged requests from each file's index; the probe measures one object "
-                          "per sample, or tar shards)", reference="dataset.format",
-                          hint="measure it with a run or a sweep (sweep.grid with the same keys as --grid)")
 
 
 def point_of(loaded: LoadedConfig, accelerators: int = 1) -> Point:

@@ -50,7 +50,7 @@ class Level:
 class Probe:
     """What the probe measured (or, in tests, what is fabricated). Times are seconds."""
 
-    access: str  # random | sequential | shards
+    access: str  # random | sequential | shards | files (dataset.format files read whole, many samples each)
     fs: bool  # a local filesystem (its reads come from the page cache)
     cores: float  # cores this process may run on
     busy_cores: float  # cores other processes kept busy while the probe measured
@@ -74,7 +74,7 @@ class Probe:
     service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
     wake8_s: float | None = None  # the same with 8 of ours sleeping and waking (None: as wake_s)
-    shuffle_buffer: int = 0  # shards: samples a worker holds before its first batch
+    shuffle_buffer: int = 0  # shards: samples a worker holds before its first batch; files: 1 = a file's samples held
     cores_at: list[list[float]] = field(default_factory=list)  # [processes, cores they got] (contention)
     load_average: float = 0.0  # the 1-minute load average while the probe ran
     pace: float = 1.0  # a worker's wall time for its CPU work now over the calibration's (see at_load)
@@ -122,6 +122,11 @@ class Probe:
         if self.wake8_s is None:
             return self.wake_s
         return self.wake_s + (self.wake8_s - self.wake_s) * (min(processes, 8) - 1) / 7
+
+    @property
+    def streams(self) -> bool:
+        """Does a worker stream its own requests of many samples (shards, files read whole)?"""
+        return self.access in ("shards", "files")
 
     @property
     def max_concurrency(self) -> int:
@@ -199,8 +204,8 @@ def worker_seconds(p: Probe, pt: Point) -> tuple[float, float]:
 def terms(p: Probe, pt: Point) -> dict[str, float]:
     """Each term's samples/s for the whole point (all accelerators); inf = no limit."""
     workers = max(1, pt.workers)
-    if p.access == "shards":
-        workers = min(workers, max(1, p.requests))  # a worker with no shard reads nothing
+    if p.streams:
+        workers = min(workers, max(1, p.requests))  # a worker with no shard or file reads nothing
     _, per_sample = worker_seconds(p, pt)
     cpu = max(p.cpu_per_sample_s, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s) \
         + p.server_cpu_s / p.samples_per_request
@@ -273,11 +278,18 @@ def at_load(p: Probe, free_now: float) -> Probe:
 
 
 def fill_samples(p: Probe, pt: Point) -> float:
-    """Samples one worker reads before its first batch (shards: its shuffle buffer fills first)."""
-    if p.access != "shards":
+    """Samples one worker reads before its first batch. Shards: its shuffle buffer fills first, and
+    then every sample it reads lets one out, so a batch is out after buffer + batch - 1 (the buffer
+    comes out at the stream's end without reading: the epoch's last batches are free). Files read
+    whole whose samples are held (``sample_shuffle``): whole files, until they hold a batch."""
+    if not p.streams:
         return pt.batch_size
     per_worker = p.samples / max(1, min(max(1, pt.workers), p.requests))
-    return max(pt.batch_size, min(p.shuffle_buffer, per_worker))
+    if p.access == "files":
+        spr = max(1.0, p.samples_per_request)
+        fill = math.ceil(pt.batch_size / spr) * spr if p.shuffle_buffer else pt.batch_size
+        return max(1.0, min(fill, per_worker))
+    return max(pt.batch_size, min(p.shuffle_buffer + pt.batch_size - 1, per_worker))
 
 
 def epoch_wall(p: Probe, pt: Point, rate: float, per_sample: float) -> float:

@@ -24,14 +24,18 @@ from typing import Any
 from dnnbench.config.loading import LoadedConfig, load_config
 from dnnbench.errors import BenchError
 from dnnbench.events import Events
+from dnnbench.formats.select import is_file_format
+from dnnbench.predict import files as format_files
 from dnnbench.predict.machine import (available_cores, contention, decode_all, fork_seconds, mp_context,
                                       wake_seconds)
-from dnnbench.predict.model import Level, Probe
+from dnnbench.predict.model import Level, Point, Probe, fill_samples, terms
 
 LEVELS = (1, 2, 4, 8)
 LEVEL_SECONDS = 0.6  # each concurrency level (at 100 requests/s, 0.3 s was 30 requests: one slow one moved the mean)
 CALIBRATION_SAMPLES = 320  # at most, in the calibration run
-CALIBRATION_SAMPLING_S = 0.05  # the process tree's CPU sampled this often (a run of tenths of a second)
+#: the one-worker run's process tree sampled this often (a run of tenths of a second); not the run
+#: with many workers: sampling 9 processes every 50 ms in the main process slowed its start by a sixth
+CALIBRATION_SAMPLING_S = 0.05
 
 
 def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events) -> Probe:
@@ -47,15 +51,18 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
         opened = open_dataset(loaded)
     except BenchError:  # not there yet: the calibration run prepares it (prepare.auto) or says why
         opened = None
-    cal = calibrate_steady(loaded, overrides, out_dir, events)
+    cal = calibrate_steady(loaded, overrides, out_dir, events, epoch_samples=opened[2]["samples"] if opened else None)
     storage, keys, facts = opened or open_dataset(loaded)
     timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
     levels, read_cpu = measure_levels(storage, keys)
-    blobs = sample_blobs(storage, keys, facts["access"])
-    decode_cpu = decode_seconds(loaded, blobs)
+    if "files" in facts:  # a dataset.format: its own decode; contention measured on a fixed loop
+        blobs, mode, decode_cpu = [], "none", format_files.decode_seconds(loaded, storage, facts)
+    else:
+        blobs, mode = sample_blobs(storage, keys, facts["access"]), loaded.config.dataset.decode
+        decode_cpu = decode_seconds(loaded, blobs)
     events.notice("probe: contention (1 to 4x cores processes doing a worker's CPU work)")
-    cores_at = contention(blobs, loaded.config.dataset.decode, tuple(loaded.config.dataset.image_dimension))
+    cores_at = contention(blobs, mode, tuple(loaded.config.dataset.image_dimension))
     free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
     probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
     probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
@@ -69,26 +76,55 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     return probe
 
 
-def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1) -> list[str]:
+def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1,
+                          epoch_samples: int | None = None) -> list[str]:
     """The base config, reduced to a short run without emulated latency (one worker: at most
-    ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and two more)."""
+    ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and two more).
+    Shards of an epoch of ``epoch_samples`` at most twice that: the whole epoch (a shard stream
+    cannot be cut short by samples, and one stopped at a step ends as no epoch ends)."""
     cfg = loaded.config
+    stream = streamed(loaded)
     steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size)) if workers == 1 else \
         workers * math.ceil(max(cfg.framework.batch_size, cfg.dataset.shuffle_buffer if cfg.dataset.access == "shards"
                                 else 0) / cfg.framework.batch_size) + 2
     if cfg.training.max_steps is not None:
         steps = min(steps, cfg.training.max_steps)
     limit = [f"training.max_steps={steps}"]
-    if cfg.training.max_steps is None and cfg.dataset.access != "shards":
+    if cfg.training.max_steps is None and not stream and not is_file_format(cfg.dataset):
         # fewer samples, not fewer steps: the epoch ends as the predicted runs' epochs end (every
         # worker runs out and exits), not with workers stopped in the middle of their next batches
         samples = steps * cfg.framework.batch_size
         limit = ["training.max_steps=null", f"dataset.max_samples={min(samples, cfg.dataset.max_samples or samples)}"]
+    elif whole_shard_epoch(loaded, workers, epoch_samples):
+        limit = ["training.max_steps=null"]
     return ["sweep=null", "repeat=1", "storage.emulate=null", f"framework.num_workers={workers}",
             "training.trainer=read", "training.epochs=1", *limit, "training.warmup_steps=0",
             "dataset.requests_in_flight=1", "execution.phases.inference=false",
             "execution.phases.checkpoint=false", "metrics.requests=all", f"metrics.output_dir={out_dir}",
-            f"metrics.system_interval_s={CALIBRATION_SAMPLING_S}"]
+            *([f"metrics.system_interval_s={CALIBRATION_SAMPLING_S}"] if workers == 1 else [])]
+
+
+def streamed(loaded: LoadedConfig) -> bool:
+    """Does a loader worker stream requests of many samples (tar shards, dataset.format files read
+    whole)? Such a stream cannot be cut short by samples (``dataset.max_samples`` counts files)."""
+    cfg = loaded.config
+    return cfg.dataset.access == "shards" or (cfg.dataset.access == "sequential" and is_file_format(cfg.dataset))
+
+
+def whole_shard_epoch(loaded: LoadedConfig, workers: int, epoch_samples: int | None) -> bool:
+    """Does the one-worker calibration run read a whole epoch of streamed shards or files (a short one)?"""
+    cfg = loaded.config
+    return (workers == 1 and streamed(loaded) and cfg.training.max_steps is None
+            and epoch_samples is not None and epoch_samples <= 2 * CALIBRATION_SAMPLES)
+
+
+def free_tail_batches(loaded: LoadedConfig, workers: int, epoch_samples: int | None) -> int:
+    """Batches at the end of a whole epoch of shards that cost no reading: the shuffle buffer's
+    samples, let out after the stream's last sample."""
+    cfg = loaded.config
+    if cfg.dataset.access != "shards" or not whole_shard_epoch(loaded, workers, epoch_samples):
+        return 0
+    return math.ceil((cfg.dataset.shuffle_buffer - 1) / cfg.framework.batch_size)
 
 
 #: a one-worker calibration run shorter than this (s) is run again, up to CALIBRATION_RUNS in all
@@ -97,25 +133,26 @@ CALIBRATION_RUNS = 5
 
 
 def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
-                     workers: int = 1) -> dict[str, float]:
+                     workers: int = 1, epoch_samples: int | None = None) -> dict[str, float]:
     """A calibration run; while the runs so far took less than ``STEADY_WALL_S`` in all, once more
     (at most ``CALIBRATION_RUNS``): a run of a few tenths of a second moves by a third from one
     run to the next, and every prediction moves with it. The run with the median time per batch
     (one worker) or the median wall (more: their start is solved from it) is kept
     (``calibration_runs``: how many ran)."""
     first = None if workers == 1 else f"calibration-{workers}w"
-    runs = [calibrate(loaded, overrides, out_dir, events, workers, name=first)]
+    runs = [calibrate(loaded, overrides, out_dir, events, workers, name=first, epoch_samples=epoch_samples)]
     while len(runs) < CALIBRATION_RUNS and sum(r.get("wall_s", 0.0) for r in runs) < STEADY_WALL_S:
         name = f"calibration-{len(runs) + 1}" if workers == 1 else f"calibration-{workers}w-{len(runs) + 1}"
-        runs.append(calibrate(loaded, overrides, out_dir, events, workers, name=name))
+        runs.append(calibrate(loaded, overrides, out_dir, events, workers, name=name, epoch_samples=epoch_samples))
     key = "step_wait_s" if workers == 1 else "wall_s"
     runs.sort(key=lambda r: r.get(key, r.get("wall_s", 0.0)))
     return {**runs[(len(runs) - 1) // 2], "calibration_runs": float(len(runs))}
 
 
 def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
-              workers: int = 1, name: str | None = None) -> dict[str, float]:
-    """Run the calibration run (``workers`` loader workers); its summary figures as floats.
+              workers: int = 1, name: str | None = None, epoch_samples: int | None = None) -> dict[str, float]:
+    """Run the calibration run (``workers`` loader workers; ``epoch_samples``: the base epoch's, when
+    known); its summary figures as floats.
 
     Raises:
         BenchError: it failed (the reason is its own).
@@ -124,7 +161,7 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     from dnnbench.multirun.runs import run_in_process, run_tags
     from dnnbench.results import read_row
 
-    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir, workers)])
+    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir, workers, epoch_samples)])
     name = name or ("calibration" if workers == 1 else f"calibration-{workers}w")
     if name == "calibration":
         events.notice("probe: calibration run (1 loader worker, no emulated latency)")
@@ -135,7 +172,8 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
                          reference=str(rec.run_dir), hint="run the config on its own to see why")
     out = {k: float(row[k]) for k in ("samples", "wall_s", "time_to_first_batch_s", "cpu_percent",
                                       "batch_size") if row.get(k) not in (None, "")}
-    wait = trimmed_step_wait(Path(rec.run_dir) / "steps.csv") if rec.run_dir else None
+    tail = free_tail_batches(loaded, workers, epoch_samples)
+    wait = trimmed_step_wait(Path(rec.run_dir) / "steps.csv", tail) if rec.run_dir else None
     if wait is not None:
         out["step_wait_s"] = wait
     steady = steady_cores(Path(rec.run_dir)) if rec.run_dir else None
@@ -195,16 +233,17 @@ def steady_cores(run_dir: Path) -> float | None:
     return cpu / wall if wall > 0.5 * (t1 - t0) and wall > 0 else None
 
 
-def trimmed_step_wait(steps_csv: Path) -> float | None:
-    """The mean wait for a batch after the first, its highest and lowest tenth left out (one worker,
-    no compute: the worker's time per batch; trimmed, so a moment when other work took the cores
-    does not skew it)."""
+def trimmed_step_wait(steps_csv: Path, tail: int = 0) -> float | None:
+    """The mean wait for a batch after the first and before the last ``tail`` (batches that cost
+    no reading), its highest and lowest tenth left out (one worker, no compute: the worker's time
+    per batch; trimmed, so a moment when other work took the cores does not skew it)."""
     import csv
 
     if not steps_csv.is_file():
         return None
     with open(steps_csv, newline="") as f:
         waits = [float(r["wait_s"]) for r in csv.DictReader(f) if r.get("wait_s")][1:]
+    waits = waits[:len(waits) - tail] if tail else waits
     if not waits:
         return None
     waits.sort()
@@ -215,19 +254,23 @@ def trimmed_step_wait(steps_csv: Path) -> float | None:
 
 def open_dataset(loaded: LoadedConfig) -> tuple[Any, list[str], dict[str, Any]]:
     """The storage without emulation, the keys to probe, and the dataset's figures."""
-    from dnnbench.data.listing import list_dataset
+    from dnnbench.data.layouts import list_layout
     from dnnbench.data.shards import list_shards
+    from dnnbench.formats.select import extensions
     from dnnbench.storage.factory import create_storage
 
     cfg = loaded.config
     storage = create_storage(cfg.storage.model_copy(update={"emulate": None}))
+    if is_file_format(cfg.dataset):
+        units, facts = format_files.open_files(loaded, storage)
+        return storage, units, facts
     if cfg.dataset.access == "shards":
         index, meta = list_shards(storage, cfg.shards.prefix)
         counts = [c for c in getattr(index, "shard_samples", []) if c is not None]
         samples = int(meta.get("samples") or sum(counts) or len(index))
     else:
-        index, _ = list_dataset(storage, cfg.storage.prefixes, cfg.execution.listing_workers,
-                                cfg.dataset.extensions, cfg.dataset.labels, cfg.dataset.on_error)
+        index, _ = list_layout(storage, cfg.dataset, cfg.storage.prefixes, cfg.execution.listing_workers,
+                               extensions(cfg.dataset))
         if cfg.dataset.max_samples:
             index = index.subset(cfg.dataset.max_samples, cfg.execution.seed)
         samples = len(index)
@@ -253,10 +296,17 @@ def _read(keys: list[str], seconds: float = 0.0) -> list[tuple[float, float, int
     i = 0
     while keys and (i < len(keys) or time.perf_counter() < end):
         c0, t0 = time.process_time(), time.perf_counter()
-        data, _ = _STORAGE.get(keys[i % len(keys)])
+        data = fetch(_STORAGE, keys[i % len(keys)])
         out.append((time.perf_counter() - t0, time.process_time() - c0, len(data)))
         i += 1
     return out
+
+
+def fetch(storage: Any, unit: Any) -> bytes:
+    """One request as a loader worker sends it: a key (GET), or (key, offset, length) (a ranged GET)."""
+    if isinstance(unit, tuple):
+        return storage.get_range(*unit)
+    return storage.get(unit)[0]
 
 
 def _pick(keys: list[str], n: int, offset: int) -> list[str]:
@@ -344,7 +394,9 @@ def assemble(loaded: LoadedConfig, facts: dict[str, Any], cal: dict[str, float],
     import psutil
 
     cfg = loaded.config
-    spr = facts["samples"] / max(1, facts["requests"]) if facts["access"] == "shards" else 1.0
+    streams = facts["access"] in ("shards", "files")
+    spr = facts["samples"] / max(1, facts["requests"]) if streams else 1.0
+    hold = cfg.dataset.shuffle_buffer if facts["access"] == "shards" else int(bool(facts.get("hold")))
     probe = Probe(access=facts["access"], fs=facts["fs"], cores=float(len(os.sched_getaffinity(0))),
                   busy_cores=max(0.0, len(os.sched_getaffinity(0)) - free_cores), levels=levels,
                   read_cpu_s=read_cpu, decode_cpu_s=decode_cpu,
@@ -353,7 +405,7 @@ def assemble(loaded: LoadedConfig, facts: dict[str, Any], cal: dict[str, float],
                   sample_bytes=facts["bytes"] / max(1, facts["samples"]), dataset_bytes=facts["bytes"],
                   requests=facts["requests"], page_cache_bytes=int(psutil.virtual_memory().available),
                   ceiling_MiB_per_s=ceiling(levels),
-                  shuffle_buffer=cfg.dataset.shuffle_buffer if facts["access"] == "shards" else 0)
+                  shuffle_buffer=hold)
     return probe
 
 
@@ -367,21 +419,18 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
     """What starting one loader worker costs in a real loader (forks, each worker's set-up and its
     storage client, while the others start and read), from the run with ``workers`` workers: the
     model's epoch (the calibrated start, one worker start each, every sample at the modelled
-    rate) solved for the worker start. The bare fork (``fork_s``) is the least it can be."""
-    from dnnbench.predict.model import Point, terms
-
+    rate) solved for the worker start. The bare fork measured before (``fork_s``: a process started
+    and joined, one after the other) is only the fallback: in a loader the workers start while the
+    first ones read, and the joins come at the epoch's end (measured: the solved start was 25 %
+    below the bare fork on the filesystem's shards, and the bare fork as a floor under-predicted
+    every CPU-bound point with many workers)."""
     wall, samples = cal.get("wall_s", 0.0), cal.get("samples", 0.0)
     if wall <= 0 or samples <= 0:
         p.notes.append(f"the run with {workers} workers measured nothing: a worker's start is the bare fork")
         return
     t = terms(p, Point(workers=workers, batch_size=batch))
     rate = min(t["little"], t["cpu"], t["storage"])
-    p.fork_s = max(p.fork_s, (wall - p.startup_s - p.end_s - samples / rate) / workers)
-
-
-def fill_per_worker(p: Probe, batch: int) -> float:
-    """Samples one worker reads before it hands its first batch (shards: its shuffle buffer)."""
-    return max(batch, min(p.shuffle_buffer, p.samples)) if p.access == "shards" else batch
+    p.fork_s = max(0.0, (wall - p.startup_s - p.end_s - samples / rate) / workers)
 
 
 def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
@@ -396,17 +445,17 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     if cal.get("step_wait_s"):
         per_sample = cal["step_wait_s"] / batch
     service = p.service_s(1) / p.samples_per_request
-    if not p.fs and p.access != "shards" and service > 0 and cal.get("get_ms"):
+    if not p.fs and not p.streams and service > 0 and cal.get("get_ms"):
         # a server on these cores may answer a real loader more slowly than the probe's bare GETs:
         # the calibration run recorded its GETs, so the factor is measured (the client's CPU left out)
         p.service_scale = max(0.0, cal["get_ms"] / 1e3 - p.read_cpu_s) / p.service_s(1)
     known = (p.service_s(1) + p.read_cpu_s) / p.samples_per_request + p.decode_cpu_s
     residual = max(0.0, per_sample - known)
-    if not p.fs and p.access != "shards" and service > 0 and not cal.get("get_ms"):
+    if not p.fs and not p.streams and service > 0 and not cal.get("get_ms"):
         p.service_scale = 1.0 + residual / service  # no GETs recorded: all of what is left is the server's
     else:  # what is left is the loader's own work per sample (collate, handoff; shards: tar, shuffle)
         p.batch_overhead_s = residual * batch
-    fill = fill_per_worker(p, batch)
+    fill = fill_samples(p, Point(workers=1, batch_size=batch))
     p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
     p.end_s = cal.get("end_s", 0.0)
     p.calibration_runs = int(cal.get("calibration_runs", 1))

@@ -106,3 +106,36 @@ def test_check_runs_the_points_for_real_and_compares(tiny_root, write_config, tm
     assert "check: median |error|" in text and "at the load seen: median |error|" in text
     assert "load: the probe got" in text and (d / "predict.png").is_file()
     assert "measured: the median of 2 runs a point" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("access", ["random", "sequential"])
+def test_files_of_many_samples_are_probed_as_their_loader_reads_them(write_config, tmp_path, capsys, access):
+    """dataset.format npz (DLIO's layout): random access probes a ranged GET per sample, sequential
+    a GET per file; --check runs the point for real beside the prediction."""
+    from tests.e2e.test_formats import COUNTS, npz_files
+
+    root = tmp_path / "npz"
+    for key, data in npz_files().items():
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(data)
+    cfg = write_config(root, storage={"client": "fs", "root": str(root), "prefixes": ["data"]},
+                       dataset={"format": "npz", "layout": "dlio", "access": access, "decode": "none"},
+                       framework={"num_workers": 1, "batch_size": 4}, training={"trainer": "read", "epochs": 1})
+    code = main(["-q", "predict", "--config", str(cfg), "--run-id", access, "--grid", "framework.num_workers=1,2",
+                 "--check", "--check-points", "1", "--check-repeat", "1"])
+    assert code == EXIT_OK
+    d = predict_dir(tmp_path / "results")
+    probe = json.loads((d / "probe.json").read_text())
+    files = len(COUNTS)
+    assert probe["samples"] == sum(COUNTS)
+    assert probe["requests"] == (sum(COUNTS) if access == "random" else files)
+    assert probe["access"] == ("random" if access == "random" else "files")
+    assert probe["samples_per_request"] == pytest.approx(1.0 if access == "random" else sum(COUNTS) / files)
+    got = rows(d)
+    assert len(got) == 2 and all(float(r["predicted_samples_per_s"]) > 0 for r in got)
+    checked = [r for r in got if r["measured_samples_per_s"]]
+    assert len(checked) == 1
+    run_row = next(csv.DictReader(open(Path(checked[0]["run_dir"]) / "summary.csv")))
+    assert int(float(run_row["samples"])) == sum(COUNTS)  # the point ran for real, every sample read
+    assert "check: median |error|" in capsys.readouterr().out

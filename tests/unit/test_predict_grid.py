@@ -141,14 +141,13 @@ def test_a_points_runs_become_one_row_the_median_run_with_the_spread():
     assert spread_line([{"check_runs": 1, "measured_samples_per_s": 1.0}]) is None
 
 
-def test_workloads_the_probe_does_not_measure_are_refused_before_anything_runs(tmp_path):
+def test_a_checkpoint_workload_is_refused_before_anything_runs(tmp_path):
     from dnnbench.predict.grid import plan_points
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("storage: {client: fs, root: /tmp, prefixes: [train]}\n")
-    with pytest.raises(ConfigError, match="dataset.format: npz") as err:
-        plan_points(load_config(cfg, ["dataset.format=npz", "dataset.layout=dlio"]), [], {})
-    assert err.value.reference == "dataset.format"
     with pytest.raises(ConfigError, match="checkpoint"):
         plan_points(load_config(cfg, ["training.trainer=checkpoint"]), [], {})
     assert len(plan_points(load_config(cfg, []), [], {})) == 1  # image folders: modelled
+    npz = load_config(cfg, ["dataset.format=npz", "dataset.layout=dlio", "dataset.decode=none", "training.trainer=read"])
+    assert len(plan_points(npz, [], {"framework.num_workers": [1, 2]})) == 2  # files of many samples: modelled

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from dnnbench.predict.model import MiB, Level, Point, Probe, at_load, one_process_share, predict, terms
+from dnnbench.predict.model import (MiB, Level, Point, Probe, at_load, fill_samples, one_process_share, predict,
+                                    terms)
 
 
 def probe(**kw) -> Probe:
@@ -70,6 +71,13 @@ def test_shards_pay_the_latency_once_per_shard():
     p = probe(access="shards", samples_per_request=100.0, requests=10)
     assert terms(p, Point(workers=2, latency_ms=90.0))["little"] == pytest.approx(2 * 100 / 0.100)
     assert terms(p, Point(workers=50))["little"] == pytest.approx(10 * 100 / 0.010)  # 10 shards: 10 readers
+
+
+def test_a_shard_reader_hands_its_first_batch_after_its_buffer_and_a_batch_less_one():
+    p = probe(access="shards", samples_per_request=100.0, requests=10, shuffle_buffer=64)
+    assert fill_samples(p, Point(workers=1, batch_size=32)) == 64 + 32 - 1  # then one out for each one read
+    assert fill_samples(p, Point(workers=10, batch_size=80)) == 100  # no more than its shard
+    assert fill_samples(probe(), Point(workers=1, batch_size=32)) == 32  # random access: a batch
 
 
 def test_the_cpu_term_has_the_cores_the_probe_got_and_one_core_per_process_at_most():

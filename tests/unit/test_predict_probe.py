@@ -56,6 +56,10 @@ def test_the_step_wait_leaves_out_the_first_step_and_the_tails(tmp_path):
     rows = ["epoch,step,t_s,wait_s"] + [f"0,{i},0,{w}" for i, w in enumerate([9.0] + [0.1] * 18 + [5.0, 0.0])]
     (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
     assert trimmed_step_wait(tmp_path / "steps.csv") == pytest.approx(0.1)
+    rows = ["epoch,step,t_s,wait_s"] + [f"0,{i},0,{w}" for i, w in enumerate([9.0] + [0.1] * 8 + [0.001, 0.0005])]
+    (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
+    assert trimmed_step_wait(tmp_path / "steps.csv", tail=2) == pytest.approx(0.1)  # the free batches left out
+    assert trimmed_step_wait(tmp_path / "steps.csv") < 0.09
     assert trimmed_step_wait(tmp_path / "missing.csv") is None
 
 
@@ -88,10 +92,13 @@ def test_a_workers_start_is_solved_from_the_run_with_more_workers_than_cores():
     # 8 workers: 9 processes got 1.6 cores -> 1600 samples/s; 320 samples take 0.2 s of a 1.1 s run
     apply_crowd(p, {"wall_s": 1.1, "samples": 320}, workers=8, batch=32)
     assert p.fork_s == pytest.approx((1.1 - 0.1 - 0.2) / 8)
-    apply_crowd(p, {"wall_s": 0.25, "samples": 320}, workers=8, batch=32)  # faster than the model: kept
-    assert p.fork_s == pytest.approx(0.1)
+    apply_crowd(p, {"wall_s": 0.38, "samples": 320}, workers=8, batch=32)  # below the bare fork: the run's
+    assert p.fork_s == pytest.approx((0.38 - 0.1 - 0.2) / 8)
+    apply_crowd(p, {"wall_s": 0.25, "samples": 320}, workers=8, batch=32)  # faster than the model: no start
+    assert p.fork_s == 0.0
+    p.fork_s = 0.01
     apply_crowd(p, {}, workers=8, batch=32)
-    assert p.fork_s == pytest.approx(0.1) and "the run with 8 workers measured nothing" in p.notes[-1]
+    assert p.fork_s == pytest.approx(0.01) and "the run with 8 workers measured nothing" in p.notes[-1]
     assert crowd_workers(probe(requests=1000)) == 8 and crowd_workers(probe(requests=3)) == 3
     assert crowd_workers(probe(cores=64.0, requests=1000)) == 16
 
@@ -135,7 +142,7 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
     waits = iter([0.30, 0.10, 0.20, 0.25, 0.05])
     names = []
 
-    def fake(loaded, overrides, out_dir, events, workers=1, name=None):
+    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None):
         names.append(name)
         assert workers == 1
         return {"wall_s": 0.2, "step_wait_s": next(waits)}
@@ -148,7 +155,7 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
     walls = iter([0.3, 0.2, 0.35, 0.25, 0.28])
     names.clear()
 
-    def crowd(loaded, overrides, out_dir, events, workers=1, name=None):
+    def crowd(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None):
         names.append((workers, name))
         return {"wall_s": next(walls), "step_wait_s": 1.0}
 
@@ -175,12 +182,21 @@ def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
     one = probe_mod.calibration_overrides(loaded, tmp_path, workers=1)
     assert "training.max_steps=null" in one and "dataset.max_samples=320" in one  # 320 samples, then the end
     assert "metrics.system_interval_s=0.05" in one  # the CPU of a run of tenths of a second, sampled
+    assert not any(o.startswith("metrics.system_interval_s") for o in crowd)  # 9 processes: it would slow them
     assert "training.max_steps=10" in probe_mod.calibration_overrides(load_config(cfg, ["dataset.access=shards"]),
                                                                       tmp_path, workers=1)
     capped = load_config(cfg, ["training.max_steps=4"])
     assert "training.max_steps=4" in probe_mod.calibration_overrides(capped, tmp_path, workers=8)
     shards = load_config(cfg, ["dataset.access=shards"])
     assert not any(o.startswith("dataset.max_samples") for o in probe_mod.calibration_overrides(shards, tmp_path, 8))
+    # a short epoch of shards is read whole (a stream stopped at a step ends as no epoch ends), its
+    # shuffle buffer's last batches, let out without reading, left out of the worker's pace
+    assert "training.max_steps=null" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=640)
+    assert "training.max_steps=10" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=641)
+    assert "training.max_steps=10" in probe_mod.calibration_overrides(shards, tmp_path, 1)  # not listed yet
+    small = load_config(cfg, ["dataset.access=shards", "dataset.shuffle_buffer=64"])
+    assert probe_mod.free_tail_batches(small, 1, 512) == 2 and probe_mod.free_tail_batches(small, 1, 4096) == 0
+    assert probe_mod.free_tail_batches(loaded, 1, 512) == 0  # random access: nothing comes free
 
 
 def test_the_epochs_end_is_what_its_wall_took_after_the_last_step(tmp_path):
