@@ -32,12 +32,12 @@ def contention_levels(cores: int) -> list[int]:
 def contention(blobs: list[bytes], mode: str, size: tuple[int, ...], seconds: float = 0.4) -> list[list[float]]:
     """[processes, cores they got] for each of :func:`contention_levels`: that many processes do a
     loader worker's CPU work (decode the sample blobs in turn; a fixed Python loop for ``decode:
-    none``) for ``seconds``; the cores they got = samples done over the wall x the CPU one sample
-    takes alone. More processes than cores pay for the switches and the caches; on a shared
-    machine more processes also take a larger share."""
+    none``) for ``seconds``; the cores they got = the CPU time they got over the wall (on a shared
+    machine more processes take a larger share). Not samples done x the CPU one sample takes
+    alone: that ratio moved by a third between probes of the same quiet machine (8 processes on 2
+    cores: 1.23 to 2.10 cores), and every CPU-bound prediction with it."""
     work = (blobs, mode, size) if mode != "none" and blobs else ([], "none", size)
     out: list[list[float]] = []
-    alone = 0.0
     for k in contention_levels(len(os.sched_getaffinity(0))):
         with ProcessPoolExecutor(k, mp_context=mp_context(), initializer=_init_work, initargs=work) as pool:
             list(pool.map(_work, [0.0] * k))  # started before the clock
@@ -47,8 +47,7 @@ def contention(blobs: list[bytes], mode: str, size: tuple[int, ...], seconds: fl
         samples, cpu = sum(d[0] for d in done), sum(d[1] for d in done)
         if not samples:
             continue
-        alone = alone or cpu / samples  # the first level is one process: its CPU per sample
-        out.append([k, min(float(k), samples * alone / wall)])
+        out.append([k, min(float(k), cpu / wall)])
     return out
 
 

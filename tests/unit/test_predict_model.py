@@ -35,6 +35,9 @@ def test_service_time_is_interpolated_between_probed_concurrencies():
     assert p.service_s(1) == pytest.approx(0.010) and p.service_s(2) == pytest.approx(0.020)
     assert p.service_s(4) == pytest.approx(0.040) and p.service_s(64) == pytest.approx(0.040)
     assert probe(levels=[Level(1, 1, 0, 10.0, 0, 0, 0, wait_ms=7.0)]).service_s(1) == pytest.approx(0.007)
+    # a level slower than keeps the throughput of the one below is taken at that throughput
+    fell = probe(levels=[Level(1, 1, 0, 10.0, 0, 0, 0), Level(4, 1, 0, 30.0, 0, 0, 0), Level(8, 1, 0, 75.0, 0, 0, 0)])
+    assert fell.service_s(8) == pytest.approx(0.060) and fell.service_s(4) == pytest.approx(0.030)
 
 
 def test_each_bound_wins_where_it_should():
