@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+# A suite started in the background by a shell without job control (`make test &` in a script)
+# inherits SIGINT ignored, and dnnbench keeps an ignored SIGINT ignored, as programs do: Ctrl-C's
+# tests would then see a run that never stops. They test the tool under Ctrl-C, so Ctrl-C is
+# given its default here (children then start with it too: a handler is reset at exec, SIG_IGN is not).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
