@@ -10,7 +10,8 @@ Pure arithmetic, no I/O: every term is named, and the smallest one bounds the po
 - ``cpu``: the cores we get / CPU per sample (the whole process tree, and a local server's share):
   the cores k processes of ours got doing a loader worker's CPU work in the probe (measured at
   1, cores, 2x and 4x cores processes: more processes than cores pay for the contention, and on a
-  shared machine more processes take a larger share of it).
+  shared machine more processes take a larger share of it), corrected beyond one process per core
+  by what a real loader with many workers did in the probe (:meth:`Probe.cpu_scale`).
 - ``storage``: the storage's throughput ceiling, when the probe reached one.
 - ``accelerator``: accelerators x batch size / step compute time.
 - ``prefetch``: workers x prefetch_factor batches buffered; printed, and it is why a data rate
@@ -80,6 +81,8 @@ class Probe:
     pace: float = 1.0  # a worker's wall time for its CPU work now over the calibration's (see at_load)
     seconds: float = 0.0  # how long the probe took
     calibration_runs: int = 1  # one-worker calibration runs (short ones are repeated; the median is kept)
+    crowd_processes: int = 0  # processes of the run with many workers (0: it measured no steady pace)
+    crowd_cpu_scale: float = 1.0  # its steady samples/s over the cpu term modelled for it (a CPU-bound run)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -93,6 +96,16 @@ class Probe:
         favoured over a spinning process); never more than one core each."""
         got = self.contention_cores(processes) if self.cores_at else self.free_cores
         return min(float(processes), max(got, self.calibration_cores))
+
+    def cpu_scale(self, processes: int) -> float:
+        """The cpu term's correction for ``processes`` of ours: 1 up to one per core, the run with
+        many workers' measured over modelled rate (``crowd_cpu_scale``) at its processes and beyond,
+        linear between (what more processes than cores lose to switching, or gain over a spinning
+        process, grows with how many more there are)."""
+        extra = self.crowd_processes - self.cores
+        if extra <= 0 or processes <= self.cores:
+            return 1.0
+        return 1.0 + (self.crowd_cpu_scale - 1.0) * min(1.0, (processes - self.cores) / extra)
 
     def contention_cores(self, processes: int) -> float:
         """The cores ``processes`` of ours got in the probe's contention measurement (interpolated)."""
@@ -217,11 +230,12 @@ def terms(p: Probe, pt: Point) -> dict[str, float]:
     if p.streams:
         workers = min(workers, max(1, p.requests))  # a worker with no shard or file reads nothing
     _, per_sample = worker_seconds(p, pt)
+    processes = pt.accelerators * (workers + 1)
     cpu = max(p.cpu_per_sample_s, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s) \
         + p.server_cpu_s / p.samples_per_request
     return {
         "little": pt.accelerators * workers / per_sample,
-        "cpu": p.cores_for(pt.accelerators * (workers + 1)) / cpu if cpu > 0 else math.inf,
+        "cpu": p.cores_for(processes) * p.cpu_scale(processes) / cpu if cpu > 0 else math.inf,
         "storage": p.ceiling_MiB_per_s * MiB / p.sample_bytes if p.ceiling_MiB_per_s else math.inf,
         "accelerator": pt.accelerators * pt.batch_size / pt.compute_time_s if pt.compute_time_s > 0 else math.inf,
     }

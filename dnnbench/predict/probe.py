@@ -28,7 +28,7 @@ from dnnbench.formats.select import is_file_format
 from dnnbench.predict import files as format_files
 from dnnbench.predict.machine import (available_cores, contention, decode_all, fork_seconds, mp_context,
                                       wake_seconds)
-from dnnbench.predict.model import Level, Point, Probe, fill_samples, terms
+from dnnbench.predict.model import TERMS, Level, Point, Probe, fill_samples, terms
 
 LEVELS = (1, 2, 4, 8)
 LEVEL_SECONDS = 0.6  # each concurrency level (at 100 requests/s, 0.3 s was 30 requests: one slow one moved the mean)
@@ -69,24 +69,26 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     probe.cores_at, probe.load_average = cores_at, os.getloadavg()[0]
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
     crowd = crowd_workers(probe)
-    events.notice(f"probe: a short run with {crowd} loader workers (more than the cores: their start)")
-    apply_crowd(probe, calibrate_steady(loaded, overrides, out_dir, events, crowd), crowd,
-                loaded.config.framework.batch_size)
+    batch = loaded.config.framework.batch_size
+    events.notice(f"probe: a short run with {crowd} loader workers (more than the cores: their start and pace)")
+    apply_crowd(probe, calibrate_steady(loaded, overrides, out_dir, events, crowd,
+                                        steady_batches=crowd_steady_batches(probe, crowd, batch)), crowd, batch)
     probe.seconds = time.perf_counter() - t0
     return probe
 
 
 def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1,
-                          epoch_samples: int | None = None) -> list[str]:
+                          epoch_samples: int | None = None, steady_batches: int = 0) -> list[str]:
     """The base config, reduced to a short run without emulated latency (one worker: at most
-    ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and two more).
+    ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and
+    ``steady_batches`` more, at least two).
     Shards of an epoch of ``epoch_samples`` at most twice that: the whole epoch (a shard stream
     cannot be cut short by samples, and one stopped at a step ends as no epoch ends)."""
     cfg = loaded.config
     stream = streamed(loaded)
     steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size)) if workers == 1 else \
         workers * math.ceil(max(cfg.framework.batch_size, cfg.dataset.shuffle_buffer if cfg.dataset.access == "shards"
-                                else 0) / cfg.framework.batch_size) + 2
+                                else 0) / cfg.framework.batch_size) + max(2, steady_batches)
     if cfg.training.max_steps is not None:
         steps = min(steps, cfg.training.max_steps)
     limit = [f"training.max_steps={steps}"]
@@ -133,24 +135,32 @@ CALIBRATION_RUNS = 5
 
 
 def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
-                     workers: int = 1, epoch_samples: int | None = None) -> dict[str, float]:
+                     workers: int = 1, epoch_samples: int | None = None, steady_batches: int = 0) -> dict[str, float]:
     """A calibration run; while the runs so far took less than ``STEADY_WALL_S`` in all, once more
     (at most ``CALIBRATION_RUNS``): a run of a few tenths of a second moves by a third from one
     run to the next, and every prediction moves with it. The run with the median time per batch
     (one worker) or the median wall (more: their start is solved from it) is kept
-    (``calibration_runs``: how many ran)."""
+    (``calibration_runs``: how many ran), and with many workers the median of the runs' steady
+    samples/s (``steady_rate``)."""
     first = None if workers == 1 else f"calibration-{workers}w"
-    runs = [calibrate(loaded, overrides, out_dir, events, workers, name=first, epoch_samples=epoch_samples)]
+    kw = dict(epoch_samples=epoch_samples, steady_batches=steady_batches)
+    runs = [calibrate(loaded, overrides, out_dir, events, workers, name=first, **kw)]
     while len(runs) < CALIBRATION_RUNS and sum(r.get("wall_s", 0.0) for r in runs) < STEADY_WALL_S:
         name = f"calibration-{len(runs) + 1}" if workers == 1 else f"calibration-{workers}w-{len(runs) + 1}"
-        runs.append(calibrate(loaded, overrides, out_dir, events, workers, name=name, epoch_samples=epoch_samples))
+        runs.append(calibrate(loaded, overrides, out_dir, events, workers, name=name, **kw))
     key = "step_wait_s" if workers == 1 else "wall_s"
+    rates = sorted(r["steady_rate"] for r in runs if r.get("steady_rate"))
     runs.sort(key=lambda r: r.get(key, r.get("wall_s", 0.0)))
-    return {**runs[(len(runs) - 1) // 2], "calibration_runs": float(len(runs))}
+    kept = {**runs[(len(runs) - 1) // 2], "calibration_runs": float(len(runs))}
+    kept.pop("steady_rate", None)
+    if rates:
+        kept["steady_rate"] = rates[(len(rates) - 1) // 2]
+    return kept
 
 
 def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
-              workers: int = 1, name: str | None = None, epoch_samples: int | None = None) -> dict[str, float]:
+              workers: int = 1, name: str | None = None, epoch_samples: int | None = None,
+              steady_batches: int = 0) -> dict[str, float]:
     """Run the calibration run (``workers`` loader workers; ``epoch_samples``: the base epoch's, when
     known); its summary figures as floats.
 
@@ -161,7 +171,8 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     from dnnbench.multirun.runs import run_in_process, run_tags
     from dnnbench.results import read_row
 
-    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir, workers, epoch_samples)])
+    cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir, workers, epoch_samples,
+                                                                        steady_batches)])
     name = name or ("calibration" if workers == 1 else f"calibration-{workers}w")
     if name == "calibration":
         events.notice("probe: calibration run (1 loader worker, no emulated latency)")
@@ -182,6 +193,9 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     end = epoch_end_s(Path(rec.run_dir), out.get("wall_s")) if rec.run_dir else None
     if end is not None:
         out["end_s"] = end
+    rate = steady_rate(Path(rec.run_dir) / "steps.csv", workers) if rec.run_dir and workers > 1 else None
+    if rate is not None:
+        out["steady_rate"] = rate
     get_ms = loader_get_ms(Path(rec.run_dir) / "requests.csv") if rec.run_dir else None
     if get_ms is not None:
         out["get_ms"] = get_ms
@@ -198,6 +212,41 @@ def epoch_end_s(run_dir: Path, wall: float | None) -> float | None:
     last = steps[-1]
     used = float(last["t_s"]) + float(last["wait_s"] or 0) + float(last["compute_s"] or 0) - float(steps[0]["t_s"])
     return max(0.0, wall - used)
+
+
+#: the steady part of the run with many workers lasts about this long (s), as the model sees it
+CROWD_STEADY_S = 0.5
+#: and at least one, at most this many rounds of a batch from every worker
+CROWD_STEADY_ROUNDS = 4
+#: a steady window shorter than this (s) measures nothing (a burst of batches handed over at once)
+STEADY_MIN_S = 0.05
+
+
+def steady_rate(steps_csv: Path, workers: int) -> float | None:
+    """Samples/s of a run with ``workers`` loader workers once every worker has handed its first
+    batch (``steps.csv``: from the end of step ``workers`` - 1 to the end of the last step); None:
+    no batch after those, or a window shorter than ``STEADY_MIN_S`` (the batches came at once: the
+    workers filled them all before the first was handed, as shards with a large buffer do)."""
+    steps = _rows(steps_csv)
+    if len(steps) <= workers:
+        return None
+
+    def end(r: dict[str, str]) -> float:
+        return float(r["t_s"]) + float(r["wait_s"] or 0) + float(r["compute_s"] or 0)
+
+    window = end(steps[-1]) - end(steps[workers - 1])
+    samples = sum(float(r["samples"] or 0) for r in steps[workers:])
+    return samples / window if window >= STEADY_MIN_S and samples > 0 else None
+
+
+def crowd_steady_batches(p: Probe, workers: int, batch: int) -> int:
+    """Batches the run with ``workers`` workers reads after every worker's first: whole rounds of a
+    batch from each worker, about ``CROWD_STEADY_S`` at the rate the model gives it now (one round
+    at least, ``CROWD_STEADY_ROUNDS`` at most)."""
+    t = terms(p, Point(workers=workers, batch_size=batch))
+    rate = min(t["little"], t["cpu"], t["storage"])
+    rounds = math.ceil(CROWD_STEADY_S * rate / (batch * workers)) if math.isfinite(rate) else CROWD_STEADY_ROUNDS
+    return workers * max(1, min(CROWD_STEADY_ROUNDS, rounds))
 
 
 def loader_get_ms(requests_csv: Path) -> float | None:
@@ -423,12 +472,24 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
     and joined, one after the other) is only the fallback: in a loader the workers start while the
     first ones read, and the joins come at the epoch's end (measured: the solved start was 25 %
     below the bare fork on the filesystem's shards, and the bare fork as a floor under-predicted
-    every CPU-bound point with many workers)."""
+    every CPU-bound point with many workers).
+
+    When the model has that run CPU-bound and it measured a steady pace (``steady_rate``: the
+    batches after every worker's first), the cpu term is corrected by that pace over the modelled
+    one (``crowd_cpu_scale``, within 0.5-2x) before the start is solved: the contention measured on
+    spinning processes does not see what many loader processes lose to switching and handoffs
+    (measured before: 8 workers on the filesystem 21-33 % below the cpu term)."""
     wall, samples = cal.get("wall_s", 0.0), cal.get("samples", 0.0)
     if wall <= 0 or samples <= 0:
         p.notes.append(f"the run with {workers} workers measured nothing: a worker's start is the bare fork")
         return
     t = terms(p, Point(workers=workers, batch_size=batch))
+    if cal.get("steady_rate") and min(TERMS[:3], key=lambda k: t[k]) == "cpu":
+        # CPU-bound: its steady pace is what that many processes of a real loader got done (the
+        # contention measured on spinning processes does not see what they lose to switching)
+        p.crowd_processes = workers + 1
+        p.crowd_cpu_scale = min(2.0, max(0.5, cal["steady_rate"] / t["cpu"]))
+        t = terms(p, Point(workers=workers, batch_size=batch))
     rate = min(t["little"], t["cpu"], t["storage"])
     p.fork_s = max(0.0, (wall - p.startup_s - p.end_s - samples / rate) / workers)
 

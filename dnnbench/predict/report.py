@@ -39,7 +39,8 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
                                          f"(predicted {full_run_s:.1f} s)" if full_run_s else ""),
            f"  cores {p.cores:g}, {p.free_cores:.2f} of them ours (one process per core; load average "
            f"{p.load_average:.1f})",
-           "  contention (processes: cores they got): " + ", ".join(f"{k:g}: {c:.2f}" for k, c in p.cores_at),
+           "  contention (processes: cores they got): " + ", ".join(f"{k:g}: {c:.2f}" for k, c in p.cores_at)
+           + (f"; a real loader's {p.crowd_processes}: x{p.crowd_cpu_scale:.2f} of that" if p.crowd_processes else ""),
            f"  dataset {p.samples:,} samples in {p.requests:,} requests, {p.sample_bytes / 1024:.1f} KiB/sample"]
     for lv in p.levels:
         out.append(f"  storage x{lv.concurrency}: p50 {lv.p50_ms:.2f} ms, mean {lv.mean_ms:.2f}, "
@@ -64,11 +65,12 @@ def term_lines(p: Probe, pred: Prediction, pt: Any) -> list[str]:
     t = pred.terms
     cpu = max(p.cpu_per_sample_s, p.read_cpu_s / p.samples_per_request + p.decode_cpu_s) \
         + p.server_cpu_s / p.samples_per_request
+    processes = pt.accelerators * (pt.workers + 1)
     lines = [
         f"  little      {_num(t['little'])}/s = {pred.in_flight} in flight x "
         f"{p.samples_per_request:g} samples / {pred.hold_ms:.2f} ms held each",
-        f"  cpu         {_num(t['cpu'])}/s = {p.cores_for(pt.accelerators * (pt.workers + 1)):.2f} cores "
-        f"/ {cpu * 1e3:.3f} ms CPU per sample",
+        f"  cpu         {_num(t['cpu'])}/s = {p.cores_for(processes):.2f} cores x {p.cpu_scale(processes):.2f} "
+        f"(a real loader's) / {cpu * 1e3:.3f} ms CPU per sample",
         f"  storage     {_num(t['storage'])}/s = ceiling / {p.sample_bytes / 1024:.1f} KiB per sample",
         f"  accelerator {_num(t['accelerator'])}/s = {pt.accelerators} x {pt.batch_size} / "
         f"{pt.compute_time_s:g} s per step",

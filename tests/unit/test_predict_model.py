@@ -169,3 +169,15 @@ def test_requests_that_wait_a_fixed_emulated_latency_reach_the_storage_as_a_burs
 def test_an_epoch_ends_with_its_workers_stopped():
     p = probe(fork_s=0.01, startup_s=0.5, end_s=0.2)
     assert predict(p, Point(workers=4, batch_size=10)).wall_s == pytest.approx(0.5 + 4 * 0.01 + 1000 / 400.0 + 0.2)
+
+
+def test_a_real_loaders_pace_corrects_the_cpu_term_beyond_one_process_per_core():
+    p = probe(fs=True, cores=2.0, decode_cpu_s=0.001, cpu_per_sample_s=0.001,
+              cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]], crowd_processes=9, crowd_cpu_scale=0.8)
+    assert p.cpu_scale(1) == p.cpu_scale(2) == 1.0  # one process per core: the contention as measured
+    assert p.cpu_scale(9) == pytest.approx(0.8) and p.cpu_scale(17) == pytest.approx(0.8)
+    assert p.cpu_scale(5) == pytest.approx(1.0 - 0.2 * 3 / 7)  # linear in the processes beyond the cores
+    assert terms(p, Point(workers=8))["cpu"] == pytest.approx(2.0 * 0.8 / 0.001)
+    assert terms(p, Point(workers=1))["cpu"] == pytest.approx(2.0 / 0.001)
+    p.crowd_processes = 0  # no steady pace measured: no correction
+    assert terms(p, Point(workers=8))["cpu"] == pytest.approx(2.0 / 0.001)

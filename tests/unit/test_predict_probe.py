@@ -10,8 +10,8 @@ from dnnbench.predict import machine
 from dnnbench.predict import probe as probe_mod
 from dnnbench.predict.machine import contention_levels
 from dnnbench.predict.model import Level
-from dnnbench.predict.probe import (apply_calibration, apply_crowd, ceiling, crowd_workers, steady_cores,
-                                    trimmed_step_wait)
+from dnnbench.predict.probe import (apply_calibration, apply_crowd, ceiling, crowd_steady_batches, crowd_workers,
+                                    steady_cores, steady_rate, trimmed_step_wait)
 from tests.unit.test_predict_model import probe
 
 
@@ -103,6 +103,42 @@ def test_a_workers_start_is_solved_from_the_run_with_more_workers_than_cores():
     assert crowd_workers(probe(cores=64.0, requests=1000)) == 16
 
 
+def test_a_cpu_bound_run_with_many_workers_corrects_the_cpu_term_by_its_steady_pace():
+    p = probe(fs=True, decode_cpu_s=0.001, cpu_per_sample_s=0.001, startup_s=0.1, fork_s=0.01,
+              levels=[Level(1, 1, 0, 0.0, 0, 0, 0)], cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
+    # modelled: 9 processes, 2 cores -> 2000 samples/s; the run's steady pace was 1600
+    apply_crowd(p, {"wall_s": 1.1, "samples": 640, "steady_rate": 1600.0}, workers=8, batch=32)
+    assert p.crowd_processes == 9 and p.crowd_cpu_scale == pytest.approx(0.8)
+    assert p.fork_s == pytest.approx((1.1 - 0.1 - 640 / 1600) / 8)  # the start solved at the measured pace
+    q = probe(fs=True, decode_cpu_s=0.001, cpu_per_sample_s=0.001, levels=[Level(1, 1, 0, 0.0, 0, 0, 0)],
+              cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
+    apply_crowd(q, {"wall_s": 1.0, "samples": 640, "steady_rate": 100.0}, workers=8, batch=32)
+    assert q.crowd_cpu_scale == 0.5  # bounded: a run disturbed by other work does not halve every point
+    lat = probe(decode_cpu_s=0.001, cpu_per_sample_s=0.001, levels=[Level(1, 1, 0, 50.0, 0, 0, 0)],
+                cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
+    apply_crowd(lat, {"wall_s": 3.0, "samples": 640, "steady_rate": 100.0}, workers=8, batch=32)
+    assert lat.crowd_processes == 0 and lat.crowd_cpu_scale == 1.0  # bound by the latency: not the CPU's pace
+
+
+def test_the_steady_pace_is_taken_after_every_workers_first_batch(tmp_path):
+    rows = ["epoch,step,t_s,wait_s,compute_s,samples,bytes,loss,failed_samples"]
+    t = 0.0
+    for i in range(12):  # 4 workers: the first 4 batches at once at 0.3 s, then one every 0.02 s
+        wait = 0.3 if i == 0 else (0.0 if i < 4 else 0.02)
+        rows.append(f"0,{i},{t:.4f},{wait},0.0,32,100,,0")
+        t += wait
+    (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
+    assert steady_rate(tmp_path / "steps.csv", 4) == pytest.approx(8 * 32 / 0.16)
+    assert steady_rate(tmp_path / "steps.csv", 12) is None  # no batch after the first round
+    assert steady_rate(tmp_path / "steps.csv", 11) is None  # one batch 20 ms after: too short to be a pace
+    assert steady_rate(tmp_path / "missing.csv", 4) is None
+    p = probe(fs=True, decode_cpu_s=0.001, cpu_per_sample_s=0.001, levels=[Level(1, 1, 0, 0.0, 0, 0, 0)],
+              cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
+    assert crowd_steady_batches(p, 8, 32) == 8 * 4  # 2000 samples/s: 0.5 s is 4 rounds of 8 batches
+    slow = probe(decode_cpu_s=0.001, cpu_per_sample_s=0.001, levels=[Level(1, 1, 0, 100.0, 0, 0, 0)])
+    assert crowd_steady_batches(slow, 8, 32) == 8  # one round at least
+
+
 class _SpinningStore:
     """A store whose every GET burns a known CPU time and returns 1 KiB."""
 
@@ -142,7 +178,7 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
     waits = iter([0.30, 0.10, 0.20, 0.25, 0.05])
     names = []
 
-    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None):
+    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0):
         names.append(name)
         assert workers == 1
         return {"wall_s": 0.2, "step_wait_s": next(waits)}
@@ -155,12 +191,17 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
     walls = iter([0.3, 0.2, 0.35, 0.25, 0.28])
     names.clear()
 
-    def crowd(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None):
+    rates = iter([900.0, None, 1000.0, 800.0, 950.0])
+
+    def crowd(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0):
         names.append((workers, name))
-        return {"wall_s": next(walls), "step_wait_s": 1.0}
+        assert steady_batches == 16
+        rate = next(rates)
+        return {"wall_s": next(walls), "step_wait_s": 1.0, **({"steady_rate": rate} if rate else {})}
 
     monkeypatch.setattr(probe_mod, "calibrate", crowd)
-    assert probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8)["wall_s"] == 0.28  # the median wall
+    got = probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8, steady_batches=16)
+    assert got["wall_s"] == 0.28 and got["steady_rate"] == 900.0  # the median wall, the median steady pace
     assert names == [(8, "calibration-8w"), *((8, f"calibration-8w-{i}") for i in range(2, 6))]
 
     long_runs = iter([{"wall_s": 5.0, "step_wait_s": 0.4}])
