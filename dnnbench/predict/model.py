@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from dnnbench.predict.simulate import stream_seconds
+
 MiB = 2**20
 
 #: the terms, in the order they are printed
@@ -212,14 +214,21 @@ def at_storage(in_flight: int, latency_ms: float) -> float:
     return (in_flight + 1) / 2 if latency_ms > 0 else float(in_flight)
 
 
-def worker_seconds(p: Probe, pt: Point) -> tuple[float, float]:
-    """(hold time of one request slot, worker time per sample), seconds."""
+def request_seconds(p: Probe, pt: Point) -> tuple[float, float]:
+    """(a request's wait: emulated latency, wake-up, the storage's own latency at the concurrency
+    it sees, transfer; a worker's CPU per sample: read, decode, its share of the batch overhead), s."""
     concurrency = pt.accelerators * max(1, pt.workers) * pt.requests_in_flight
     request_bytes = p.sample_bytes * p.samples_per_request
     transfer = request_bytes / (pt.bandwidth_MBps * 1e6) if pt.bandwidth_MBps else 0.0
     wake = p.wake_at(pt.accelerators * max(1, pt.workers)) if pt.latency_ms > 0 else 0.0
     latency = pt.latency_ms / 1e3 + wake + p.service_s(at_storage(concurrency, pt.latency_ms)) + transfer
     cpu = p.pace * (p.read_cpu_s / p.samples_per_request + p.decode_cpu_s + p.batch_overhead_s / pt.batch_size)
+    return latency, cpu
+
+
+def worker_seconds(p: Probe, pt: Point) -> tuple[float, float]:
+    """(hold time of one request slot, worker time per sample), seconds."""
+    latency, cpu = request_seconds(p, pt)
     per_sample = latency / (pt.requests_in_flight * p.samples_per_request) + cpu
     return latency + cpu * p.samples_per_request, per_sample
 
@@ -254,7 +263,7 @@ def predict(p: Probe, pt: Point) -> Prediction:
                           beyond=why, **base)
     bound = min(TERMS, key=lambda k: t[k])
     data_rate = min(t["little"], t["cpu"], t["storage"])
-    wall = epoch_wall(p, pt, t[bound], per_sample) * pt.epochs
+    wall = epoch_wall(p, pt, t, per_sample) * pt.epochs
     total = samples_per_epoch(p, pt) * pt.epochs * pt.accelerators
     rate = total / wall
     au = None
@@ -316,9 +325,17 @@ def fill_samples(p: Probe, pt: Point) -> float:
     return max(pt.batch_size, min(p.shuffle_buffer + pt.batch_size - 1, per_worker))
 
 
-def epoch_wall(p: Probe, pt: Point, rate: float, per_sample: float) -> float:
-    """One epoch's wall time: the workers' start, then every sample at the bounding rate (all the
-    workers fill their first batches together, so the first batch is no extra time unless one
-    worker's fill outlasts the whole epoch's reading), then its end (the workers stopped)."""
+def epoch_wall(p: Probe, pt: Point, t: dict[str, float], per_sample: float) -> float:
+    """One epoch's wall time (``t``: the point's terms): the workers' start, then every sample at
+    the bounding rate (all the workers fill their first batches together, so the first batch is no
+    extra time unless one worker's fill outlasts the whole epoch's reading), then its end (the
+    workers stopped). Streamed requests of one loader are simulated instead
+    (:mod:`dnnbench.predict.simulate`: their waits and CPU do not overlap as the terms assume; the
+    workers' starts are in it), no faster than the storage's ceiling or the accelerator allow."""
     n = samples_per_epoch(p, pt) * pt.accelerators
+    if p.streams and pt.accelerators == 1:
+        floor = n / min(t["storage"], t["accelerator"])
+        return p.pace * p.startup_s + max(stream_seconds(p, pt, n, *request_seconds(p, pt)), floor) \
+            + p.pace * p.end_s
+    rate = min(t[k] for k in TERMS)
     return start_s(p, pt) + max(fill_samples(p, pt) * per_sample, n / rate) + p.pace * p.end_s

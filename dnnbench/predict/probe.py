@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from dnnbench.formats.select import is_file_format
 from dnnbench.predict import files as format_files
 from dnnbench.predict.machine import (available_cores, contention, decode_all, fork_seconds, mp_context,
                                       wake_seconds)
-from dnnbench.predict.model import TERMS, Level, Point, Probe, fill_samples, terms
+from dnnbench.predict.model import TERMS, Level, Point, Probe, epoch_wall, fill_samples, terms, worker_seconds
 
 LEVELS = (1, 2, 4, 8)
 LEVEL_SECONDS = 0.6  # each concurrency level (at 100 requests/s, 0.3 s was 30 requests: one slow one moved the mean)
@@ -489,9 +490,27 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
         # contention measured on spinning processes does not see what they lose to switching)
         p.crowd_processes = workers + 1
         p.crowd_cpu_scale = min(2.0, max(0.5, cal["steady_rate"] / t["cpu"]))
-        t = terms(p, Point(workers=workers, batch_size=batch))
-    rate = min(t["little"], t["cpu"], t["storage"])
-    p.fork_s = max(0.0, (wall - p.startup_s - p.end_s - samples / rate) / workers)
+    p.fork_s = solve_fork(p, Point(workers=workers, batch_size=batch, max_steps=math.ceil(samples / batch)), wall)
+
+
+#: bisection steps solving for a worker's start (the wall is not linear in it where it is simulated)
+SOLVE_STEPS = 40
+
+
+def solve_fork(p: Probe, pt: Point, wall: float) -> float:
+    """The worker start at which the model's epoch for ``pt`` lasts ``wall`` (0 when even none is
+    too long: the run was faster than the model)."""
+    def wall_at(fork: float) -> float:
+        q = replace(p, fork_s=fork)
+        return epoch_wall(q, pt, terms(q, pt), worker_seconds(q, pt)[1])
+
+    lo, hi = 0.0, wall / max(1, pt.workers)
+    if wall_at(lo) >= wall:
+        return 0.0
+    for _ in range(SOLVE_STEPS):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if wall_at(mid) < wall else (lo, mid)
+    return (lo + hi) / 2
 
 
 def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
