@@ -243,7 +243,11 @@ def steady_rate(steps_csv: Path, workers: int) -> float | None:
 def crowd_steady_batches(p: Probe, workers: int, batch: int) -> int:
     """Batches the run with ``workers`` workers reads after every worker's first: whole rounds of a
     batch from each worker, about ``CROWD_STEADY_S`` at the rate the model gives it now (one round
-    at least, ``CROWD_STEADY_ROUNDS`` at most)."""
+    at least, ``CROWD_STEADY_ROUNDS`` at most); none for streamed requests (shards, files read
+    whole): their batches come in bursts as whole shards or files are done, and a held buffer lets
+    them out only at the end, so a window of batches is no pace (their epoch is simulated)."""
+    if p.streams:
+        return 0
     t = terms(p, Point(workers=workers, batch_size=batch))
     rate = min(t["little"], t["cpu"], t["storage"])
     rounds = math.ceil(CROWD_STEADY_S * rate / (batch * workers)) if math.isfinite(rate) else CROWD_STEADY_ROUNDS
@@ -475,7 +479,8 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
     below the bare fork on the filesystem's shards, and the bare fork as a floor under-predicted
     every CPU-bound point with many workers).
 
-    When the model has that run CPU-bound and it measured a steady pace (``steady_rate``: the
+    When the model has that run CPU-bound, its requests are one sample each (not streamed), and it
+    measured a steady pace (``steady_rate``: the
     batches after every worker's first), the cpu term is corrected by that pace over the modelled
     one (``crowd_cpu_scale``, within 0.5-2x) before the start is solved: the contention measured on
     spinning processes does not see what many loader processes lose to switching and handoffs
@@ -485,7 +490,7 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
         p.notes.append(f"the run with {workers} workers measured nothing: a worker's start is the bare fork")
         return
     t = terms(p, Point(workers=workers, batch_size=batch))
-    if cal.get("steady_rate") and min(TERMS[:3], key=lambda k: t[k]) == "cpu":
+    if cal.get("steady_rate") and not p.streams and min(TERMS[:3], key=lambda k: t[k]) == "cpu":
         # CPU-bound: its steady pace is what that many processes of a real loader got done (the
         # contention measured on spinning processes does not see what they lose to switching)
         p.crowd_processes = workers + 1

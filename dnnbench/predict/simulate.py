@@ -8,7 +8,8 @@ assume (``little`` and ``cpu`` each as if the other were free), and the workers'
 undo part of that. Measured on the filesystem's shards, 8 workers at 50 ms: the closed form was
 31 % too high, the max of the two terms is not what happens.
 
-So the epoch is simulated: every worker starts one worker start after the one before, and
+So the epoch is simulated: worker i starts i + 1 worker starts into the epoch (as the closed
+form has the last of n workers start n worker starts in), and
 alternates a wait (fixed) and its CPU work (processor sharing: the busy processes of ours split
 the cores the probe measured for that many, :meth:`Probe.cores_for`, at most one each; the main
 process is one of them while it has batches to take in, at the process tree's CPU per sample
@@ -52,7 +53,7 @@ def _simulate(p: Probe, pt: Point, requests: int, samples: float, wait_s: float,
     tree = max(p.cpu_per_sample_s, worker_cpu_s)
     main_cpu = max(0.0, tree - worker_cpu_s)
     # each worker: [phase, until (wait: an absolute time) or CPU left (s), next request]
-    state: list[list] = [["wait", w * p.pace * p.fork_s + wait_s, 0] for w in range(workers)]
+    state: list[list] = [["wait", (w + 1) * p.pace * p.fork_s + wait_s, 0] for w in range(workers)]
     t, main = 0.0, 0.0
     while True:
         busy = [s for s in state if s[0] == "cpu"]

@@ -118,6 +118,11 @@ def test_a_cpu_bound_run_with_many_workers_corrects_the_cpu_term_by_its_steady_p
                 cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
     apply_crowd(lat, {"wall_s": 3.0, "samples": 640, "steady_rate": 100.0}, workers=8, batch=32)
     assert lat.crowd_processes == 0 and lat.crowd_cpu_scale == 1.0  # bound by the latency: not the CPU's pace
+    shards = probe(access="shards", fs=True, decode_cpu_s=0.001, cpu_per_sample_s=0.001, samples=640, requests=10,
+                   samples_per_request=64.0, levels=[Level(1, 1, 0, 0.0, 0, 0, 0)], cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
+    apply_crowd(shards, {"wall_s": 1.0, "samples": 640, "steady_rate": 1000.0}, workers=8, batch=32)
+    assert shards.crowd_processes == 0  # streamed: its batches come in bursts, no pace (its epoch is simulated)
+    assert crowd_steady_batches(shards, 8, 32) == 0
 
 
 def test_the_steady_pace_is_taken_after_every_workers_first_batch(tmp_path):
