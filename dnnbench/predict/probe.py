@@ -141,22 +141,45 @@ def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, 
     (at most ``CALIBRATION_RUNS``): a run of a few tenths of a second moves by a third from one
     run to the next, and every prediction moves with it. The run with the median time per batch
     (one worker) or the median wall (more: their start is solved from it) is kept
-    (``calibration_runs``: how many ran), and with many workers the median of the runs' steady
-    samples/s (``steady_rate``)."""
-    first = None if workers == 1 else f"calibration-{workers}w"
-    kw = dict(epoch_samples=epoch_samples, steady_batches=steady_batches)
-    runs = [calibrate(loaded, overrides, out_dir, events, workers, name=first, **kw)]
-    while len(runs) < CALIBRATION_RUNS and sum(r.get("wall_s", 0.0) for r in runs) < STEADY_WALL_S:
-        name = f"calibration-{len(runs) + 1}" if workers == 1 else f"calibration-{workers}w-{len(runs) + 1}"
-        runs.append(calibrate(loaded, overrides, out_dir, events, workers, name=name, **kw))
+    (``calibration_runs``: how many ran).
+
+    With many workers and ``steady_batches``, the runs alternate between that long run and a short
+    one (every worker's first batch and two more), at least one of each, and the samples/s between
+    the two (``steady_rate``: the median long run's samples less the median short run's, over
+    their walls' difference) is what that many loader processes get done once started: both
+    epochs start and end alike. Not a window of one run's batches: while the main process takes
+    one batch the workers are up to ``prefetch_factor`` batches ahead each, and a window from a
+    batch to the epoch's end counted them (measured: 1.55x the true pace)."""
+    def name(i: int) -> str | None:
+        if workers == 1:
+            return None if i == 0 else f"calibration-{i + 1}"
+        return f"calibration-{workers}w" if i == 0 else f"calibration-{workers}w-{i + 1}"
+
+    def short(i: int) -> bool:
+        return workers > 1 and steady_batches > 0 and i % 2 == 1
+
+    runs: list[dict[str, float]] = []
+    while not runs or (len(runs) < CALIBRATION_RUNS and (sum(r.get("wall_s", 0.0) for r in runs) < STEADY_WALL_S
+                                                        or (steady_batches and workers > 1 and len(runs) < 2))):
+        i = len(runs)
+        runs.append({**calibrate(loaded, overrides, out_dir, events, workers, name=name(i), epoch_samples=epoch_samples,
+                                 steady_batches=0 if short(i) else steady_batches), "short": float(short(i))})
+    long_runs = [r for r in runs if not r["short"]]
     key = "step_wait_s" if workers == 1 else "wall_s"
-    rates = sorted(r["steady_rate"] for r in runs if r.get("steady_rate"))
-    runs.sort(key=lambda r: r.get(key, r.get("wall_s", 0.0)))
-    kept = {**runs[(len(runs) - 1) // 2], "calibration_runs": float(len(runs))}
-    kept.pop("steady_rate", None)
-    if rates:
-        kept["steady_rate"] = rates[(len(rates) - 1) // 2]
+    kept = {**_median(long_runs, key), "calibration_runs": float(len(runs))}
+    kept.pop("short", None)
+    short_runs = [r for r in runs if r["short"]]
+    if short_runs:
+        s = _median(short_runs, "wall_s")
+        extra, spent = kept.get("samples", 0.0) - s.get("samples", 0.0), kept.get("wall_s", 0.0) - s.get("wall_s", 0.0)
+        if extra > 0 and spent >= STEADY_MIN_S:
+            kept["steady_rate"] = extra / spent
     return kept
+
+
+def _median(runs: list[dict[str, float]], key: str) -> dict[str, float]:
+    ordered = sorted(runs, key=lambda r: r.get(key, r.get("wall_s", 0.0)))
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
@@ -194,9 +217,6 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     end = epoch_end_s(Path(rec.run_dir), out.get("wall_s")) if rec.run_dir else None
     if end is not None:
         out["end_s"] = end
-    rate = steady_rate(Path(rec.run_dir) / "steps.csv", workers) if rec.run_dir and workers > 1 else None
-    if rate is not None:
-        out["steady_rate"] = rate
     get_ms = loader_get_ms(Path(rec.run_dir) / "requests.csv") if rec.run_dir else None
     if get_ms is not None:
         out["get_ms"] = get_ms
@@ -219,33 +239,16 @@ def epoch_end_s(run_dir: Path, wall: float | None) -> float | None:
 CROWD_STEADY_S = 0.5
 #: and at least one, at most this many rounds of a batch from every worker
 CROWD_STEADY_ROUNDS = 4
-#: a steady window shorter than this (s) measures nothing (a burst of batches handed over at once)
+#: a long and a short run with many workers closer than this (s) measure no pace
 STEADY_MIN_S = 0.05
-
-
-def steady_rate(steps_csv: Path, workers: int) -> float | None:
-    """Samples/s of a run with ``workers`` loader workers once every worker has handed its first
-    batch (``steps.csv``: from the end of step ``workers`` - 1 to the end of the last step); None:
-    no batch after those, or a window shorter than ``STEADY_MIN_S`` (the batches came at once: the
-    workers filled them all before the first was handed, as shards with a large buffer do)."""
-    steps = _rows(steps_csv)
-    if len(steps) <= workers:
-        return None
-
-    def end(r: dict[str, str]) -> float:
-        return float(r["t_s"]) + float(r["wait_s"] or 0) + float(r["compute_s"] or 0)
-
-    window = end(steps[-1]) - end(steps[workers - 1])
-    samples = sum(float(r["samples"] or 0) for r in steps[workers:])
-    return samples / window if window >= STEADY_MIN_S and samples > 0 else None
 
 
 def crowd_steady_batches(p: Probe, workers: int, batch: int) -> int:
     """Batches the run with ``workers`` workers reads after every worker's first: whole rounds of a
     batch from each worker, about ``CROWD_STEADY_S`` at the rate the model gives it now (one round
     at least, ``CROWD_STEADY_ROUNDS`` at most); none for streamed requests (shards, files read
-    whole): their batches come in bursts as whole shards or files are done, and a held buffer lets
-    them out only at the end, so a window of batches is no pace (their epoch is simulated)."""
+    whole): a held buffer or a whole file lets their batches out in bursts, and their epoch is
+    simulated, not corrected."""
     if p.streams:
         return 0
     t = terms(p, Point(workers=workers, batch_size=batch))
@@ -480,9 +483,9 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
     every CPU-bound point with many workers).
 
     When the model has that run CPU-bound, its requests are one sample each (not streamed), and it
-    measured a steady pace (``steady_rate``: the
-    batches after every worker's first), the cpu term is corrected by that pace over the modelled
-    one (``crowd_cpu_scale``, within 0.5-2x) before the start is solved: the contention measured on
+    measured a steady pace (``steady_rate``: between a long and a short run,
+    :func:`calibrate_steady`), the cpu term is corrected by that pace over the modelled one
+    (``crowd_cpu_scale``, within 0.5-2x) before the start is solved: the contention measured on
     spinning processes does not see what many loader processes lose to switching and handoffs
     (measured before: 8 workers on the filesystem 21-33 % below the cpu term)."""
     wall, samples = cal.get("wall_s", 0.0), cal.get("samples", 0.0)

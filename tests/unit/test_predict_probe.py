@@ -11,7 +11,7 @@ from dnnbench.predict import probe as probe_mod
 from dnnbench.predict.machine import contention_levels
 from dnnbench.predict.model import Level
 from dnnbench.predict.probe import (apply_calibration, apply_crowd, ceiling, crowd_steady_batches, crowd_workers,
-                                    steady_cores, steady_rate, trimmed_step_wait)
+                                    steady_cores, trimmed_step_wait)
 from tests.unit.test_predict_model import probe
 
 
@@ -125,18 +125,21 @@ def test_a_cpu_bound_run_with_many_workers_corrects_the_cpu_term_by_its_steady_p
     assert crowd_steady_batches(shards, 8, 32) == 0
 
 
-def test_the_steady_pace_is_taken_after_every_workers_first_batch(tmp_path):
-    rows = ["epoch,step,t_s,wait_s,compute_s,samples,bytes,loss,failed_samples"]
-    t = 0.0
-    for i in range(12):  # 4 workers: the first 4 batches at once at 0.3 s, then one every 0.02 s
-        wait = 0.3 if i == 0 else (0.0 if i < 4 else 0.02)
-        rows.append(f"0,{i},{t:.4f},{wait},0.0,32,100,,0")
-        t += wait
-    (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
-    assert steady_rate(tmp_path / "steps.csv", 4) == pytest.approx(8 * 32 / 0.16)
-    assert steady_rate(tmp_path / "steps.csv", 12) is None  # no batch after the first round
-    assert steady_rate(tmp_path / "steps.csv", 11) is None  # one batch 20 ms after: too short to be a pace
-    assert steady_rate(tmp_path / "missing.csv", 4) is None
+def test_the_steady_pace_is_the_samples_between_a_long_and_a_short_run_over_their_walls(monkeypatch, tmp_path):
+    asked = []
+
+    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0):
+        asked.append((name, steady_batches))
+        return {"wall_s": 0.9, "samples": 1280.0} if steady_batches else {"wall_s": 0.4, "samples": 320.0}
+
+    monkeypatch.setattr(probe_mod, "calibrate", fake)
+    got = probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8, steady_batches=32)
+    assert asked == [("calibration-8w", 32), ("calibration-8w-2", 0), ("calibration-8w-3", 32)]  # 2.2 s in all
+    assert got["wall_s"] == 0.9 and got["samples"] == 1280.0 and "short" not in got  # the long run is kept
+    assert got["steady_rate"] == pytest.approx((1280 - 320) / (0.9 - 0.4)) and got["calibration_runs"] == 3.0
+    asked.clear()
+    monkeypatch.setattr(probe_mod, "calibrate", lambda *a, **k: {"wall_s": 2.0, "samples": 320.0})
+    assert "steady_rate" not in probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8, steady_batches=32)
     p = probe(fs=True, decode_cpu_s=0.001, cpu_per_sample_s=0.001, levels=[Level(1, 1, 0, 0.0, 0, 0, 0)],
               cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
     assert crowd_steady_batches(p, 8, 32) == 8 * 4  # 2000 samples/s: 0.5 s is 4 rounds of 8 batches
@@ -196,17 +199,12 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
     walls = iter([0.3, 0.2, 0.35, 0.25, 0.28])
     names.clear()
 
-    rates = iter([900.0, None, 1000.0, 800.0, 950.0])
-
     def crowd(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0):
         names.append((workers, name))
-        assert steady_batches == 16
-        rate = next(rates)
-        return {"wall_s": next(walls), "step_wait_s": 1.0, **({"steady_rate": rate} if rate else {})}
+        return {"wall_s": next(walls), "step_wait_s": 1.0}
 
     monkeypatch.setattr(probe_mod, "calibrate", crowd)
-    got = probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8, steady_batches=16)
-    assert got["wall_s"] == 0.28 and got["steady_rate"] == 900.0  # the median wall, the median steady pace
+    assert probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8)["wall_s"] == 0.28  # the median wall
     assert names == [(8, "calibration-8w"), *((8, f"calibration-8w-{i}") for i in range(2, 6))]
 
     long_runs = iter([{"wall_s": 5.0, "step_wait_s": 0.4}])
