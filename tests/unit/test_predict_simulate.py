@@ -31,7 +31,7 @@ def test_workers_that_start_together_wait_together_then_share_the_cores():
 
 def test_staggered_starts_undo_the_lockstep():
     p = shards(fork_s=1.0)  # the second worker waits while the first works, and the other way round
-    # the first worker starts 1 s in: 1 + 5 s, where starting together (after 2 s) took 2 + 6 s
+    # the first worker starts 1 s in, then 5 s: starting together at 0 takes 6 s after it
     assert stream_seconds(p, Point(workers=2), 4, 1.0, 1.0) == pytest.approx(1.0 + 5.0)
 
 
