@@ -118,6 +118,10 @@ def test_a_cpu_bound_run_with_many_workers_corrects_the_cpu_term_by_its_steady_p
                 cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
     apply_crowd(lat, {"wall_s": 3.0, "samples": 640, "steady_rate": 100.0}, workers=8, batch=32)
     assert lat.crowd_processes == 0 and lat.crowd_cpu_scale == 1.0  # bound by the latency: not the CPU's pace
+    capped = probe(decode_cpu_s=0.001, cpu_per_sample_s=0.001, levels=[Level(1, 1, 0, 1.0, 0, 0, 0)],
+                   cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]], ceiling_MiB_per_s=0.1, sample_bytes=1024.0)
+    apply_crowd(capped, {"wall_s": 1.0, "samples": 640, "steady_rate": 200.0}, workers=8, batch=32)
+    assert capped.ceiling_MiB_per_s == pytest.approx(200.0 * 1024 / 2**20) and "ceiling raised" in capped.notes[-1]
     shards = probe(access="shards", fs=True, decode_cpu_s=0.001, cpu_per_sample_s=0.001, samples=640, requests=10,
                    samples_per_request=64.0, levels=[Level(1, 1, 0, 0.0, 0, 0, 0)], cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
     apply_crowd(shards, {"wall_s": 1.0, "samples": 640, "steady_rate": 1000.0}, workers=8, batch=32)
