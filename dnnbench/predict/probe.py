@@ -52,8 +52,7 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
         opened = open_dataset(loaded)
     except BenchError:  # not there yet: the calibration run prepares it (prepare.auto) or says why
         opened = None
-    epoch_samples = opened[2]["samples"] if opened else None
-    cal = calibrate_steady(loaded, overrides, out_dir, events, epoch_samples=epoch_samples)
+    cal = calibrate_steady(loaded, overrides, out_dir, events, epoch_samples=opened[2]["samples"] if opened else None)
     storage, keys, facts = opened or open_dataset(loaded)
     timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
@@ -73,7 +72,7 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     crowd = crowd_workers(probe)
     batch = loaded.config.framework.batch_size
     events.notice(f"probe: a short run with {crowd} loader workers (more than the cores: their start and pace)")
-    apply_crowd(probe, calibrate_steady(loaded, overrides, out_dir, events, crowd, epoch_samples=probe.samples,
+    apply_crowd(probe, calibrate_steady(loaded, overrides, out_dir, events, crowd,
                                         steady_batches=crowd_steady_batches(probe, crowd, batch)), crowd, batch)
     probe.seconds = time.perf_counter() - t0
     return probe
@@ -84,9 +83,8 @@ def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1,
     """The base config, reduced to a short run without emulated latency (one worker: at most
     ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and
     ``steady_batches`` more, at least two).
-    Streamed shards or files of a short epoch of ``epoch_samples`` (:func:`whole_shard_epoch`): the
-    whole epoch (a stream cannot be cut short by samples, and one stopped at a step ends as no
-    epoch ends)."""
+    Shards of an epoch of ``epoch_samples`` at most twice that: the whole epoch (a shard stream
+    cannot be cut short by samples, and one stopped at a step ends as no epoch ends)."""
     cfg = loaded.config
     stream = streamed(loaded)
     steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size)) if workers == 1 else \
@@ -116,27 +114,18 @@ def streamed(loaded: LoadedConfig) -> bool:
     return cfg.dataset.access == "shards" or (cfg.dataset.access == "sequential" and is_file_format(cfg.dataset))
 
 
-#: the run with many workers reads a whole epoch of streamed shards or files of at most this many samples
-CROWD_EPOCH_SAMPLES = 4 * CALIBRATION_SAMPLES
-
-
 def whole_shard_epoch(loaded: LoadedConfig, workers: int, epoch_samples: int | None) -> bool:
-    """Does a calibration run read a whole epoch of streamed shards or files (a short one: one
-    worker, at most twice ``CALIBRATION_SAMPLES``; more, at most ``CROWD_EPOCH_SAMPLES``)? Stopped
-    at a step, many workers have read ahead of the batches taken (their prefetch, whole files)
-    and the model's epoch of those batches took less than the run did (npz read whole, 8
-    workers: 10 of 32 batches, and the whole epoch came out 16-18 % faster than it ran)."""
+    """Does the one-worker calibration run read a whole epoch of streamed shards or files (a short one)?"""
     cfg = loaded.config
-    most = 2 * CALIBRATION_SAMPLES if workers == 1 else CROWD_EPOCH_SAMPLES
-    return (streamed(loaded) and cfg.training.max_steps is None
-            and epoch_samples is not None and epoch_samples <= most)
+    return (workers == 1 and streamed(loaded) and cfg.training.max_steps is None
+            and epoch_samples is not None and epoch_samples <= 2 * CALIBRATION_SAMPLES)
 
 
 def free_tail_batches(loaded: LoadedConfig, workers: int, epoch_samples: int | None) -> int:
     """Batches at the end of a whole epoch of shards that cost no reading: the shuffle buffer's
     samples, let out after the stream's last sample."""
     cfg = loaded.config
-    if cfg.dataset.access != "shards" or workers != 1 or not whole_shard_epoch(loaded, workers, epoch_samples):
+    if cfg.dataset.access != "shards" or not whole_shard_epoch(loaded, workers, epoch_samples):
         return 0
     return math.ceil((cfg.dataset.shuffle_buffer - 1) / cfg.framework.batch_size)
 
