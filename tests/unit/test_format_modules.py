@@ -261,3 +261,45 @@ def test_a_file_of_another_kind_is_a_value_error(storage, name, junk):
     storage.put("j", junk)
     with pytest.raises(ValueError):
         index_file(storage, fmt_of(name), "j", len(junk))
+
+
+class _Trickle(io.RawIOBase):
+    """A stream of unknown length (no file behind it), as an S3 body or an emulated store's is,
+    that returns at most ``step`` bytes a read and keeps the sizes it was asked for."""
+
+    def __init__(self, data: bytes, step: int):
+        self.src, self.step, self.asked = io.BytesIO(data), step, []
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        self.asked.append(len(b))
+        chunk = self.src.read(min(len(b), self.step))
+        b[:len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 1000, 1001, 3000, 7777])
+def test_a_stream_of_unknown_length_is_read_whole_into_growing_buffers(monkeypatch, n):
+    from dnnbench.formats import base
+
+    monkeypatch.setattr(base, "FIRST_CHUNK", 1000)
+    monkeypatch.setattr(base, "READ_CHUNK", 4000)
+    data = np.random.default_rng(n).bytes(n)
+    stream = _Trickle(data, step=333)
+    assert bytes(base.read_all(stream)) == data
+    # buffers of 1000, 2000, 4000, 4000, ...: the first read asks for FIRST_CHUNK, none for more
+    # than READ_CHUNK (a raw stream's read(n) zero-fills all n)
+    assert stream.asked[0] == 1000 and max(stream.asked) <= 4000
+
+
+def test_a_local_file_is_read_into_one_buffer_of_its_size(tmp_path):
+    from dnnbench.formats import base
+
+    path = tmp_path / "f.bin"
+    data = np.random.default_rng(0).bytes(12345)
+    path.write_bytes(data)
+    with open(path, "rb", buffering=0) as f:
+        got = base.read_all(f)
+    assert isinstance(got, memoryview) and got.nbytes == len(data) and bytes(got) == data
