@@ -62,7 +62,7 @@ class Probe:
     decode_cpu_s: float  # worker CPU per sample (decode + resize)
     server_cpu_s: float  # CPU per request spent outside this process (a local server)
     batch_overhead_s: float  # per batch: collate, handoff to the main process (calibrated)
-    startup_s: float  # per epoch: loader workers started, before the first request
+    startup_s: float  # per epoch: the loader's start beyond its workers' (random: and the first batches' excess)
     cpu_per_sample_s: float  # CPU of the whole process tree per sample (calibrated)
     samples: int  # samples per epoch of the base config
     samples_per_request: float  # 1, or the samples of a shard

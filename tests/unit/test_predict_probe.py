@@ -20,7 +20,8 @@ def test_a_filesystem_calibration_leaves_the_per_batch_overhead():
     apply_calibration(p, {"samples": 320, "wall_s": 2.0, "time_to_first_batch_s": 0.5, "cpu_percent": 50.0,
                           "step_wait_s": 0.16}, batch=32)
     assert p.batch_overhead_s == pytest.approx(0.16 - 32 * 0.004) and p.service_scale == 1.0
-    assert p.startup_s == pytest.approx(0.5 - 32 * 0.005)
+    # the steady pace (5 ms a sample) over the run's 320 samples: the rest of its 2 s is its start
+    assert p.startup_s == pytest.approx(2.0 - 320 * 0.005)
     assert p.calibration_cores == 0.5 and p.cpu_per_sample_s == pytest.approx(0.5 * 2.0 / 320)
     apply_calibration(p, {"samples": 320, "wall_s": 2.0, "time_to_first_batch_s": 0.5, "cpu_percent": 50.0,
                           "step_wait_s": 0.16, "steady_cores": 0.8}, batch=32)
@@ -61,6 +62,15 @@ def test_the_step_wait_leaves_out_the_first_step_and_the_tails(tmp_path):
     assert trimmed_step_wait(tmp_path / "steps.csv", tail=2) == pytest.approx(0.1)  # the free batches left out
     assert trimmed_step_wait(tmp_path / "steps.csv") < 0.09
     assert trimmed_step_wait(tmp_path / "missing.csv") is None
+
+
+def test_one_sample_a_request_takes_the_median_wait_the_workers_pace(tmp_path):
+    # a run of ten batches: the first, one the worker had ready, two slow ones, then the pace
+    waits = [30.0, 0.3, 2.5, 3.5, 1.0, 1.1, 0.9, 1.0, 1.0, 1.0]
+    rows = ["epoch,step,t_s,wait_s"] + [f"0,{i},0,{w / 1e3}" for i, w in enumerate(waits)]
+    (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
+    assert trimmed_step_wait(tmp_path / "steps.csv", middle=True) == pytest.approx(0.001)
+    assert trimmed_step_wait(tmp_path / "steps.csv") == pytest.approx(sum(waits[1:]) / 9 / 1e3)  # nothing to trim
 
 
 def test_steady_cores_leave_out_the_start_before_the_first_batch(tmp_path):
