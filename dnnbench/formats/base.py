@@ -173,6 +173,8 @@ def read_all(stream: BinaryIO) -> bytes | memoryview:
     uninitialised buffer of the file's size where the stream is over a local file (no zero-fill,
     no copy), else into uninitialised buffers of growing size (``FIRST_CHUNK`` doubling up to
     ``READ_CHUNK``), joined once when there is more than one."""
+    if isinstance(stream, io.BytesIO):  # bytes in memory already: read whole, shared where it can (no copy)
+        return stream.read()
     size = _remaining(stream)
     if size is not None:
         if not size:

@@ -303,3 +303,13 @@ def test_a_local_file_is_read_into_one_buffer_of_its_size(tmp_path):
     with open(path, "rb", buffering=0) as f:
         got = base.read_all(f)
     assert isinstance(got, memoryview) and got.nbytes == len(data) and bytes(got) == data
+
+
+def test_bytes_in_memory_are_read_whole_from_where_the_stream_is():
+    from dnnbench.formats import base
+
+    data = np.random.default_rng(1).bytes(5000)
+    assert base.read_all(io.BytesIO(data)) == data
+    stream = io.BytesIO(data)
+    stream.seek(1234)
+    assert base.read_all(stream) == data[1234:]
