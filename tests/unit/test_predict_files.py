@@ -51,6 +51,29 @@ def test_random_access_requests_each_samples_range(npz_config):
     assert files.decode_seconds(loaded, storage, facts) > 0
 
 
+@pytest.mark.parametrize("access,calls", [("random", 1 + sum(COUNTS)), ("sequential", 1 + 5)])
+def test_the_first_unit_is_decoded_once_untimed_then_every_unit_timed(npz_config, monkeypatch, access, calls):
+    loaded = load_config(npz_config, [f"dataset.access={access}"])
+    storage = create_storage(loaded.config.storage)
+    _, facts = files.open_files(loaded, storage)
+    seen: list[str] = []
+
+    class Counting(NpzFormat):
+        def read_sample(self, *a, **k):
+            seen.append("sample")
+            return super().read_sample(*a, **k)
+
+        def read_file(self, *a, **k):
+            seen.append("file")
+            return super().read_file(*a, **k)
+
+    monkeypatch.setattr("dnnbench.formats.read.make_format", lambda dataset: Counting())
+    assert files.decode_seconds(loaded, storage, facts) > 0
+    # random: the first of the spread samples again, then all 20 (fewer than DECODE_SAMPLES);
+    # sequential: the first file again, then the 5 files (fewer than DECODE_FILES)
+    assert len(seen) == calls
+
+
 def test_sequential_access_requests_whole_files(npz_config):
     loaded = load_config(npz_config, ["dataset.access=sequential"])
     storage = create_storage(loaded.config.storage)
