@@ -52,7 +52,9 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
         opened = open_dataset(loaded)
     except BenchError:  # not there yet: the calibration run prepares it (prepare.auto) or says why
         opened = None
-    cal = calibrate_steady(loaded, overrides, out_dir, events, epoch_samples=opened[2]["samples"] if opened else None)
+    facts0 = opened[2] if opened else {}
+    cal = calibrate_steady(loaded, overrides, out_dir, events, epoch_samples=facts0.get("samples"),
+                           unit_batches=unit_batches(loaded, facts0))
     storage, keys, facts = opened or open_dataset(loaded)
     timing = {"fork_s": fork_seconds(), "wake_s": wake_seconds(1), "wake8_s": wake_seconds(8)}
     events.notice(f"probe: storage at concurrency {', '.join(map(str, LEVELS))}")
@@ -136,12 +138,16 @@ CALIBRATION_RUNS = 5
 
 
 def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
-                     workers: int = 1, epoch_samples: int | None = None, steady_batches: int = 0) -> dict[str, float]:
+                     workers: int = 1, epoch_samples: int | None = None, steady_batches: int = 0,
+                     unit_batches: int | None = 1) -> dict[str, float]:
     """A calibration run; while the runs so far took less than ``STEADY_WALL_S`` in all, once more
     (at most ``CALIBRATION_RUNS``): a run of a few tenths of a second moves by a third from one
     run to the next, and every prediction moves with it. The run with the median time per batch
     (one worker) or the median wall (more: their start is solved from it) is kept
-    (``calibration_runs``: how many ran).
+    (``calibration_runs``: how many ran). With one worker, the kept run's start, end, wall and
+    GET latency are each the median of the runs' (the first run of a probe is often the slowest
+    to start: 39 ms against 28-31 ms, npz files read whole, and the run with the median pace
+    was that one).
 
     With many workers and ``steady_batches``, the runs alternate between that long run and a short
     one (every worker's first batch and two more), at least one of each, and the samples/s between
@@ -163,11 +169,17 @@ def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, 
                                                         or (steady_batches and workers > 1 and len(runs) < 2))):
         i = len(runs)
         runs.append({**calibrate(loaded, overrides, out_dir, events, workers, name=name(i), epoch_samples=epoch_samples,
-                                 steady_batches=0 if short(i) else steady_batches), "short": float(short(i))})
+                                 steady_batches=0 if short(i) else steady_batches, unit_batches=unit_batches),
+                     "short": float(short(i))})
     long_runs = [r for r in runs if not r["short"]]
     key = "step_wait_s" if workers == 1 else "wall_s"
     kept = {**_median(long_runs, key), "calibration_runs": float(len(runs))}
     kept.pop("short", None)
+    if workers == 1:
+        for k in MEDIAN_KEYS:
+            values = sorted(r[k] for r in long_runs if k in r)
+            if k in kept and values:
+                kept[k] = values[(len(values) - 1) // 2]
     short_runs = [r for r in runs if r["short"]]
     if short_runs:
         s = _median(short_runs, "wall_s")
@@ -177,6 +189,22 @@ def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, 
     return kept
 
 
+#: figures of the one-worker runs taken each as the median of the runs (not the kept run's)
+MEDIAN_KEYS = ("time_to_first_batch_s", "end_s", "wall_s", "get_ms")
+
+
+def unit_batches(loaded: LoadedConfig, facts: dict[str, Any]) -> int | None:
+    """Batches one request's samples make (shards, files read whole: a stream lets a unit's
+    batches out in a burst, and the pace is taken over that many); 1 for one sample a request;
+    None when the dataset was not opened yet (the pace is then the trimmed mean)."""
+    if not streamed(loaded):
+        return 1
+    if not facts.get("requests"):
+        return None
+    per_request = facts["samples"] / facts["requests"]
+    return max(1, math.ceil(per_request / loaded.config.framework.batch_size))
+
+
 def _median(runs: list[dict[str, float]], key: str) -> dict[str, float]:
     ordered = sorted(runs, key=lambda r: r.get(key, r.get("wall_s", 0.0)))
     return ordered[(len(ordered) - 1) // 2]
@@ -184,9 +212,9 @@ def _median(runs: list[dict[str, float]], key: str) -> dict[str, float]:
 
 def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
               workers: int = 1, name: str | None = None, epoch_samples: int | None = None,
-              steady_batches: int = 0) -> dict[str, float]:
+              steady_batches: int = 0, unit_batches: int | None = 1) -> dict[str, float]:
     """Run the calibration run (``workers`` loader workers; ``epoch_samples``: the base epoch's, when
-    known); its summary figures as floats.
+    known; ``unit_batches``: see :func:`unit_batches`); its summary figures as floats.
 
     Raises:
         BenchError: it failed (the reason is its own).
@@ -208,8 +236,7 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     out = {k: float(row[k]) for k in ("samples", "wall_s", "time_to_first_batch_s", "cpu_percent",
                                       "batch_size") if row.get(k) not in (None, "")}
     tail = free_tail_batches(loaded, workers, epoch_samples)
-    wait = trimmed_step_wait(Path(rec.run_dir) / "steps.csv", tail, middle=not streamed(loaded)) \
-        if rec.run_dir else None
+    wait = trimmed_step_wait(Path(rec.run_dir) / "steps.csv", tail, window=unit_batches) if rec.run_dir else None
     if wait is not None:
         out["step_wait_s"] = wait
     steady = steady_cores(Path(rec.run_dir)) if rec.run_dir else None
@@ -291,17 +318,18 @@ def steady_cores(run_dir: Path) -> float | None:
     return cpu / wall if wall > 0.5 * (t1 - t0) and wall > 0 else None
 
 
-def trimmed_step_wait(steps_csv: Path, tail: int = 0, middle: bool = False) -> float | None:
-    """The mean wait for a batch after the first and before the last ``tail`` (batches that cost
-    no reading), its highest and lowest tenth left out (one worker, no compute: the worker's time
-    per batch; trimmed, so a moment when other work took the cores does not skew it).
+def trimmed_step_wait(steps_csv: Path, tail: int = 0, window: int | None = None) -> float | None:
+    """The worker's time per batch (one worker, no compute) from the waits for the batches after
+    the first and before the last ``tail`` (batches that cost no reading).
 
-    ``middle``: the median wait instead, the worker's steady pace (one sample per request). A
-    run of ten batches has no tenth to trim, and its first few after the first are not at pace:
-    one the worker had ready comes at once, the next ones take two to three times the steady
-    wait (measured: npz samples of 32 KiB, 2.5-3.5 ms for batches 3-4 and 1.0 ms from the sixth;
-    the mean of the nine was a third above the pace of a longer epoch). Streams (shards, files)
-    keep the trimmed mean: a shard's or a file's batches come out in bursts."""
+    ``window``: the median over every ``window`` batches in a row (sliding), per batch: the
+    worker's steady pace. A run of ten batches has no tenth to trim, and its first few after the
+    first are not at pace: one the worker had ready comes at once, the next ones take two to three
+    times the steady wait (measured: npz samples of 32 KiB, 2.5-3.5 ms for batches 3-4 and 1.0 ms
+    from the sixth; the mean of the nine was a third above the pace of a longer epoch). A stream
+    lets a unit's batches out in a burst (a shard of 64 samples: two batches, one slow and one at
+    once), so its window is the batches of one unit. None: the mean, its highest and lowest tenth
+    left out (a moment when other work took the cores does not skew it)."""
     import csv
     import statistics
 
@@ -312,8 +340,8 @@ def trimmed_step_wait(steps_csv: Path, tail: int = 0, middle: bool = False) -> f
     waits = waits[:len(waits) - tail] if tail else waits
     if not waits:
         return None
-    if middle:
-        return statistics.median(waits)
+    if window is not None and len(waits) >= window:
+        return statistics.median(sum(waits[i:i + window]) for i in range(len(waits) - window + 1)) / window
     waits.sort()
     cut = len(waits) // 10
     kept = waits[cut:len(waits) - cut]
@@ -564,7 +592,7 @@ def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:
     else:  # what is left is the loader's own work per sample (collate, handoff; shards: tar, shuffle)
         p.batch_overhead_s = residual * batch
     p.end_s = cal.get("end_s", 0.0)
-    if p.streams or not cal.get("step_wait_s"):
+    if p.access == "shards" or not cal.get("step_wait_s"):  # a shuffle buffer read ahead: from the first batch
         fill = fill_samples(p, Point(workers=1, batch_size=batch))
         p.startup_s = max(0.0, first - fill * per_sample - p.fork_s)
     else:  # per_sample is the steady pace: what the run took beyond it (its first batches) is its start

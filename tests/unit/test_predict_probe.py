@@ -69,8 +69,17 @@ def test_one_sample_a_request_takes_the_median_wait_the_workers_pace(tmp_path):
     waits = [30.0, 0.3, 2.5, 3.5, 1.0, 1.1, 0.9, 1.0, 1.0, 1.0]
     rows = ["epoch,step,t_s,wait_s"] + [f"0,{i},0,{w / 1e3}" for i, w in enumerate(waits)]
     (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
-    assert trimmed_step_wait(tmp_path / "steps.csv", middle=True) == pytest.approx(0.001)
+    assert trimmed_step_wait(tmp_path / "steps.csv", window=1) == pytest.approx(0.001)
     assert trimmed_step_wait(tmp_path / "steps.csv") == pytest.approx(sum(waits[1:]) / 9 / 1e3)  # nothing to trim
+
+
+def test_a_stream_takes_the_median_over_the_batches_of_one_unit(tmp_path):
+    # files of four batches: one waits for the file (4 ms), the next three come at once; a slow one first
+    waits = [30.0, 9.0, 0.0, 0.1, 0.0, 4.0, 0.0, 0.0, 0.0, 3.9, 0.1, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0]
+    rows = ["epoch,step,t_s,wait_s"] + [f"0,{i},0,{w / 1e3}" for i, w in enumerate(waits)]
+    (tmp_path / "steps.csv").write_text("\n".join(rows) + "\n")
+    assert trimmed_step_wait(tmp_path / "steps.csv", window=4) == pytest.approx(0.001)  # 4 ms a file of 4 batches
+    assert trimmed_step_wait(tmp_path / "steps.csv", window=1) == 0.0  # one batch at a time: the bursts
 
 
 def test_steady_cores_leave_out_the_start_before_the_first_batch(tmp_path):
@@ -142,7 +151,7 @@ def test_a_cpu_bound_run_with_many_workers_corrects_the_cpu_term_by_its_steady_p
 def test_the_steady_pace_is_the_samples_between_a_long_and_a_short_run_over_their_walls(monkeypatch, tmp_path):
     asked = []
 
-    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0):
+    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0, **_):
         asked.append((name, steady_batches))
         return {"wall_s": 0.9, "samples": 1280.0} if steady_batches else {"wall_s": 0.4, "samples": 320.0}
 
@@ -200,7 +209,7 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
     waits = iter([0.30, 0.10, 0.20, 0.25, 0.05])
     names = []
 
-    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0):
+    def fake(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0, **_):
         names.append(name)
         assert workers == 1
         return {"wall_s": 0.2, "step_wait_s": next(waits)}
@@ -213,13 +222,23 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
     walls = iter([0.3, 0.2, 0.35, 0.25, 0.28])
     names.clear()
 
-    def crowd(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0):
+    def crowd(loaded, overrides, out_dir, events, workers=1, name=None, epoch_samples=None, steady_batches=0, **_):
         names.append((workers, name))
         return {"wall_s": next(walls), "step_wait_s": 1.0}
 
     monkeypatch.setattr(probe_mod, "calibrate", crowd)
     assert probe_mod.calibrate_steady(None, [], tmp_path, None, workers=8)["wall_s"] == 0.28  # the median wall
     assert names == [(8, "calibration-8w"), *((8, f"calibration-8w-{i}") for i in range(2, 6))]
+
+    # one worker: the kept run is the one of the median pace, its start, end and wall each the runs' median
+    runs = iter([{"wall_s": 0.30, "step_wait_s": 0.02, "time_to_first_batch_s": 0.09, "end_s": 0.05},
+                 {"wall_s": 0.20, "step_wait_s": 0.03, "time_to_first_batch_s": 0.03, "end_s": 0.01},
+                 {"wall_s": 0.21, "step_wait_s": 0.01, "time_to_first_batch_s": 0.04, "end_s": 0.02},
+                 {"wall_s": 0.22, "step_wait_s": 0.04, "time_to_first_batch_s": 0.05, "end_s": 0.03},
+                 {"wall_s": 0.23, "step_wait_s": 0.05, "time_to_first_batch_s": 0.06, "end_s": 0.04}])
+    monkeypatch.setattr(probe_mod, "calibrate", lambda *a, **k: next(runs))
+    assert probe_mod.calibrate_steady(None, [], tmp_path, None) == {
+        "wall_s": 0.22, "step_wait_s": 0.03, "time_to_first_batch_s": 0.05, "end_s": 0.03, "calibration_runs": 5.0}
 
     long_runs = iter([{"wall_s": 5.0, "step_wait_s": 0.4}])
     monkeypatch.setattr(probe_mod, "calibrate", lambda *a, **k: next(long_runs))
