@@ -71,7 +71,10 @@ class Probe:
     requests: int  # requests per epoch (objects or shards)
     page_cache_bytes: int  # memory free for the page cache
     ceiling_MiB_per_s: float | None = None  # noqa: N815 - None: not reached by the probe
-    fork_s: float = 0.0  # starting one loader worker
+    fork_s: float = 0.0  # starting one loader worker (streams: its CPU, with as many as the run it was solved from)
+    solo_fork_s: float | None = None  # streams: a worker's start within the one-worker run's (None: fork_s)
+    start_processes: int = 0  # streams: processes of the run fork_s was solved from (0: none)
+    bare_fork_s: float = 0.0  # a process started and joined, as measured (the start before it was solved)
     end_s: float = 0.0  # an epoch's end after its last batch: the loader's workers stopped (calibrated)
     calibration_cores: float = 0.0  # cores the calibration run's process tree used (it got at least these)
     service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
@@ -108,6 +111,20 @@ class Probe:
         if extra <= 0 or processes <= self.cores:
             return 1.0
         return 1.0 + (self.crowd_cpu_scale - 1.0) * min(1.0, (processes - self.cores) / extra)
+
+    def worker_start_s(self, workers: int) -> float:
+        """A streamed worker's start (CPU) with ``workers`` workers: the part of the one-worker run's
+        start it can be (``solo_fork_s``) up to one process per core, the start solved from the run
+        with many workers (``fork_s``, at ``start_processes``) at its processes and beyond, linear
+        between (8 workers of npz files on 2 cores: 35 ms each, where the whole start of one worker
+        was 15 ms; more processes than cores fault in their copied pages and switch more)."""
+        if self.solo_fork_s is None:
+            return self.fork_s
+        extra = self.start_processes - self.cores
+        processes = workers + 1
+        if extra <= 0 or processes <= self.cores:
+            return self.solo_fork_s
+        return self.solo_fork_s + (self.fork_s - self.solo_fork_s) * min(1.0, (processes - self.cores) / extra)
 
     def contention_cores(self, processes: int) -> float:
         """The cores ``processes`` of ours got in the probe's contention measurement (interpolated)."""

@@ -69,6 +69,7 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     free = (free + available_cores(0.5)) / 2  # the load moves: once before, once after the storage
     probe = assemble(loaded, facts, cal, levels, read_cpu, decode_cpu, free)
     probe.fork_s, probe.wake_s, probe.wake8_s = timing["fork_s"], timing["wake_s"], timing["wake8_s"]
+    probe.bare_fork_s = timing["fork_s"]
     probe.cores_at, probe.load_average = cores_at, os.getloadavg()[0]
     apply_calibration(probe, cal, loaded.config.framework.batch_size)
     crowd = crowd_workers(probe)
@@ -546,27 +547,44 @@ def apply_crowd(p: Probe, cal: dict[str, float], workers: int, batch: int) -> No
         # contention measured on spinning processes does not see what they lose to switching)
         p.crowd_processes = workers + 1
         p.crowd_cpu_scale = min(2.0, max(0.5, pace / t["cpu"]))
-    p.fork_s = solve_fork(p, Point(workers=workers, batch_size=batch, max_steps=math.ceil(samples / batch)), wall)
+    solved = solve_fork(p, Point(workers=workers, batch_size=batch, max_steps=math.ceil(samples / batch)), wall)
+    p.fork_s, p.solo_fork_s, p.startup_s = solved.fork_s, solved.solo_fork_s, solved.startup_s
+    p.start_processes = solved.start_processes
 
 
 #: bisection steps solving for a worker's start (the wall is not linear in it where it is simulated)
 SOLVE_STEPS = 40
 
 
-def solve_fork(p: Probe, pt: Point, wall: float) -> float:
-    """The worker start at which the model's epoch for ``pt`` lasts ``wall`` (0 when even none is
-    too long: the run was faster than the model)."""
+def solve_fork(p: Probe, pt: Point, wall: float) -> Probe:
+    """``p`` with the worker start at which the model's epoch for ``pt`` lasts ``wall`` (0 when even
+    none is too long: the run was faster than the model).
+
+    Streamed requests (simulated: every worker's start is CPU on the shared cores) keep the
+    one-worker run's start as it was measured (``startup_s`` + the bare fork, before): a worker's
+    start up to it is part of it (``solo_fork_s``), and the loader's own start (``startup_s``) is
+    the rest; a start beyond it is what more processes than cores cost each other
+    (:meth:`Probe.worker_start_s`). Without that, a worker start solved from 8 workers on 2 cores
+    (25-40 ms each) came on top of the one-worker start it was part of."""
+    start1 = p.startup_s + p.fork_s
+
+    def probe_at(fork: float) -> Probe:
+        if not p.streams:
+            return replace(p, fork_s=fork)
+        solo = min(fork, start1)
+        return replace(p, fork_s=fork, solo_fork_s=solo, startup_s=start1 - solo, start_processes=pt.workers + 1)
+
     def wall_at(fork: float) -> float:
-        q = replace(p, fork_s=fork)
+        q = probe_at(fork)
         return epoch_wall(q, pt, terms(q, pt), worker_seconds(q, pt)[1])
 
-    lo, hi = 0.0, wall / max(1, pt.workers)
+    lo, hi = 0.0, wall if p.streams else wall / max(1, pt.workers)
     if wall_at(lo) >= wall:
-        return 0.0
+        return probe_at(0.0)
     for _ in range(SOLVE_STEPS):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if wall_at(mid) < wall else (lo, mid)
-    return (lo + hi) / 2
+    return probe_at((lo + hi) / 2)
 
 
 def apply_calibration(p: Probe, cal: dict[str, float], batch: int) -> None:

@@ -51,8 +51,10 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
     out.append(f"  a real loader saw the storage's latency x{p.service_scale:.2f} (a server's own CPU: not measured)")
     out.append(f"  CPU/sample: read {p.read_cpu_s * 1e3:.3f} ms, decode {p.decode_cpu_s * 1e3:.3f} ms, "
                f"process tree {p.cpu_per_sample_s * 1e3:.3f} ms")
+    per_worker = f"{p.fork_s * 1e3:.0f} ms per worker" if p.solo_fork_s is None else \
+        f"{p.solo_fork_s * 1e3:.0f} ms CPU per worker ({p.fork_s * 1e3:.0f} with {p.start_processes - 1})"
     out.append(f"  per batch: overhead {p.batch_overhead_s * 1e3:.2f} ms; epoch start {p.startup_s * 1e3:.0f} ms "
-               f"+ {p.fork_s * 1e3:.0f} ms per worker, end {p.end_s * 1e3:.0f} ms")
+               f"+ {per_worker}, end {p.end_s * 1e3:.0f} ms")
     if p.calibration_runs > 1:
         out.append(f"  calibration: the median of {p.calibration_runs} short runs")
     out.append(f"  a client's first request +{max((lv.first_cpu_ms for lv in p.levels), default=0.0):.0f} ms CPU; "

@@ -9,7 +9,7 @@ import pytest
 from dnnbench.predict import machine
 from dnnbench.predict import probe as probe_mod
 from dnnbench.predict.machine import contention_levels
-from dnnbench.predict.model import Level
+from dnnbench.predict.model import Level, Point, predict
 from dnnbench.predict.probe import (apply_calibration, apply_crowd, ceiling, crowd_steady_batches, crowd_workers,
                                     steady_cores, trimmed_step_wait)
 from tests.unit.test_predict_model import probe
@@ -120,6 +120,30 @@ def test_a_workers_start_is_solved_from_the_run_with_more_workers_than_cores():
     assert p.fork_s == pytest.approx(0.01) and "the run with 8 workers measured nothing" in p.notes[-1]
     assert crowd_workers(probe(requests=1000)) == 8 and crowd_workers(probe(requests=3)) == 3
     assert crowd_workers(probe(cores=64.0, requests=1000)) == 16
+
+
+def test_a_streamed_workers_start_is_solved_keeping_the_one_worker_start():
+    p = probe(access="shards", fs=True, samples=64, requests=8, samples_per_request=8.0, decode_cpu_s=0.001,
+              cpu_per_sample_s=0.001, startup_s=0.05, fork_s=0.01, levels=[Level(1, 1, 0, 0.0, 0, 0, 0)],
+              cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])
+    one = predict(p, Point(workers=1, batch_size=8)).wall_s
+    assert one == pytest.approx(0.05 + 0.01 + 64 * 0.001)
+    # 8 workers on 2 cores: 8 starts (4 x start), then 64 ms of CPU (32 ms); the loader's own start is
+    # 60 ms less the worker start: 0.06 - s + 4 s + 0.032 = 0.2
+    apply_crowd(p, {"wall_s": 0.2, "samples": 64}, workers=8, batch=8)
+    assert p.fork_s == pytest.approx(0.108 / 3) and p.startup_s == pytest.approx(0.06 - 0.108 / 3)
+    assert p.solo_fork_s == p.fork_s and p.start_processes == 9
+    assert predict(p, Point(workers=1, batch_size=8)).wall_s == pytest.approx(one)  # one worker as measured
+    assert predict(p, Point(workers=8, batch_size=8)).wall_s == pytest.approx(0.2)
+    # a run with many workers slower than a one-worker start explains: each start up to the one
+    # worker's (60 ms) is part of it, and the rest grows with the processes beyond the cores
+    apply_crowd(p, {"wall_s": 0.5, "samples": 64}, workers=8, batch=8)
+    assert p.startup_s == 0.0 and p.solo_fork_s == pytest.approx(0.06)
+    assert p.fork_s == pytest.approx((0.5 - 0.032) / 4)  # 0 + 4 x start + 32 ms = 0.5
+    assert predict(p, Point(workers=1, batch_size=8)).wall_s == pytest.approx(one)
+    assert predict(p, Point(workers=8, batch_size=8)).wall_s == pytest.approx(0.5)
+    assert p.worker_start_s(1) == pytest.approx(0.06) and p.worker_start_s(8) == pytest.approx(p.fork_s)
+    assert p.worker_start_s(4) == pytest.approx(0.06 + (p.fork_s - 0.06) * 3 / 7)  # 5 processes of 9, 2 cores
 
 
 def test_a_cpu_bound_run_with_many_workers_corrects_the_cpu_term_by_its_steady_pace():

@@ -1,4 +1,4 @@
-"""The simulated epoch of streamed requests: waits, CPU shared by the processes of ours, staggered starts."""
+"""The simulated epoch of streamed requests: waits, CPU shared by the processes of ours, starts as CPU."""
 
 from __future__ import annotations
 
@@ -29,10 +29,15 @@ def test_workers_that_start_together_wait_together_then_share_the_cores():
     assert stream_seconds(p, Point(workers=2), 4, 1.0, 1.0) == pytest.approx(2 * (1.0 + 2 * 1.0))
 
 
-def test_staggered_starts_undo_the_lockstep():
-    p = shards(fork_s=1.0)  # the second worker waits while the first works, and the other way round
-    # the first worker starts 1 s in, then 5 s: starting together at 0 takes 6 s after it
-    assert stream_seconds(p, Point(workers=2), 4, 1.0, 1.0) == pytest.approx(1.0 + 5.0)
+def test_a_workers_start_is_cpu_on_the_shared_cores():
+    one = shards(fork_s=1.0)  # one core: the start, then wait 1 s and work 1 s, twice
+    assert stream_seconds(one, Point(workers=1), 2, 1.0, 1.0) == pytest.approx(1.0 + 2 * (1.0 + 1.0))
+    # two workers on one core start together: 2 s for both starts, then as they would have from 0
+    assert stream_seconds(one, Point(workers=2), 4, 1.0, 1.0) == pytest.approx(2.0 + 2 * (1.0 + 2 * 1.0))
+    two = shards(fork_s=1.0, cores_at=[[1, 1.0], [2, 2.0], [8, 2.0]])  # a core each: the starts overlap
+    assert stream_seconds(two, Point(workers=2), 4, 1.0, 1.0) == pytest.approx(1.0 + 2 * (1.0 + 1.0))
+    # 4 workers on 2 cores: 2 s of starts; one request each then waits together and shares the cores
+    assert stream_seconds(two, Point(workers=4), 4, 1.0, 1.0) == pytest.approx(2.0 + 1.0 + 2.0)
 
 
 def test_the_main_process_takes_its_share_of_the_cores():
