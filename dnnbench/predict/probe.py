@@ -82,15 +82,16 @@ def run_probe(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
 
 
 def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1,
-                          epoch_samples: int | None = None, steady_batches: int = 0) -> list[str]:
+                          epoch_samples: int | None = None, steady_batches: int = 0,
+                          samples: int = CALIBRATION_SAMPLES) -> list[str]:
     """The base config, reduced to a short run without emulated latency (one worker: at most
-    ``CALIBRATION_SAMPLES``; more: until each worker has filled its first batch, and
-    ``steady_batches`` more, at least two).
+    ``samples``; more: until each worker has filled its first batch, and ``steady_batches`` more,
+    at least two).
     Shards of an epoch of ``epoch_samples`` at most twice that: the whole epoch (a shard stream
     cannot be cut short by samples, and one stopped at a step ends as no epoch ends)."""
     cfg = loaded.config
     stream = streamed(loaded)
-    steps = max(4, math.ceil(CALIBRATION_SAMPLES / cfg.framework.batch_size)) if workers == 1 else \
+    steps = max(4, math.ceil(samples / cfg.framework.batch_size)) if workers == 1 else \
         workers * math.ceil(max(cfg.framework.batch_size, cfg.dataset.shuffle_buffer if cfg.dataset.access == "shards"
                                 else 0) / cfg.framework.batch_size) + max(2, steady_batches)
     if cfg.training.max_steps is not None:
@@ -101,7 +102,7 @@ def calibration_overrides(loaded: LoadedConfig, out_dir: Path, workers: int = 1,
         # worker runs out and exits), not with workers stopped in the middle of their next batches
         samples = steps * cfg.framework.batch_size
         limit = ["training.max_steps=null", f"dataset.max_samples={min(samples, cfg.dataset.max_samples or samples)}"]
-    elif whole_shard_epoch(loaded, workers, epoch_samples):
+    elif whole_shard_epoch(loaded, workers, epoch_samples, samples):
         limit = ["training.max_steps=null"]
     return ["sweep=null", "repeat=1", "storage.emulate=null", f"framework.num_workers={workers}",
             "training.trainer=read", "training.epochs=1", *limit, "training.warmup_steps=0",
@@ -117,18 +118,21 @@ def streamed(loaded: LoadedConfig) -> bool:
     return cfg.dataset.access == "shards" or (cfg.dataset.access == "sequential" and is_file_format(cfg.dataset))
 
 
-def whole_shard_epoch(loaded: LoadedConfig, workers: int, epoch_samples: int | None) -> bool:
-    """Does the one-worker calibration run read a whole epoch of streamed shards or files (a short one)?"""
+def whole_shard_epoch(loaded: LoadedConfig, workers: int, epoch_samples: int | None,
+                      samples: int = CALIBRATION_SAMPLES) -> bool:
+    """Does the one-worker calibration run of ``samples`` read a whole epoch of streamed shards or
+    files (one at most twice that)?"""
     cfg = loaded.config
     return (workers == 1 and streamed(loaded) and cfg.training.max_steps is None
-            and epoch_samples is not None and epoch_samples <= 2 * CALIBRATION_SAMPLES)
+            and epoch_samples is not None and epoch_samples <= 2 * samples)
 
 
-def free_tail_batches(loaded: LoadedConfig, workers: int, epoch_samples: int | None) -> int:
+def free_tail_batches(loaded: LoadedConfig, workers: int, epoch_samples: int | None,
+                      samples: int = CALIBRATION_SAMPLES) -> int:
     """Batches at the end of a whole epoch of shards that cost no reading: the shuffle buffer's
     samples, let out after the stream's last sample."""
     cfg = loaded.config
-    if cfg.dataset.access != "shards" or not whole_shard_epoch(loaded, workers, epoch_samples):
+    if cfg.dataset.access != "shards" or not whole_shard_epoch(loaded, workers, epoch_samples, samples):
         return 0
     return math.ceil((cfg.dataset.shuffle_buffer - 1) / cfg.framework.batch_size)
 
@@ -136,6 +140,26 @@ def free_tail_batches(loaded: LoadedConfig, workers: int, epoch_samples: int | N
 #: a one-worker calibration run shorter than this (s) is run again, up to CALIBRATION_RUNS in all
 STEADY_WALL_S = 1.5
 CALIBRATION_RUNS = 5
+#: a one-worker run that read at pace (after its first batch, before its end) for less than this
+#: (s) is followed by longer ones, up to CALIBRATION_GROW times its samples (or the whole epoch)
+CALIBRATION_STEADY_S = 0.15
+CALIBRATION_GROW = 8
+
+
+def grown_samples(run: dict[str, float], epoch_samples: int | None, loaded: LoadedConfig) -> int:
+    """Samples of the one-worker calibration runs after ``run`` (one of ``CALIBRATION_SAMPLES``):
+    as many as read at its pace for about ``CALIBRATION_STEADY_S``, at most ``CALIBRATION_GROW``
+    times as many and the epoch's, whole batches. A run of ten batches of 1 ms is its worker's
+    warm-up: npz samples of 32 KiB, batches 2-6 took 2-6 ms and from the sixth on 1.0-1.1 ms, and
+    its median batch was a third above the pace of the epoch it predicted (one worker, -24 %)."""
+    steady = run.get("wall_s", 0.0) - run.get("time_to_first_batch_s", 0.0) - run.get("end_s", 0.0)
+    if steady >= CALIBRATION_STEADY_S:
+        return CALIBRATION_SAMPLES
+    want = CALIBRATION_SAMPLES * min(float(CALIBRATION_GROW), CALIBRATION_STEADY_S / max(steady, 1e-3))
+    if epoch_samples:
+        want = min(want, epoch_samples)
+    batch = loaded.config.framework.batch_size
+    return max(CALIBRATION_SAMPLES, math.ceil(want / batch) * batch)
 
 
 def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
@@ -148,7 +172,8 @@ def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, 
     (``calibration_runs``: how many ran). With one worker, the kept run's start, end, wall and
     GET latency are each the median of the runs' (the first run of a probe is often the slowest
     to start: 39 ms against 28-31 ms, npz files read whole, and the run with the median pace
-    was that one).
+    was that one); a first run that read at pace for less than ``CALIBRATION_STEADY_S`` is
+    followed by longer ones (:func:`grown_samples`), and only those are kept.
 
     With many workers and ``steady_batches``, the runs alternate between that long run and a short
     one (every worker's first batch and two more), at least one of each, and the samples/s between
@@ -166,16 +191,22 @@ def calibrate_steady(loaded: LoadedConfig, overrides: list[str], out_dir: Path, 
         return workers > 1 and steady_batches > 0 and i % 2 == 1
 
     runs: list[dict[str, float]] = []
+    length = CALIBRATION_SAMPLES
     while not runs or (len(runs) < CALIBRATION_RUNS and (sum(r.get("wall_s", 0.0) for r in runs) < STEADY_WALL_S
                                                         or (steady_batches and workers > 1 and len(runs) < 2))):
         i = len(runs)
         runs.append({**calibrate(loaded, overrides, out_dir, events, workers, name=name(i), epoch_samples=epoch_samples,
-                                 steady_batches=0 if short(i) else steady_batches, unit_batches=unit_batches),
-                     "short": float(short(i))})
-    long_runs = [r for r in runs if not r["short"]]
+                                 steady_batches=0 if short(i) else steady_batches, unit_batches=unit_batches,
+                                 samples=length),
+                     "short": float(short(i)), "length": float(length)})
+        if workers == 1 and i == 0:
+            length = grown_samples(runs[0], epoch_samples, loaded)
+    longest = max(r["length"] for r in runs)
+    long_runs = [r for r in runs if not r["short"] and r["length"] == longest]
     key = "step_wait_s" if workers == 1 else "wall_s"
     kept = {**_median(long_runs, key), "calibration_runs": float(len(runs))}
     kept.pop("short", None)
+    kept.pop("length", None)
     if workers == 1:
         for k in MEDIAN_KEYS:
             values = sorted(r[k] for r in long_runs if k in r)
@@ -213,9 +244,11 @@ def _median(runs: list[dict[str, float]], key: str) -> dict[str, float]:
 
 def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events: Events,
               workers: int = 1, name: str | None = None, epoch_samples: int | None = None,
-              steady_batches: int = 0, unit_batches: int | None = 1) -> dict[str, float]:
+              steady_batches: int = 0, unit_batches: int | None = 1,
+              samples: int = CALIBRATION_SAMPLES) -> dict[str, float]:
     """Run the calibration run (``workers`` loader workers; ``epoch_samples``: the base epoch's, when
-    known; ``unit_batches``: see :func:`unit_batches`); its summary figures as floats.
+    known; ``unit_batches``: see :func:`unit_batches`; ``samples``: a one-worker run's at most);
+    its summary figures as floats.
 
     Raises:
         BenchError: it failed (the reason is its own).
@@ -225,7 +258,7 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
     from dnnbench.results import read_row
 
     cal = load_config(loaded.path, [*overrides, *calibration_overrides(loaded, out_dir, workers, epoch_samples,
-                                                                        steady_batches)])
+                                                                        steady_batches, samples)])
     name = name or ("calibration" if workers == 1 else f"calibration-{workers}w")
     if name == "calibration":
         events.notice("probe: calibration run (1 loader worker, no emulated latency)")
@@ -236,7 +269,7 @@ def calibrate(loaded: LoadedConfig, overrides: list[str], out_dir: Path, events:
                          reference=str(rec.run_dir), hint="run the config on its own to see why")
     out = {k: float(row[k]) for k in ("samples", "wall_s", "time_to_first_batch_s", "cpu_percent",
                                       "batch_size") if row.get(k) not in (None, "")}
-    tail = free_tail_batches(loaded, workers, epoch_samples)
+    tail = free_tail_batches(loaded, workers, epoch_samples, samples)
     wait = trimmed_step_wait(Path(rec.run_dir) / "steps.csv", tail, window=unit_batches) if rec.run_dir else None
     if wait is not None:
         out["step_wait_s"] = wait

@@ -270,6 +270,32 @@ def test_short_calibration_runs_are_repeated_and_the_median_is_kept(monkeypatch,
                                                                      "calibration_runs": 1.0}
 
 
+def test_a_first_calibration_run_mostly_warm_up_is_followed_by_longer_ones(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    loaded = SimpleNamespace(config=SimpleNamespace(framework=SimpleNamespace(batch_size=32)))
+    asked = []
+
+    def fake(loaded, overrides, out_dir, events, workers=1, name=None, samples=320, **_):
+        asked.append(samples)
+        if samples == 320:  # 10 ms at pace after a 30 ms first batch, then 10 ms to end
+            return {"wall_s": 0.05, "time_to_first_batch_s": 0.03, "end_s": 0.01, "step_wait_s": 0.003}
+        return {"wall_s": 0.2, "time_to_first_batch_s": 0.03, "end_s": 0.01, "step_wait_s": 0.001,
+                "samples": float(samples)}
+
+    monkeypatch.setattr(probe_mod, "calibrate", fake)
+    cal = probe_mod.calibrate_steady(loaded, [], tmp_path, None)
+    assert asked == [320, 2560, 2560, 2560, 2560]  # 0.15 s at the first run's pace: 8x at most
+    assert cal["step_wait_s"] == 0.001 and cal["samples"] == 2560.0  # the first, short run is not kept
+    assert cal["calibration_runs"] == 5.0 and "length" not in cal
+    asked.clear()
+    probe_mod.calibrate_steady(loaded, [], tmp_path, None, epoch_samples=1000)
+    assert asked[1:] == [1024] * 4  # the epoch's at most, whole batches
+    assert probe_mod.grown_samples({"wall_s": 0.095, "time_to_first_batch_s": 0.02, "end_s": 0.005}, None,
+                                   loaded) == 704  # 70 ms at pace: 2.14x 320 = 686, whole batches
+    assert probe_mod.grown_samples({"wall_s": 0.3, "time_to_first_batch_s": 0.05}, None, loaded) == 320
+
+
 def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
     """More workers: fewer samples, not fewer steps, so every worker runs out and exits as in the
     predicted runs (a run stopped at max_steps stops its workers in the middle of their batches)."""
@@ -295,6 +321,10 @@ def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
     assert "training.max_steps=null" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=640)
     assert "training.max_steps=10" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=641)
     assert "training.max_steps=10" in probe_mod.calibration_overrides(shards, tmp_path, 1)  # not listed yet
+    # a longer one-worker run (after a first one mostly warm-up): its samples, or the whole epoch
+    assert "dataset.max_samples=640" in probe_mod.calibration_overrides(loaded, tmp_path, 1, samples=640)
+    assert "training.max_steps=null" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=2000,
+                                                                        samples=1024)
     small = load_config(cfg, ["dataset.access=shards", "dataset.shuffle_buffer=64"])
     assert probe_mod.free_tail_batches(small, 1, 512) == 2 and probe_mod.free_tail_batches(small, 1, 4096) == 0
     assert probe_mod.free_tail_batches(loaded, 1, 512) == 0  # random access: nothing comes free
