@@ -321,6 +321,12 @@ def test_the_run_with_many_workers_ends_as_an_epoch_ends(tmp_path):
     assert "training.max_steps=null" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=640)
     assert "training.max_steps=10" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=641)
     assert "training.max_steps=10" in probe_mod.calibration_overrides(shards, tmp_path, 1)  # not listed yet
+    # the run with many workers reads a short epoch of streams whole (stopped at a step, its workers
+    # stop in the middle of their next files); 8 workers x 32 batches of a 1000-sample buffer + 2 = 258 steps
+    whole = 4 * 258 * 32
+    assert "training.max_steps=null" in probe_mod.calibration_overrides(shards, tmp_path, 8, epoch_samples=whole)
+    assert "training.max_steps=258" in probe_mod.calibration_overrides(shards, tmp_path, 8, epoch_samples=whole + 1)
+    assert "training.max_steps=258" in probe_mod.calibration_overrides(shards, tmp_path, 8)  # not listed yet
     # a longer one-worker run (after a first one mostly warm-up): its samples, or the whole epoch
     assert "dataset.max_samples=640" in probe_mod.calibration_overrides(loaded, tmp_path, 1, samples=640)
     assert "training.max_steps=null" in probe_mod.calibration_overrides(shards, tmp_path, 1, epoch_samples=2000,
