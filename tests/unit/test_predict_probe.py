@@ -28,6 +28,36 @@ def test_a_filesystem_calibration_leaves_the_per_batch_overhead():
     assert p.calibration_cores == 0.8 and p.cpu_per_sample_s == pytest.approx(0.8 * 0.005)  # at pace
 
 
+def test_a_workers_pace_below_the_parts_measured_apart_lowers_the_decode_to_fit():
+    # 1 ms latency + 1 ms client + 3 ms decode = 5 ms measured apart; the worker did a sample in 4 ms
+    p = probe(fs=True, read_cpu_s=0.001, decode_cpu_s=0.003, levels=[Level(1, 1, 0, 1.0, 0, 0, 0, wait_ms=1.0)])
+    apply_calibration(p, {"samples": 320, "wall_s": 2.0, "time_to_first_batch_s": 0.5, "step_wait_s": 0.128}, 32)
+    assert p.decode_cpu_s == pytest.approx(0.002) and p.batch_overhead_s == 0.0
+    assert predict(p, Point(workers=1, batch_size=32)).terms["little"] == pytest.approx(1 / 0.004)
+    # more than the decode to take away: the decode is 0, latency and client CPU stay as measured
+    p = probe(fs=True, read_cpu_s=0.001, decode_cpu_s=0.003, levels=[Level(1, 1, 0, 1.0, 0, 0, 0, wait_ms=1.0)])
+    apply_calibration(p, {"samples": 320, "wall_s": 2.0, "time_to_first_batch_s": 0.5, "step_wait_s": 0.032}, 32)
+    assert p.decode_cpu_s == 0.0 and p.read_cpu_s == 0.001
+
+
+def test_the_decode_is_timed_warm_the_median_of_its_passes(monkeypatch):
+    from types import SimpleNamespace
+
+    calls: list[int] = []
+    cpu = iter([0.9, 3.0, 1.0, 1.2])  # the untimed warm-up, then three passes over the blobs
+
+    def fake_decode_all(blobs, mode, size):
+        calls.append(len(blobs))
+        return len(blobs), next(cpu) * len(blobs)
+
+    monkeypatch.setattr(probe_mod, "decode_all", fake_decode_all)
+    loaded = SimpleNamespace(config=SimpleNamespace(dataset=SimpleNamespace(decode="rgb", image_dimension=[32, 32])))
+    assert probe_mod.decode_seconds(loaded, [b"a", b"b", b"c"]) == pytest.approx(1.2)
+    assert calls == [1, 3, 3, 3]  # the first blob alone, then every blob three times
+    loaded.config.dataset.decode = "none"
+    assert probe_mod.decode_seconds(loaded, [b"a"]) == 0.0
+
+
 def test_a_servers_calibration_stretches_its_latency_instead():
     p = probe(levels=[Level(1, 1, 0, 10.0, 0, 0, 0)])
     apply_calibration(p, {"samples": 320, "wall_s": 8.0, "time_to_first_batch_s": 1.0, "step_wait_s": 0.64}, 32)
