@@ -77,6 +77,7 @@ class Probe:
     bare_fork_s: float = 0.0  # a process started and joined, as measured (the start before it was solved)
     end_s: float = 0.0  # an epoch's end after its last batch: the loader's workers stopped (calibrated)
     calibration_cores: float = 0.0  # cores the calibration run's process tree used (it got at least these)
+    threads: bool = False  # the loader's workers are threads of one process (tf.data): its Python work on one core
     service_scale: float = 1.0  # the storage's latency in a real loader over the probe's (calibrated)
     wake_s: float = 0.0  # a sleeping worker's wait for a core after an emulated latency
     wake8_s: float | None = None  # the same with 8 of ours sleeping and waking (None: as wake_s)
@@ -98,8 +99,15 @@ class Probe:
         """Cores ``processes`` busy processes of ours get: what that many processes doing a loader
         worker's CPU work got in the probe (linear between the measured counts, flat beyond), or
         what the calibration run used when that was more (a loader that waits now and then is
-        favoured over a spinning process); never more than one core each."""
+        favoured over a spinning process); never more than one core each. A loader whose workers
+        are threads of one process (``threads``: tf.data, its reads and decodes Python functions
+        under one interpreter lock) gets one core for them, or what its one-worker run used when
+        that was more (measured: tf.data's shards with 2-8 workers used 1.16-1.28 cores where
+        PyTorch's worker processes used 1.88, and taken as processes 2 and 4 workers at 10 ms
+        were predicted 45-64 % too fast)."""
         got = self.contention_cores(processes) if self.cores_at else self.free_cores
+        if self.threads:
+            got = min(got, 1.0)
         return min(float(processes), max(got, self.calibration_cores))
 
     def cpu_scale(self, processes: int) -> float:

@@ -563,7 +563,7 @@ def assemble(loaded: LoadedConfig, facts: dict[str, Any], cal: dict[str, float],
                   sample_bytes=facts["bytes"] / max(1, facts["samples"]), dataset_bytes=facts["bytes"],
                   requests=facts["requests"], page_cache_bytes=int(psutil.virtual_memory().available),
                   ceiling_MiB_per_s=ceiling(levels),
-                  shuffle_buffer=hold)
+                  shuffle_buffer=hold, threads=cfg.framework.name == "tensorflow")
     return probe
 
 

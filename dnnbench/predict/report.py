@@ -41,6 +41,8 @@ def probe_lines(p: Probe, full_run_s: float | None) -> list[str]:
            f"{p.load_average:.1f})",
            "  contention (processes: cores they got): " + ", ".join(f"{k:g}: {c:.2f}" for k, c in p.cores_at)
            + (f"; a real loader's {p.crowd_processes}: x{p.crowd_cpu_scale:.2f} of that" if p.crowd_processes else ""),
+           *(["  the loader's workers are threads of one process (tf.data): its Python work on one core "
+              f"(at least the {p.calibration_cores:.2f} its one-worker run used)"] if p.threads else []),
            f"  dataset {p.samples:,} samples in {p.requests:,} requests, {p.sample_bytes / 1024:.1f} KiB/sample"]
     for lv in p.levels:
         out.append(f"  storage x{lv.concurrency}: p50 {lv.p50_ms:.2f} ms, mean {lv.mean_ms:.2f}, "

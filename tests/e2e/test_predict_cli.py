@@ -47,6 +47,18 @@ def test_predict_writes_one_row_per_grid_point_with_every_term(tiny_root, write_
     assert max(len(line) for line in text.split("\n") if "pred/s" in line) <= 80
 
 
+@pytest.mark.slow
+def test_under_tensorflow_the_loaders_workers_are_threads_of_one_process(tiny_root, write_config, tmp_path, capsys):
+    cfg = write_config(tiny_root, framework={"name": "tensorflow"})
+    code = main(["-q", "predict", "--config", str(cfg), "--run-id", "tf", "--grid", "framework.num_workers=1,4"])
+    assert code == EXIT_OK
+    d = predict_dir(tmp_path / "results")
+    probe = json.loads((d / "probe.json").read_text())
+    assert probe["threads"] is True
+    assert "threads of one process (tf.data)" in capsys.readouterr().out
+    assert len(rows(d)) == 2
+
+
 def test_the_table_and_csv_from_a_fabricated_probe(tiny_root, write_config, tmp_path, capsys, monkeypatch):
     """The command without its probe (fast): every point a row, the table within 80 columns,
     accelerators as a predict-only key, points beyond the model named."""

@@ -91,6 +91,19 @@ def test_the_cpu_term_has_the_cores_the_probe_got_and_one_core_per_process_at_mo
     assert probe(busy_cores=1.5, calibration_cores=0.8).cores_for(4) == pytest.approx(0.8)  # it got that much
 
 
+def test_a_loader_of_threads_gets_one_core_or_what_its_one_worker_run_used():
+    threads = probe(threads=True, cpu_per_sample_s=0.001)
+    assert threads.cores_for(1) == pytest.approx(1.0) and threads.cores_for(9) == pytest.approx(1.0)
+    assert terms(threads, Point(workers=8))["cpu"] == pytest.approx(1000.0)  # processes: 2,000
+    assert terms(probe(cpu_per_sample_s=0.001), Point(workers=8))["cpu"] == pytest.approx(2000.0)
+    assert probe(threads=True, calibration_cores=1.2).cores_for(8) == pytest.approx(1.2)
+    # streamed: 4 workers of shards whose CPU is the bound share one core, not two
+    shards = dict(access="shards", samples_per_request=100.0, requests=40, samples=4000, cpu_per_sample_s=0.001,
+                  decode_cpu_s=0.001, levels=[Level(1, 1, 0, 0.0, 0, 0, 0), Level(8, 1, 0, 0.0, 0, 0, 0)])
+    one, two = predict(probe(threads=True, **shards), Point(workers=4)), predict(probe(**shards), Point(workers=4))
+    assert one.wall_s == pytest.approx(4.0, rel=0.02) and two.wall_s == pytest.approx(2.0, rel=0.02)
+
+
 def test_points_beyond_the_model_get_a_reason_and_no_prediction():
     cache = predict(probe(fs=True, page_cache_bytes=1000), Point(workers=2))
     assert cache.samples_per_s is None and cache.bound is None and "page cache" in cache.beyond
