@@ -16,7 +16,9 @@ measured: 8 workers of npz files on 2 cores used 240-264 ms of CPU in a run of 1
 one fork apart), then alternates a wait (fixed) and its CPU work (processor sharing: the busy
 processes of ours split the cores the probe measured for that many, :meth:`Probe.cores_for`, at
 most one each; the main process is one of them while it has batches to take in, at the process
-tree's CPU per sample beyond the worker's). A start taken as a fixed delay between workers instead
+tree's CPU per sample beyond the worker's; workers that are threads of one process, tf.data's,
+share one core, :meth:`Probe.cores_for`, and their main loop is the same interpreter, its work
+in the worker's measured pace). A start taken as a fixed delay between workers instead
 (each starting one fork after the one before, reading alone) put the last of 8 workers 129 ms in,
 with its 4 files read at the one-worker pace: 28 % above a measured epoch of npz files. Deterministic
 and pure, no I/O. Requests one sample each (random access) keep the closed form: their waits and CPU
@@ -57,7 +59,7 @@ def _simulate(p: Probe, pt: Point, requests: int, samples: float, wait_s: float,
     sizes = [min(spr, samples - r * spr) for r in range(requests)]
     dealt = [sizes[w::workers] for w in range(workers)]
     tree = max(p.cpu_per_sample_s, worker_cpu_s)
-    main_cpu = max(0.0, tree - worker_cpu_s)
+    main_cpu = 0.0 if p.threads else max(0.0, tree - worker_cpu_s)
     # each worker: [phase, until (wait: an absolute time) or CPU left (s), next request]; it starts
     # with its own start (CPU), then waits for its first request
     start = p.pace * p.worker_start_s(workers)

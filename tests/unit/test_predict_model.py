@@ -102,6 +102,10 @@ def test_a_loader_of_threads_gets_one_core_or_what_its_one_worker_run_used():
                   decode_cpu_s=0.001, levels=[Level(1, 1, 0, 0.0, 0, 0, 0), Level(8, 1, 0, 0.0, 0, 0, 0)])
     one, two = predict(probe(threads=True, **shards), Point(workers=4)), predict(probe(**shards), Point(workers=4))
     assert one.wall_s == pytest.approx(4.0, rel=0.02) and two.wall_s == pytest.approx(2.0, rel=0.02)
+    # the main loop is the same interpreter: its share of the tree's CPU is in the worker's pace, not
+    # a process beside it (one worker of threads: 4,000 samples at 1 ms, whatever the tree's CPU)
+    tree = {**shards, "cpu_per_sample_s": 0.002}
+    assert predict(probe(threads=True, **tree), Point(workers=1)).wall_s == pytest.approx(4.0, rel=0.02)
 
 
 def test_points_beyond_the_model_get_a_reason_and_no_prediction():
