@@ -78,6 +78,7 @@ class Executor:
         try:
             return self._run()
         finally:
+            self._runner = None  # its DDP model holds the process group: released before it is destroyed
             self.coordinator.close()
 
     def _run(self) -> RunOutcome:

@@ -174,6 +174,7 @@ class RankGroup:
             backend = "nccl" if device == "cuda" and torch.cuda.is_available() else "gloo"
             if backend == "nccl":
                 torch.cuda.set_device(info.local_rank)
+            _import_before_the_group()
             dist.init_process_group(backend=backend, init_method="env://")
         # object collectives go over a gloo group even when the main backend is nccl
         self.objects = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
@@ -317,8 +318,25 @@ class RankGroup:
         return {"rank": self.info.rank, "world_size": self.info.world}
 
     def close(self) -> None:
+        """Destroys the process group. The caller has dropped what else holds it (the DDP model),
+        so its threads are joined here, while the interpreter is whole (see
+        :func:`_import_before_the_group`)."""
         if self.dist.is_initialized():
             self.dist.destroy_process_group()
+
+
+def _import_before_the_group() -> None:
+    """Imports ``torch.distributed.nn.functional`` before the process group exists.
+
+    Its functions take ``group=group.WORLD`` as a default, bound when the module is imported;
+    DCP imports it (through ``torch.distributed._shard``). Imported after
+    ``init_process_group``, they would hold the group past ``destroy_process_group()``, and it
+    would be torn down by the interpreter's finalization instead: a gloo thread still releasing
+    the tensors of the last object collective then cannot take the GIL, and the rank aborts
+    (SIGABRT, "terminate called without an active exception") after its run has ended well;
+    measured: 1 run in 20 of the two-rank checkpoint workload through s3torchconnector.
+    Imported first, the defaults are None (the default group, looked up at each call)."""
+    import torch.distributed.nn.functional  # noqa: F401
 
 
 def start(config: Any) -> Coordinator:
